@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import pino from 'pino';
+import { PinoNestLogger, pinoOptions } from '@latchkey/common';
+import { AppConfig } from '@latchkey/config';
+import { AppModule } from './app.module';
+import { ErrorFilter, mapError, sendError } from './http/error-filter';
+import { createValidationPipe } from './http/validation';
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Fastify `trustProxy` from configuration: a hop count or an explicit address list, never `true`. */
+function trustProxyOption(config: AppConfig): number | string[] | false {
+  const tp = config.http.trustProxy;
+  if (!tp) return false;
+  return 'hops' in tp ? tp.hops : tp.addresses;
+}
+
+/** Build the api application (used by main.ts and by the end-to-end tests). */
+export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
+  const log = pino(pinoOptions(config.logLevel, 'latchkey-api'));
+  const adapter = new FastifyAdapter({
+    loggerInstance: log,
+    disableRequestLogging: false,
+    bodyLimit: config.http.bodyLimit,
+    trustProxy: trustProxyOption(config),
+    // Accept a caller's request id when it is sane, so traces join up across gateways.
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const h = req.headers['x-request-id'];
+      return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    logger: new PinoNestLogger(log),
+    bufferLogs: false,
+  });
+
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onRequest', (req, reply, done) => {
+    void reply.header('x-request-id', req.id);
+    done();
+  });
+  // Errors Fastify raises itself (body parsing, size limit) get the same shape as ours.
+  const errLogger = new Logger('HttpError');
+  fastify.setErrorHandler((err, req, reply) => sendError(reply, mapError(err, String(req.id), errLogger)));
+
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new ErrorFilter());
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+
+  const doc = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('latchkey')
+      .setDescription('API keys and mTLS client certificates on Vault/OpenBao')
+      .setVersion('1')
+      .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Vault-Token' }, 'vaultToken')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'a latchkey management key' }, 'managementKey')
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, doc, { jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
+  return app;
+}

@@ -1,0 +1,31 @@
+import { ValidationError, ValidationPipe } from '@nestjs/common';
+import { ErrorCode, LatchkeyError } from '@latchkey/common';
+
+function collect(errors: ValidationError[], parent = ''): Array<{ field: string; problems: string[] }> {
+  const out: Array<{ field: string; problems: string[] }> = [];
+  for (const e of errors) {
+    const field = parent ? `${parent}.${e.property}` : e.property;
+    if (e.constraints) out.push({ field, problems: Object.values(e.constraints) });
+    if (e.children?.length) out.push(...collect(e.children, field));
+  }
+  return out;
+}
+
+/** Global pipe: unknown fields rejected, types transformed, failures reported per field (never echoing values). */
+export function createValidationPipe(): ValidationPipe {
+  return new ValidationPipe({
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    transform: true,
+    forbidUnknownValues: true,
+    validationError: { target: false, value: false },
+    exceptionFactory: (errors) => {
+      const details = collect(errors);
+      return new LatchkeyError(
+        ErrorCode.VALIDATION_FAILED,
+        details.map((d) => `${d.field}: ${d.problems.join(', ')}`).join('; ') || 'invalid input',
+        { details },
+      );
+    },
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * Domain errors. Every failure latchkey reports carries a closed, machine-readable
+ * code; the API's exception filter maps codes to HTTP statuses and the worker maps
+ * `permanent` ones to BullMQ's UnrecoverableError. Domain code never throws HTTP
+ * exceptions.
+ */
+export const ErrorCode = {
+  BAD_REQUEST: 'BAD_REQUEST',
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  MALFORMED_JSON: 'MALFORMED_JSON',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  ROUTE_NOT_FOUND: 'ROUTE_NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  CONFLICT: 'CONFLICT',
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  RATE_LIMITED: 'RATE_LIMITED',
+  VAULT_BAD_REQUEST: 'VAULT_BAD_REQUEST',
+  VAULT_PERMISSION_DENIED: 'VAULT_PERMISSION_DENIED',
+  VAULT_NOT_FOUND: 'VAULT_NOT_FOUND',
+  VAULT_UNAVAILABLE: 'VAULT_UNAVAILABLE',
+  VAULT_SEALED: 'VAULT_SEALED',
+  VAULT_TIMEOUT: 'VAULT_TIMEOUT',
+  VAULT_ERROR: 'VAULT_ERROR',
+  REDIS_UNAVAILABLE: 'REDIS_UNAVAILABLE',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** HTTP status for each code; exhaustive so a new code cannot be forgotten. */
+export const HTTP_STATUS_BY_CODE: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  VALIDATION_FAILED: 400,
+  MALFORMED_JSON: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  ROUTE_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  IDEMPOTENCY_CONFLICT: 409,
+  RATE_LIMITED: 429,
+  VAULT_BAD_REQUEST: 400,
+  VAULT_PERMISSION_DENIED: 403,
+  VAULT_NOT_FOUND: 404,
+  VAULT_UNAVAILABLE: 503,
+  VAULT_SEALED: 503,
+  VAULT_TIMEOUT: 503,
+  VAULT_ERROR: 502,
+  REDIS_UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+/** Codes that retrying cannot fix (the worker stops retrying on these). */
+const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCode.BAD_REQUEST,
+  ErrorCode.VALIDATION_FAILED,
+  ErrorCode.FORBIDDEN,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.CONFLICT,
+  ErrorCode.VAULT_BAD_REQUEST,
+  ErrorCode.VAULT_PERMISSION_DENIED,
+  ErrorCode.VAULT_NOT_FOUND,
+]);
+
+export interface LatchkeyErrorOptions {
+  cause?: unknown;
+  /** Extra, non-secret detail for clients (e.g. the list of invalid fields). */
+  details?: unknown;
+  /** Seconds a client should wait before retrying (503s). */
+  retryAfter?: number;
+}
+
+export class LatchkeyError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+  readonly retryAfter?: number;
+
+  constructor(code: ErrorCode, message: string, options: LatchkeyErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'LatchkeyError';
+    this.code = code;
+    this.details = options.details;
+    this.retryAfter = options.retryAfter;
+  }
+
+  get httpStatus(): number {
+    return HTTP_STATUS_BY_CODE[this.code];
+  }
+
+  get permanent(): boolean {
+    return PERMANENT.has(this.code);
+  }
+}
+
+export function isLatchkeyError(err: unknown): err is LatchkeyError {
+  return err instanceof LatchkeyError;
+}

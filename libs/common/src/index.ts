@@ -1,0 +1,5 @@
+export * from './errors';
+export * from './redact';
+export * from './duration';
+export * from './logging';
+export * from './nest-logger';

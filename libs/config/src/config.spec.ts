@@ -1,0 +1,61 @@
+import { ConfigError, loadConfig } from './config';
+
+const base = { VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_TOKEN: 's.abcdefghijklmnopqrstuvwx' };
+
+function problems(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('builds a typed, frozen configuration with defaults', () => {
+    const c = loadConfig(base);
+    expect(c.vault.addr).toBe('http://127.0.0.1:8200');
+    expect(c.vault.auth).toEqual({ method: 'token', token: base.VAULT_TOKEN });
+    expect(c.http.port).toBe(8080);
+    expect(c.http.trustProxy).toBeNull();
+    expect(c.keyPrefix).toBe('lk');
+    expect(c.verify.maxStalenessMs).toBe(60_000);
+    expect(Object.isFrozen(c.vault)).toBe(true);
+  });
+
+  it('parses numbers, durations and trusted proxies', () => {
+    const c = loadConfig({ ...base, LATCHKEY_PORT: '9000', VERIFY_MAX_STALENESS: '2m', LATCHKEY_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' });
+    expect(c.http.port).toBe(9000);
+    expect(c.verify.maxStalenessMs).toBe(120_000);
+    expect(c.http.trustProxy).toEqual({ addresses: ['10.0.0.0/8', '127.0.0.1'] });
+    expect(loadConfig({ ...base, LATCHKEY_TRUST_PROXY: '2' }).http.trustProxy).toEqual({ hops: 2 });
+  });
+
+  it('names every bad variable at once', () => {
+    const p = problems({ VAULT_ADDR: 'not a url', LATCHKEY_PORT: '99999', VERIFY_MAX_STALENESS: 'forever', LOG_LEVEL: 'loud' });
+    const text = p.join('\n');
+    expect(text).toMatch(/VAULT_ADDR/);
+    expect(text).toMatch(/LATCHKEY_PORT/);
+    expect(text).toMatch(/VERIFY_MAX_STALENESS/);
+    expect(text).toMatch(/LOG_LEVEL/);
+    expect(text).toMatch(/VAULT_TOKEN, VAULT_TOKEN_FILE or VAULT_ROLE_ID/);
+  });
+
+  it('requires exactly one Vault identity', () => {
+    expect(problems({ ...base, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' }).join()).toMatch(/exactly one/);
+    expect(problems({ VAULT_ADDR: base.VAULT_ADDR, VAULT_ROLE_ID: 'r' }).join()).toMatch(/VAULT_SECRET_ID/);
+    const c = loadConfig({ VAULT_ADDR: base.VAULT_ADDR, VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' });
+    expect(c.vault.auth).toMatchObject({ method: 'approle', mount: 'approle', roleId: 'r' });
+  });
+
+  it('refuses to trust every proxy', () => {
+    expect(problems({ ...base, LATCHKEY_TRUST_PROXY: 'true' }).join()).toMatch(/LATCHKEY_TRUST_PROXY/);
+  });
+
+  it('never echoes a value, which may be a secret', () => {
+    const secret = 's.SECRETSECRETSECRETSECRET';
+    const p = problems({ VAULT_ADDR: secret, VAULT_TOKEN: secret, VAULT_TIMEOUT_MS: secret });
+    expect(p.join('\n')).not.toContain(secret);
+  });
+});

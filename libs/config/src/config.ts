@@ -1,0 +1,149 @@
+import 'reflect-metadata';
+import { plainToInstance } from 'class-transformer';
+import { ValidationError, validateSync } from 'class-validator';
+import { parseDuration } from '@latchkey/common';
+import { EnvSchema } from './env.schema';
+
+export type VaultAuthConfig =
+  | { method: 'token'; token: string }
+  | { method: 'token_file'; path: string }
+  | { method: 'approle'; mount: string; roleId: string; secretId?: string; secretIdFile?: string };
+
+export type TrustProxy = { hops: number } | { addresses: string[] } | null;
+
+/** The typed configuration every part of latchkey receives. Built once, frozen. */
+export interface AppConfig {
+  http: { host: string; port: number; bodyLimit: number; trustProxy: TrustProxy; shutdownGraceMs: number };
+  logLevel: string;
+  keyPrefix: string;
+  vault: {
+    addr: string;
+    auth: VaultAuthConfig;
+    namespace?: string;
+    caCert?: string;
+    timeoutMs: number;
+    rolePrefix: string;
+    pkiMount: string;
+    pkiRole: string;
+    kvMount: string;
+    auditLogPath?: string;
+  };
+  redis: { url: string; prefix: string };
+  verify: { cacheMax: number; maxStalenessMs: number; negativeTtlMs: number };
+  authz: { cacheTtlMs: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function flatten(errors: ValidationError[]): string[] {
+  const out: string[] = [];
+  for (const e of errors) {
+    for (const msg of Object.values(e.constraints ?? {})) {
+      // Name the variable first, but never echo its value: it may be a secret.
+      out.push(msg.startsWith(e.property) ? msg : `${e.property}: ${msg}`);
+    }
+    if (e.children?.length) out.push(...flatten(e.children));
+  }
+  return out;
+}
+
+/** Validate the environment once and return the typed configuration, or throw ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const raw = plainToInstance(EnvSchema, { ...env }, { exposeDefaultValues: true });
+  const problems = flatten(validateSync(raw, { whitelist: false, forbidUnknownValues: false }));
+
+  const identities = [raw.VAULT_TOKEN, raw.VAULT_TOKEN_FILE, raw.VAULT_ROLE_ID].filter((v) => v !== undefined);
+  if (identities.length === 0) {
+    problems.push('VAULT_TOKEN, VAULT_TOKEN_FILE or VAULT_ROLE_ID: one of them must be set (latchkey needs its own Vault identity)');
+  } else if (identities.length > 1) {
+    problems.push('VAULT_TOKEN, VAULT_TOKEN_FILE, VAULT_ROLE_ID: set exactly one of them');
+  }
+  if (raw.LATCHKEY_TRUST_PROXY !== undefined && /^(true|\*)$/i.test(raw.LATCHKEY_TRUST_PROXY)) {
+    problems.push('LATCHKEY_TRUST_PROXY: "true" would trust any X-Forwarded-For; give a hop count or an address list');
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  const trust = raw.LATCHKEY_TRUST_PROXY?.trim();
+  const trustProxy: TrustProxy = !trust
+    ? null
+    : /^\d+$/.test(trust)
+      ? Number(trust) === 0
+        ? null
+        : { hops: Number(trust) }
+      : { addresses: trust.split(',').map((s) => s.trim()).filter(Boolean) };
+
+  const auth: VaultAuthConfig = raw.VAULT_TOKEN
+    ? { method: 'token', token: raw.VAULT_TOKEN }
+    : raw.VAULT_TOKEN_FILE
+      ? { method: 'token_file', path: raw.VAULT_TOKEN_FILE }
+      : {
+          method: 'approle',
+          mount: raw.VAULT_APPROLE_MOUNT ?? 'approle',
+          roleId: raw.VAULT_ROLE_ID as string,
+          secretId: raw.VAULT_SECRET_ID,
+          secretIdFile: raw.VAULT_SECRET_ID_FILE,
+        };
+
+  const ms = (v: string | undefined, dflt: string) => (parseDuration(v ?? dflt) as number) * 1000;
+
+  const config: AppConfig = {
+    http: {
+      host: raw.LATCHKEY_HOST ?? '127.0.0.1',
+      port: raw.LATCHKEY_PORT ?? 8080,
+      bodyLimit: raw.LATCHKEY_BODY_LIMIT ?? 64 * 1024,
+      trustProxy,
+      shutdownGraceMs: ms(raw.SHUTDOWN_GRACE, '10s'),
+    },
+    logLevel: raw.LOG_LEVEL ?? 'info',
+    keyPrefix: raw.LATCHKEY_KEY_PREFIX ?? 'lk',
+    vault: {
+      addr: raw.VAULT_ADDR.replace(/\/+$/, ''),
+      auth,
+      namespace: raw.VAULT_NAMESPACE,
+      caCert: raw.VAULT_CACERT,
+      timeoutMs: raw.VAULT_TIMEOUT_MS ?? 5000,
+      rolePrefix: raw.LATCHKEY_ROLE_PREFIX ?? 'latchkey-',
+      pkiMount: raw.PKI_MOUNT ?? 'pki_latchkey',
+      pkiRole: raw.PKI_ROLE ?? 'latchkey-client',
+      kvMount: raw.KV_MOUNT ?? 'latchkey-kv',
+      auditLogPath: raw.AUDIT_LOG_PATH,
+    },
+    redis: { url: raw.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: raw.REDIS_PREFIX ?? 'latchkey' },
+    verify: {
+      cacheMax: raw.VERIFY_CACHE_MAX ?? 100_000,
+      maxStalenessMs: ms(raw.VERIFY_MAX_STALENESS, '60s'),
+      negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
+    },
+    authz: { cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s') },
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/**
+ * For process entry points: load or print every problem and exit non-zero.
+ * The only place that reads process.env.
+ */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`latchkey: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}

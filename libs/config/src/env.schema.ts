@@ -1,0 +1,87 @@
+import { Transform } from 'class-transformer';
+import {
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  ValidateIf,
+} from 'class-validator';
+import { isDuration } from '@latchkey/common';
+import { ValidateBy, ValidationOptions, buildMessage } from 'class-validator';
+
+/** class-validator decorator for Vault-style durations ("30s", "24h", 3600). */
+export function IsDuration(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isDuration',
+      validator: {
+        validate: (value: unknown) => isDuration(value),
+        defaultMessage: buildMessage(
+          (each) => `${each}$property must be a duration such as 90s, 15m, 24h or integer seconds`,
+          options,
+        ),
+      },
+    },
+    options,
+  );
+}
+
+const toInt = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+const emptyToUndefined = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+/**
+ * The raw environment, as validated. Names are the environment variable names
+ * so that a validation message names exactly the variable to fix.
+ */
+export class EnvSchema {
+  @IsOptional() @IsString() LATCHKEY_HOST?: string;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535) LATCHKEY_PORT?: number;
+  @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL?: string;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1024) @Max(16 * 1024 * 1024) LATCHKEY_BODY_LIMIT?: number;
+  /** Trusted proxies: a hop count ("1") or a comma list of IPs/CIDRs. Never "true". */
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^(\d+|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*)$/, {
+    message: 'LATCHKEY_TRUST_PROXY must be a hop count or a comma-separated list of IPs/CIDRs',
+  })
+  LATCHKEY_TRUST_PROXY?: string;
+  @IsOptional() @Matches(/^[a-z][a-z0-9]{0,15}$/, { message: 'LATCHKEY_KEY_PREFIX must be 1-16 lowercase letters/digits, starting with a letter' })
+  LATCHKEY_KEY_PREFIX?: string;
+
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'], require_protocol: true }, { message: 'VAULT_ADDR must be an http(s) URL' })
+  VAULT_ADDR!: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() @MinLength(1) VAULT_TOKEN?: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() VAULT_TOKEN_FILE?: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() VAULT_ROLE_ID?: string;
+  @ValidateIf((o: EnvSchema) => o.VAULT_ROLE_ID !== undefined && o.VAULT_SECRET_ID_FILE === undefined)
+  @IsString({ message: 'VAULT_SECRET_ID (or VAULT_SECRET_ID_FILE) is required with VAULT_ROLE_ID' })
+  VAULT_SECRET_ID?: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() VAULT_SECRET_ID_FILE?: string;
+  @IsOptional() @Matches(/^[A-Za-z0-9_.-]+$/) VAULT_APPROLE_MOUNT?: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() VAULT_NAMESPACE?: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() VAULT_CACERT?: string;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(120000) VAULT_TIMEOUT_MS?: number;
+
+  @IsOptional() @IsUrl({ require_tld: false, protocols: ['redis', 'rediss'], require_protocol: true }, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  REDIS_URL?: string;
+  @IsOptional() @Matches(/^[A-Za-z0-9_-]{1,32}$/) REDIS_PREFIX?: string;
+
+  @IsOptional() @Matches(/^[A-Za-z0-9_-]+$/) LATCHKEY_ROLE_PREFIX?: string;
+  @IsOptional() @Matches(/^[A-Za-z0-9_-]+$/) PKI_MOUNT?: string;
+  @IsOptional() @Matches(/^[A-Za-z0-9_-]+$/) PKI_ROLE?: string;
+  @IsOptional() @Matches(/^[A-Za-z0-9_-]+$/) KV_MOUNT?: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() AUDIT_LOG_PATH?: string;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000) VERIFY_CACHE_MAX?: number;
+  @IsOptional() @IsDuration() VERIFY_MAX_STALENESS?: string;
+  @IsOptional() @IsDuration() VERIFY_NEGATIVE_TTL?: string;
+  @IsOptional() @IsDuration() AUTHZ_CACHE_TTL?: string;
+  @IsOptional() @IsDuration() SHUTDOWN_GRACE?: string;
+}

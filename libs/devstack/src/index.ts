@@ -1,0 +1,3 @@
+export * from './util';
+export * from './openbao';
+export * from './redis';

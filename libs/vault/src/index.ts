@@ -1,0 +1,7 @@
+export * from './vault.types';
+export * from './vault.errors';
+export * from './vault.transport';
+export * from './token-source';
+export * from './vault.client';
+export * from './vault.module';
+export * from './bootstrap';

@@ -1,0 +1,247 @@
+import { ErrorCode, LatchkeyError } from '@latchkey/common';
+import { VaultTokenSource } from './token-source';
+import { VaultMethod, VaultRequest, VaultTransport } from './vault.transport';
+import type {
+  PkiCertRead,
+  PkiIssued,
+  TokenCreateParams,
+  TokenLookup,
+  TokenRole,
+  TokenRoleWrite,
+  VaultHealth,
+  VaultResponse,
+} from './vault.types';
+
+export type OwnRequest = Omit<VaultRequest, 'token'>;
+
+/**
+ * Typed Vault operations latchkey needs. Calls act with latchkey's own
+ * identity unless a caller token is passed explicitly.
+ */
+export class VaultClient {
+  constructor(
+    readonly transport: VaultTransport,
+    private readonly tokens: VaultTokenSource,
+  ) {}
+
+  /** A call with latchkey's own token; one retry with a fresh token if Vault denies it (rotated file, expired AppRole token). */
+  async call<T = VaultResponse>(req: OwnRequest): Promise<T> {
+    try {
+      return await this.transport.request<T>({ ...req, token: await this.tokens.token() });
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_PERMISSION_DENIED && this.canRefresh()) {
+        this.tokens.invalidate();
+        return this.transport.request<T>({ ...req, token: await this.tokens.token() });
+      }
+      throw err;
+    }
+  }
+
+  private canRefresh(): boolean {
+    return this.tokens.constructor.name !== 'StaticTokenSource';
+  }
+
+  /** A call made with a caller's token (authorization checks, self-service). */
+  callAs<T = VaultResponse>(token: string, req: OwnRequest): Promise<T> {
+    return this.transport.request<T>({ ...req, token });
+  }
+
+  // --- health ---------------------------------------------------------------
+
+  health(timeoutMs?: number): Promise<VaultHealth> {
+    return this.transport.request<VaultHealth>({
+      method: 'GET',
+      path: 'sys/health',
+      operation: 'health',
+      timeoutMs,
+      acceptStatus: [429, 472, 473, 501, 503],
+    });
+  }
+
+  // --- tokens ---------------------------------------------------------------
+
+  /** Mint through a token role. With wrapTtl, Vault returns only wrap_info. */
+  createToken(role: string, params: TokenCreateParams, wrapTtl?: string): Promise<VaultResponse> {
+    return this.call({
+      method: 'POST',
+      path: `auth/token/create/${encodeURIComponent(role)}`,
+      body: params,
+      wrapTtl,
+      operation: 'token create',
+    });
+  }
+
+  /** Look a token up by value: POST with the token in the body, never in the URL. */
+  async lookupToken(token: string, timeoutMs?: number): Promise<TokenLookup> {
+    if (!token) {
+      // An empty token makes Vault look up the *caller's* token.
+      throw new LatchkeyError(ErrorCode.BAD_REQUEST, 'empty token');
+    }
+    const res = await this.call<VaultResponse<TokenLookup>>({
+      method: 'POST',
+      path: 'auth/token/lookup',
+      body: { token },
+      operation: 'token lookup',
+      timeoutMs,
+    });
+    return res.data as TokenLookup;
+  }
+
+  async lookupAccessor(accessor: string): Promise<TokenLookup> {
+    const res = await this.call<VaultResponse<TokenLookup>>({
+      method: 'POST',
+      path: 'auth/token/lookup-accessor',
+      body: { accessor },
+      operation: 'token lookup-accessor',
+    });
+    return res.data as TokenLookup;
+  }
+
+  async renewAccessor(accessor: string, increment?: string): Promise<VaultResponse> {
+    return this.call({
+      method: 'POST',
+      path: 'auth/token/renew-accessor',
+      body: increment ? { accessor, increment } : { accessor },
+      operation: 'token renew-accessor',
+    });
+  }
+
+  /** Revoke by accessor. Returns false when Vault did not know the accessor (already revoked or expired). */
+  async revokeAccessor(accessor: string): Promise<boolean> {
+    const res = await this.call<VaultResponse | undefined>({
+      method: 'POST',
+      path: 'auth/token/revoke-accessor',
+      body: { accessor },
+      operation: 'token revoke-accessor',
+    });
+    return !(res?.warnings ?? []).some((w) => /no token found/i.test(w));
+  }
+
+  async listAccessors(): Promise<string[]> {
+    const res = await this.call<VaultResponse<{ keys: string[] }>>({
+      method: 'LIST',
+      path: 'auth/token/accessors',
+      operation: 'token list-accessors',
+    });
+    return res.data?.keys ?? [];
+  }
+
+  // --- token roles ------------------------------------------------------------
+
+  async writeRole(name: string, role: TokenRoleWrite): Promise<void> {
+    await this.call({ method: 'POST', path: `auth/token/roles/${encodeURIComponent(name)}`, body: role, operation: 'token role write' });
+  }
+
+  async readRole(name: string): Promise<TokenRole | null> {
+    try {
+      const res = await this.call<VaultResponse<TokenRole>>({
+        method: 'GET',
+        path: `auth/token/roles/${encodeURIComponent(name)}`,
+        operation: 'token role read',
+      });
+      return res.data;
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_NOT_FOUND) return null;
+      throw err;
+    }
+  }
+
+  async deleteRole(name: string): Promise<void> {
+    await this.call({ method: 'DELETE', path: `auth/token/roles/${encodeURIComponent(name)}`, operation: 'token role delete' });
+  }
+
+  async listRoles(): Promise<string[]> {
+    try {
+      const res = await this.call<VaultResponse<{ keys: string[] }>>({ method: 'LIST', path: 'auth/token/roles', operation: 'token role list' });
+      return res.data?.keys ?? [];
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_NOT_FOUND) return [];
+      throw err;
+    }
+  }
+
+  // --- authorization ------------------------------------------------------------
+
+  /** Capabilities of a caller's token on each path (`sys/capabilities-self`, allowed by Vault's default policy). */
+  async capabilitiesSelf(token: string, paths: string[]): Promise<Record<string, string[]>> {
+    const res = await this.callAs<Record<string, unknown> & VaultResponse<Record<string, string[]>>>(token, {
+      method: 'POST',
+      path: 'sys/capabilities-self',
+      body: { paths },
+      operation: 'capabilities-self',
+    });
+    const data = (res.data ?? res) as Record<string, unknown>;
+    const out: Record<string, string[]> = {};
+    for (const p of paths) {
+      const caps = data[p] ?? (paths.length === 1 ? data.capabilities : undefined);
+      out[p] = Array.isArray(caps) ? (caps as string[]) : [];
+    }
+    return out;
+  }
+
+  // --- KV v2 ------------------------------------------------------------------
+
+  async kvWrite(mount: string, path: string, data: Record<string, unknown>): Promise<{ version: number }> {
+    const res = await this.call<VaultResponse<{ version: number }>>({
+      method: 'POST',
+      path: `${mount}/data/${path}`,
+      body: { data },
+      operation: 'kv write',
+    });
+    return { version: res.data?.version ?? 0 };
+  }
+
+  async kvRead<T = Record<string, unknown>>(mount: string, path: string): Promise<T | null> {
+    try {
+      const res = await this.call<VaultResponse<{ data: T }>>({ method: 'GET', path: `${mount}/data/${path}`, operation: 'kv read' });
+      return res.data?.data ?? null;
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_NOT_FOUND) return null;
+      throw err;
+    }
+  }
+
+  // --- PKI --------------------------------------------------------------------
+
+  async pkiIssue(mount: string, role: string, params: Record<string, unknown>): Promise<PkiIssued> {
+    const res = await this.call<VaultResponse<PkiIssued>>({ method: 'POST', path: `${mount}/issue/${role}`, body: params, operation: 'pki issue' });
+    return res.data as PkiIssued;
+  }
+
+  async pkiSign(mount: string, role: string, params: Record<string, unknown>): Promise<PkiIssued> {
+    const res = await this.call<VaultResponse<PkiIssued>>({ method: 'POST', path: `${mount}/sign/${role}`, body: params, operation: 'pki sign' });
+    return res.data as PkiIssued;
+  }
+
+  async pkiRevoke(mount: string, serial: string): Promise<{ revocation_time: number }> {
+    const res = await this.call<VaultResponse<{ revocation_time: number }>>({
+      method: 'POST',
+      path: `${mount}/revoke`,
+      body: { serial_number: serial },
+      operation: 'pki revoke',
+    });
+    return res.data ?? { revocation_time: 0 };
+  }
+
+  async pkiReadCert(mount: string, serial: string): Promise<PkiCertRead | null> {
+    try {
+      const res = await this.call<VaultResponse<PkiCertRead>>({ method: 'GET', path: `${mount}/cert/${serial}`, operation: 'pki read cert' });
+      return res.data;
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_NOT_FOUND) return null;
+      throw err;
+    }
+  }
+
+  // --- response wrapping --------------------------------------------------------
+
+  /** Unwrap with the wrapping token itself (it is single-use). */
+  unwrap<T = VaultResponse>(wrapToken: string): Promise<T> {
+    return this.transport.request<T>({ method: 'POST', path: 'sys/wrapping/unwrap', token: wrapToken, body: {}, operation: 'unwrap' });
+  }
+
+  /** Generic call for bootstrap and rarely-used endpoints. */
+  raw<T = VaultResponse>(method: VaultMethod, path: string, body?: object, extra: Partial<OwnRequest> = {}): Promise<T> {
+    return this.call<T>({ method, path, body, operation: extra.operation ?? path.split('/').slice(0, 2).join('/'), ...extra });
+  }
+}

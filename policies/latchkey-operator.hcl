@@ -1,0 +1,11 @@
+# Platform operators and CI: manage every app's keys and certs, profiles, and read the audit trail.
+# latchkey checks these virtual paths with sys/capabilities-self; Vault itself serves nothing there.
+path "latchkey/apps/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+path "latchkey/profiles/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+path "latchkey/audit" {
+  capabilities = ["read"]
+}

@@ -1,0 +1,72 @@
+# latchkey's own identity (api and worker). Grants exactly what latchkey does in Vault.
+# Role names and mounts assume the defaults (LATCHKEY_ROLE_PREFIX=latchkey-,
+# PKI_MOUNT=pki_latchkey, KV_MOUNT=latchkey-kv); adjust the paths if you change them.
+
+# Profiles are token roles named latchkey-<profile>[-c<cidr hash>].
+path "auth/token/roles/latchkey-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "auth/token/roles" {
+  capabilities = ["list"]
+}
+# Mint keys through those roles only.
+path "auth/token/create/latchkey-*" {
+  capabilities = ["create", "update"]
+}
+# Verify, inspect, renew and revoke keys.
+path "auth/token/lookup" {
+  capabilities = ["update"]
+}
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}
+path "auth/token/renew-accessor" {
+  capabilities = ["update"]
+}
+path "auth/token/revoke-accessor" {
+  capabilities = ["update"]
+}
+# Index rebuild and reconciliation list every accessor (Vault requires sudo here).
+path "auth/token/accessors" {
+  capabilities = ["list", "sudo"]
+}
+# Its own token (AppRole renewal).
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+# PKI: issue, sign, revoke, read, list.
+path "pki_latchkey/issue/latchkey-*" {
+  capabilities = ["create", "update"]
+}
+path "pki_latchkey/sign/latchkey-*" {
+  capabilities = ["create", "update"]
+}
+path "pki_latchkey/revoke" {
+  capabilities = ["create", "update"]
+}
+path "pki_latchkey/cert/*" {
+  capabilities = ["read"]
+}
+path "pki_latchkey/certs" {
+  capabilities = ["list"]
+}
+path "pki_latchkey/certs/revoked" {
+  capabilities = ["list"]
+}
+path "pki_latchkey/ca_chain" {
+  capabilities = ["read"]
+}
+path "pki_latchkey/crl/*" {
+  capabilities = ["read"]
+}
+# Secret delivery and profile metadata (KV v2).
+path "latchkey-kv/data/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "latchkey-kv/metadata/*" {
+  capabilities = ["read", "list", "delete"]
+}
+# Hash values for comparison with the audit log.
+path "sys/audit-hash/latchkey" {
+  capabilities = ["update"]
+}

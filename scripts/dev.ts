@@ -1,0 +1,123 @@
+/**
+ * `npm run dev`: the whole development stack in one command — OpenBao (dev
+ * server with a file audit device), Redis, bootstrap, api and worker — then
+ * writes .latchkey/dev.env and prints an example. Ctrl-C stops everything it started.
+ */
+import 'reflect-metadata';
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadConfig } from '@latchkey/config';
+import { BaoServer, ensureRedis, freePort, httpOk, projectRoot, RedisHandle, startBao, stateDir, stopProcess, waitFor } from '@latchkey/devstack';
+import { bootstrapVault, createVaultClient } from '@latchkey/vault';
+
+const say = (m: string) => process.stdout.write(`[dev] ${m}\n`);
+
+async function portOr(preferred: number): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => void freePort().then(resolve));
+    srv.listen(preferred, '127.0.0.1', () => srv.close(() => resolve(preferred)));
+  });
+}
+
+async function main(): Promise<void> {
+  const root = projectRoot();
+  const children: ChildProcess[] = [];
+  let bao: BaoServer | undefined;
+  let redis: RedisHandle | undefined;
+  let stopping = false;
+
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping…');
+    await Promise.all(children.map((c) => stopProcess(c, 10_000)));
+    await bao?.stop();
+    await redis?.stop();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  try {
+    let vaultAddr = process.env.VAULT_ADDR;
+    let vaultToken = process.env.VAULT_TOKEN;
+    if (vaultAddr && vaultToken && (await httpOk(`${vaultAddr}/v1/sys/health`).catch(() => 0)) === 200) {
+      say(`using the running Vault at ${vaultAddr}`);
+    } else {
+      bao = await startBao({ port: await portOr(8200), dir: path.join(stateDir(), 'bao'), log: say });
+      vaultAddr = bao.addr;
+      vaultToken = bao.rootToken;
+      say(`OpenBao dev server on ${bao.addr} (audit log ${bao.auditLogPath})`);
+    }
+    redis = await ensureRedis({ log: say });
+    say(`Redis at ${redis.url}${redis.started ? ' (started)' : ''}`);
+
+    const port = await portOr(8080);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      VAULT_ADDR: vaultAddr,
+      VAULT_TOKEN: vaultToken,
+      REDIS_URL: redis.url,
+      LATCHKEY_PORT: String(port),
+      LATCHKEY_HOST: '127.0.0.1',
+      AUDIT_LOG_PATH: bao?.auditLogPath ?? process.env.AUDIT_LOG_PATH ?? '',
+    };
+    const config = loadConfig(env);
+    const { client } = createVaultClient(config);
+    await bootstrapVault(client, config, {
+      policiesDir: path.join(root, 'policies'),
+      createCa: true,
+      approle: true,
+      appManagers: ['example'],
+      log: (m) => say(`bootstrap: ${m}`),
+    });
+
+    const logDir = stateDir();
+    for (const [name, entry] of [
+      ['api', 'dist/apps/api/src/main.js'],
+      ['worker', 'dist/apps/worker/src/main.js'],
+    ] as const) {
+      const out = fs.openSync(path.join(logDir, `${name}.log`), 'a');
+      const child = spawn(process.execPath, [path.join(root, entry)], { env, stdio: ['ignore', out, out] });
+      fs.closeSync(out);
+      child.once('exit', (code, signal) => {
+        if (!stopping) {
+          say(`${name} exited (${code ?? signal}); see .latchkey/${name}.log`);
+          void shutdown(1);
+        }
+      });
+      children.push(child);
+    }
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor('api readiness', async () => (await httpOk(`${url}/health/ready`, 2000)) === 200, 60_000);
+
+    const envFile = path.join(stateDir(), 'dev.env');
+    fs.writeFileSync(
+      envFile,
+      [`LATCHKEY_URL=${url}`, `VAULT_ADDR=${vaultAddr}`, `VAULT_TOKEN=${vaultToken}`, `REDIS_URL=${redis.url}`, ''].join('\n'),
+      { mode: 0o600 },
+    );
+    say(`api ${url}  (logs: .latchkey/api.log, .latchkey/worker.log)`);
+    say(`wrote ${path.relative(root, envFile)}; in another shell:`);
+    process.stdout.write(
+      [
+        '',
+        '  set -a; . .latchkey/dev.env; set +a',
+        '  curl -s $LATCHKEY_URL/health/ready',
+        '  curl -s -X POST $LATCHKEY_URL/v1/keys -H "X-Vault-Token: $VAULT_TOKEN" -H "Content-Type: application/json" \\',
+        `    -d '{"appId":"example","profile":"default","name":"example-key"}'`,
+        '',
+        '  API docs: ' + url + '/docs      Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+  } catch (err) {
+    say(`failed: ${(err as Error).message}`);
+    await shutdown(1);
+  }
+}
+
+void main();
