@@ -8,6 +8,9 @@ const transform = {
         transform: { legacyDecorator: true, decoratorMetadata: true },
         target: 'es2022',
         keepClassNames: true,
+        // Rewrites @latchkey/* at transform time, so jest's globalSetup (which ignores moduleNameMapper) resolves them too.
+        baseUrl: __dirname,
+        paths: { '@latchkey/*': ['libs/*/src'] },
       },
       module: { type: 'commonjs' },
     },

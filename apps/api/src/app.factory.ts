@@ -24,7 +24,6 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   const log = pino(pinoOptions(config.logLevel, 'latchkey-api'));
   const adapter = new FastifyAdapter({
     loggerInstance: log,
-    disableRequestLogging: false,
     bodyLimit: config.http.bodyLimit,
     trustProxy: trustProxyOption(config),
     // Accept a caller's request id when it is sane, so traces join up across gateways.
@@ -51,7 +50,6 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
 
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ErrorFilter());
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
 
   const doc = SwaggerModule.createDocument(
     app,

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { exitOnSignals } from '@latchkey/common';
 import { loadConfigOrExit } from '@latchkey/config';
 import { createApp } from './app.factory';
 
@@ -6,7 +7,9 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const app = await createApp(config);
   await app.listen(config.http.port, config.http.host);
-  app.getHttpAdapter().getInstance().log.info({ url: await app.getUrl() }, 'latchkey api listening');
+  const log = app.getHttpAdapter().getInstance().log;
+  log.info({ url: await app.getUrl() }, 'latchkey api listening');
+  exitOnSignals(() => app.close(), config.http.shutdownGraceMs, (m) => log.info(m));
 }
 
 main().catch((err: unknown) => {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import pino from 'pino';
-import { PinoNestLogger, pinoOptions } from '@latchkey/common';
+import { exitOnSignals, PinoNestLogger, pinoOptions } from '@latchkey/common';
 import { loadConfigOrExit } from '@latchkey/config';
 import { WorkerModule } from './worker.module';
 
@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   const log = pino(pinoOptions(config.logLevel, 'latchkey-worker'));
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: new PinoNestLogger(log) });
   // SIGTERM/SIGINT: close workers (running jobs finish), then exit.
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  exitOnSignals(() => app.close(), config.http.shutdownGraceMs, (m) => log.info(m));
   log.info('latchkey worker started');
 }
 

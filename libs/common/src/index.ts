@@ -3,3 +3,4 @@ export * from './redact';
 export * from './duration';
 export * from './logging';
 export * from './nest-logger';
+export * from './shutdown';

@@ -68,6 +68,7 @@ export async function startBao(opts: BaoOptions = {}): Promise<BaoServer> {
   const bin = resolveBaoBinary(opts.log);
   const port = opts.port ?? (await freePort());
   const rootToken = opts.rootToken ?? `root-${randomBytes(12).toString('hex')}`;
+  const temporary = opts.dir === undefined;
   const dir = opts.dir ?? fs.mkdtempSync(path.join(stateDir(), `bao-${port}-`));
   fs.mkdirSync(dir, { recursive: true });
   const auditLogPath = path.join(dir, 'audit.log');
@@ -112,7 +113,11 @@ export async function startBao(opts: BaoOptions = {}): Promise<BaoServer> {
     auditLogPath,
     dir,
     process: child,
-    stop: () => stopProcess(child),
+    // A temporary server's folder (audit log included) goes with it, unless kept for debugging.
+    stop: async () => {
+      await stopProcess(child);
+      if (temporary && !process.env.LATCHKEY_KEEP_TEST_VAULT) fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
