@@ -2,7 +2,11 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { AppConfig, ConfigModule } from '@latchkey/config';
 import { RedisModule } from '@latchkey/redis';
 import { VaultModule } from '@latchkey/vault';
+import { KeysModule } from '@latchkey/keys';
 import { HealthModule } from './health/health.module';
+import { CallerGuard } from './auth/caller.guard';
+import { KeysController, SelfKeysController, UnwrapController } from './keys/keys.controller';
+import { ProfilesController } from './keys/profiles.controller';
 import { MetricsController } from './metrics/metrics.controller';
 
 @Module({})
@@ -10,8 +14,9 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule],
-      controllers: [MetricsController],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, KeysModule],
+      controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
+      providers: [CallerGuard],
     };
   }
 }

@@ -1,8 +1,9 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AppConfig, ConfigModule } from '@latchkey/config';
 import { JOB } from '@latchkey/jobs';
+import { KeysModule, KeysService } from '@latchkey/keys';
 import { RedisModule } from '@latchkey/redis';
-import { VaultClient, VaultModule } from '@latchkey/vault';
+import { VaultModule } from '@latchkey/vault';
 import { JOB_HANDLERS, JobHandlers } from './job-handlers';
 import { WorkerService } from './worker.service';
 
@@ -11,14 +12,14 @@ export class WorkerModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: WorkerModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, KeysModule],
       providers: [
         {
           provide: JOB_HANDLERS,
-          useFactory: (vault: VaultClient): JobHandlers => ({
-            [JOB.revokeAfterGrace]: async (data) => ({ revoked: await vault.revokeAccessor(data.keyId) }),
+          useFactory: (keys: KeysService): JobHandlers => ({
+            [JOB.revokeAfterGrace]: (data) => keys.revokeAfterGrace(data.keyId),
           }),
-          inject: [VaultClient],
+          inject: [KeysService],
         },
         WorkerService,
       ],

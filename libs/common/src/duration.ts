@@ -31,3 +31,11 @@ export function toVaultDuration(seconds: number): string {
 export function isDuration(value: unknown): boolean {
   return (typeof value === 'string' || typeof value === 'number') && parseDuration(value) !== null;
 }
+
+/** Seconds as the most readable exact Vault-style duration: 86400 → "24h", 90 → "90s". */
+export function formatDuration(seconds: number): string {
+  const s = Math.floor(seconds);
+  if (s > 0 && s % 3600 === 0) return `${s / 3600}h`;
+  if (s > 0 && s % 60 === 0) return `${s / 60}m`;
+  return `${s}s`;
+}

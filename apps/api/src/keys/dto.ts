@@ -1,0 +1,252 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  ValidateBy,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
+import { IsDuration } from '@latchkey/config';
+import { APP_ID_RE, KEY_NAME_RE, POLICY_NAME_RE, PROFILE_NAME_RE } from '@latchkey/keys';
+
+const DURATION_DOC = 'Vault-style duration ("90s", "15m", "24h") or integer seconds';
+
+/** A flat map of short strings (owner metadata). */
+function IsStringMap(): PropertyDecorator {
+  return ValidateBy({
+    name: 'isStringMap',
+    validator: {
+      validate: (v: unknown) =>
+        typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length <= 16 && Object.values(v).every((x) => typeof x === 'string' && x.length <= 256),
+      defaultMessage: () => 'meta must be an object of at most 16 string values (each at most 256 characters)',
+    },
+  });
+}
+
+export class RotationDto {
+  @ApiProperty({ example: '720h', description: `rotate keys this often; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsDuration()
+  every!: string | number;
+
+  @ApiPropertyOptional({ example: '24h', description: `old key stays valid this long after rotation; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsOptional()
+  @IsDuration()
+  grace?: string | number;
+}
+
+export class ProfileDto {
+  @ApiProperty({ example: ['orders-read'], description: 'policies keys of this profile may carry (never "root")' })
+  @IsArray()
+  @ArrayMaxSize(64)
+  @IsString({ each: true })
+  @Matches(POLICY_NAME_RE, { each: true, message: 'each policy must be a valid Vault policy name (lowercase a-z 0-9 _ . -)' })
+  allowedPolicies!: string[];
+
+  @ApiPropertyOptional({ example: '720h', description: `default key TTL; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsOptional()
+  @IsDuration()
+  ttl?: string | number;
+
+  @ApiProperty({ example: '2160h', description: `explicit max TTL of every key; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsDuration()
+  maxTtl!: string | number;
+
+  @ApiPropertyOptional({ example: null, nullable: true, description: `periodic tokens: renewals reset the TTL to this; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @IsDuration()
+  period?: string | number | null;
+
+  @ApiPropertyOptional({ example: 0, description: 'uses per key (0 = unlimited)' })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  numUses?: number;
+
+  @ApiPropertyOptional({ example: [], description: 'CIDRs every key of this profile is bound to (Vault token_bound_cidrs)' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(32)
+  @IsString({ each: true })
+  @MaxLength(64, { each: true })
+  cidrs?: string[];
+
+  @ApiPropertyOptional({ type: RotationDto, nullable: true })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @ValidateNested()
+  @Type(() => RotationDto)
+  rotation?: RotationDto | null;
+}
+
+export class ProfileResponse {
+  @ApiProperty({ example: 'default' }) name!: string;
+  @ApiProperty({ example: 'latchkey-default', description: 'the Vault token role' }) role!: string;
+  @ApiProperty({ example: ['orders-read'] }) allowedPolicies!: string[];
+  @ApiProperty({ example: '720h' }) ttl!: string;
+  @ApiProperty({ example: '2160h' }) maxTtl!: string;
+  @ApiProperty({ example: null, nullable: true, type: String }) period!: string | null;
+  @ApiProperty({ example: 0 }) numUses!: number;
+  @ApiProperty({ example: [] }) cidrs!: string[];
+  @ApiProperty({ type: RotationDto, nullable: true }) rotation!: RotationDto | null;
+}
+
+export class ProfileListResponse {
+  @ApiProperty({ type: [ProfileResponse] }) items!: ProfileResponse[];
+}
+
+export class MintKeyDto {
+  @ApiProperty({ example: 'orders' })
+  @IsString()
+  @Matches(APP_ID_RE, { message: 'appId must be 1-63 of a-z 0-9 _ -' })
+  appId!: string;
+
+  @ApiProperty({ example: 'default' })
+  @IsString()
+  @Matches(PROFILE_NAME_RE, { message: 'profile must be a profile name' })
+  profile!: string;
+
+  @ApiProperty({ example: 'orders-prod' })
+  @IsString()
+  @Matches(KEY_NAME_RE, { message: 'name must be 1-128 of A-Z a-z 0-9 . _ -' })
+  name!: string;
+
+  @ApiPropertyOptional({ example: { owner: 'team-orders' }, description: 'owner metadata, stored on the Vault token' })
+  @IsOptional()
+  @IsObject()
+  @IsStringMap()
+  meta?: Record<string, string>;
+
+  @ApiPropertyOptional({ example: '24h', description: `capped by the profile's maxTtl; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsOptional()
+  @IsDuration()
+  ttl?: string | number;
+
+  @ApiPropertyOptional({ example: ['orders-read'], description: "subset of the profile's allowed policies (default: all of them)" })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(64)
+  @IsString({ each: true })
+  policies?: string[];
+
+  @ApiPropertyOptional({ example: ['10.0.0.0/8'], description: 'bind the key to these CIDRs (enforced by Vault and by verify)' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(32)
+  @IsString({ each: true })
+  @MaxLength(64, { each: true })
+  cidrs?: string[];
+
+  @ApiPropertyOptional({ example: null, nullable: true, description: `answer with a Vault response-wrapping token instead of the key; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @IsDuration()
+  wrapTtl?: string | number | null;
+}
+
+export class RenewKeyDto {
+  @ApiPropertyOptional({ example: '24h', description: `extend by this much (capped by the profile); ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsOptional()
+  @IsDuration()
+  increment?: string | number;
+}
+
+export class RotateKeyDto {
+  @ApiPropertyOptional({ example: '1h', description: `the old key keeps working this long (never past its own expiry); ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsOptional()
+  @IsDuration()
+  grace?: string | number;
+}
+
+export class UnwrapDto {
+  @ApiProperty({ description: 'the wrapping token from a mint with wrapTtl (single use)' })
+  @IsString()
+  @MaxLength(512)
+  wrapToken!: string;
+}
+
+export class ListKeysQuery {
+  @ApiPropertyOptional({ example: 'orders' })
+  @IsOptional()
+  @IsString()
+  @Matches(APP_ID_RE)
+  appId?: string;
+
+  @ApiPropertyOptional({ example: 'default' })
+  @IsOptional()
+  @IsString()
+  @Matches(PROFILE_NAME_RE)
+  profile?: string;
+
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  cursor?: string;
+
+  @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500 })
+  @IsOptional()
+  @Transform(({ value }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value))
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit?: number;
+}
+
+export class KeyResponse {
+  @ApiPropertyOptional({ description: 'the key: shown once, at mint or rotate; absent when wrapped or replayed', example: 'lk_1…_…' }) key?: string;
+  @ApiProperty({ description: 'the Vault token accessor (safe to log)', example: 'UyPy8oZXtPSO8jCrSQPwiOAU' }) keyId!: string;
+  @ApiProperty({ example: 'orders' }) appId!: string;
+  @ApiProperty({ example: 'orders-prod' }) name!: string;
+  @ApiProperty({ example: 'default' }) profile!: string;
+  @ApiProperty({ example: ['orders-read'] }) policies!: string[];
+  @ApiProperty({ example: ['10.0.0.0/8'] }) cidrs!: string[];
+  @ApiProperty({ example: { owner: 'team-orders' } }) meta!: Record<string, string>;
+  @ApiProperty({ example: '2026-11-27T10:00:00.000Z' }) createdAt!: string;
+  @ApiProperty({ example: '2026-12-27T10:00:00.000Z', nullable: true, type: String }) expiresAt!: string | null;
+  @ApiProperty({ enum: ['active', 'rotating', 'revoked', 'expired'] }) state!: string;
+  @ApiPropertyOptional() previousKeyId?: string;
+  @ApiPropertyOptional() successorKeyId?: string;
+  @ApiPropertyOptional({ description: 'when a rotated-out key will be revoked' }) revokeAt?: string;
+  @ApiPropertyOptional({ description: 'response-wrapping token (mint with wrapTtl)' }) wrapToken?: string;
+  @ApiPropertyOptional({ example: '300s' }) wrapTtl?: string;
+  @ApiPropertyOptional({ description: 'true when this answers a replayed Idempotency-Key (no key included)' }) replayed?: boolean;
+}
+
+export class LiveKeyState {
+  @ApiProperty() ttlSeconds!: number;
+  @ApiProperty({ nullable: true, type: String }) expiresAt!: string | null;
+  @ApiProperty() boundCidrs!: string[];
+  @ApiProperty() policies!: string[];
+  @ApiProperty() numUsesLeft!: number;
+  @ApiProperty() renewable!: boolean;
+}
+
+export class KeyDetailResponse extends KeyResponse {
+  @ApiProperty({ type: LiveKeyState, nullable: true, description: "Vault's live view (lookup-accessor); null when Vault no longer has the key" })
+  live!: LiveKeyState | null;
+}
+
+export class KeyListResponse {
+  @ApiProperty({ type: [KeyResponse] }) items!: KeyResponse[];
+  @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
+}
+
+export class RevokeAllResponse {
+  @ApiProperty({ example: 3 }) revoked!: number;
+}
+
+export class UnwrapResponse {
+  @ApiProperty() key!: string;
+  @ApiPropertyOptional() keyId?: string;
+}

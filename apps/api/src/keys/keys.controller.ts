@@ -1,0 +1,146 @@
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiHeader, ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import type { Principal } from '@latchkey/authz';
+import { KeysService } from '@latchkey/keys';
+import { BearerKey, Caller, CallerGuard, RequestId } from '../auth/caller.guard';
+import { ApiErrors } from '../http/api-errors';
+import { KeyDetailResponse, KeyListResponse, KeyResponse, ListKeysQuery, MintKeyDto, RenewKeyDto, RotateKeyDto, RevokeAllResponse, UnwrapDto, UnwrapResponse } from './dto';
+import { presentKey, presentMint } from './presenters';
+
+/** Self-service: the key holder acts on their own key, authenticated by it. Declared first so /self/* is never read as a key id. */
+@ApiTags('keys: self-service')
+@ApiBearerAuth('managementKey')
+@ApiErrors(401, 403, 404)
+@Controller('v1/keys/self')
+export class SelfKeysController {
+  constructor(private readonly keys: KeysService) {}
+
+  @Post('renew')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Renew the key presented in Authorization: Bearer' })
+  @ApiResponse({ status: 200, type: KeyDetailResponse })
+  async renew(@BearerKey() key: string, @Body() body: RenewKeyDto, @RequestId() requestId: string): Promise<KeyDetailResponse> {
+    const { record, live } = await this.keys.selfRenew(key, body.increment, { requestId });
+    return { ...presentKey(record), live };
+  }
+
+  @Post('rotate')
+  @ApiOperation({ summary: 'Rotate the key presented in Authorization: Bearer', description: 'Returns the successor once; the presented key keeps working for the grace period.' })
+  @ApiResponse({ status: 201, type: KeyResponse })
+  @ApiErrors(409)
+  async rotate(@BearerKey() key: string, @Body() body: RotateKeyDto, @RequestId() requestId: string): Promise<KeyResponse> {
+    const out = await this.keys.selfRotate(key, body.grace, { requestId });
+    return { ...presentMint(out), previousKeyId: out.previousKeyId };
+  }
+}
+
+@ApiTags('keys')
+@Controller('v1/keys')
+export class UnwrapController {
+  constructor(private readonly keys: KeysService) {}
+
+  @Post('unwrap')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Exchange a response-wrapping token for the key',
+    description: 'For a third party that received the wrapping token of a mint with wrapTtl. Single use: a second call fails. No other credential needed.',
+  })
+  @ApiResponse({ status: 200, type: UnwrapResponse })
+  @ApiErrors(401)
+  async unwrap(@Body() body: UnwrapDto): Promise<UnwrapResponse> {
+    const { key, record } = await this.keys.unwrap(body.wrapToken);
+    return { key, ...(record ? { keyId: record.keyId } : {}) };
+  }
+}
+
+@ApiTags('keys')
+@ApiSecurity('vaultToken')
+@ApiSecurity('managementKey')
+@ApiErrors(401, 403)
+@UseGuards(CallerGuard)
+@Controller('v1')
+export class KeysController {
+  constructor(private readonly keys: KeysService) {}
+
+  @Post('keys')
+  @ApiOperation({
+    summary: 'Mint a key',
+    description:
+      'Mints a Vault service token through the profile\'s token role (or a derived role for a CIDR set) and returns it once as a latchkey key. Needs create on latchkey/apps/<appId>/keys.',
+  })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'replaying the same request never mints twice (the replay answers with the key id, without the key)' })
+  @ApiResponse({ status: 201, type: KeyResponse, description: 'minted' })
+  @ApiResponse({ status: 200, type: KeyResponse, description: 'idempotent replay (no key)' })
+  @ApiErrors(404, 409, 422)
+  async mint(
+    @Caller() caller: Principal,
+    @Body() body: MintKeyDto,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @RequestId() requestId: string,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<KeyResponse> {
+    const out = await this.keys.mint(caller, body, { idempotencyKey, requestId });
+    void reply.status(out.replayed ? 200 : 201);
+    if (out.replayed) void reply.header('Idempotent-Replayed', 'true');
+    void reply.header('Cache-Control', 'no-store');
+    return presentMint(out);
+  }
+
+  @Get('keys')
+  @ApiOperation({ summary: 'List keys', description: 'By app (needs list on latchkey/apps/<appId>/keys) and/or profile; without appId needs list on latchkey/apps/*/keys. Cursor pagination.' })
+  @ApiResponse({ status: 200, type: KeyListResponse })
+  async list(@Caller() caller: Principal, @Query() q: ListKeysQuery): Promise<KeyListResponse> {
+    const page = await this.keys.list(caller, { appId: q.appId, profile: q.profile }, q.limit ?? 50, q.cursor);
+    return { items: page.items.map((r) => presentKey(r)), nextCursor: page.nextCursor };
+  }
+
+  @Get('keys/:keyId')
+  @ApiOperation({ summary: 'Get a key', description: "The index record merged with Vault's live lookup-accessor. Needs read on the key's app." })
+  @ApiResponse({ status: 200, type: KeyDetailResponse })
+  @ApiErrors(404)
+  async get(@Caller() caller: Principal, @Param('keyId') keyId: string): Promise<KeyDetailResponse> {
+    const { record, live } = await this.keys.get(caller, keyId);
+    return { ...presentKey(record), live };
+  }
+
+  @Post('keys/:keyId/renew')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Renew a key', description: 'renew-accessor; the increment is capped by the profile. Needs update on the key\'s app.' })
+  @ApiResponse({ status: 200, type: KeyDetailResponse })
+  @ApiErrors(404)
+  async renew(@Caller() caller: Principal, @Param('keyId') keyId: string, @Body() body: RenewKeyDto, @RequestId() requestId: string): Promise<KeyDetailResponse> {
+    const { record, live } = await this.keys.renew(caller, keyId, body.increment, { requestId });
+    return { ...presentKey(record), live };
+  }
+
+  @Post('keys/:keyId/rotate')
+  @ApiOperation({
+    summary: 'Rotate a key',
+    description: 'Mints a successor with the same attributes (returned once); the old key is revoked after the grace period, never later than its own expiry. Needs update on the key\'s app.',
+  })
+  @ApiResponse({ status: 201, type: KeyResponse })
+  @ApiErrors(404, 409)
+  async rotate(@Caller() caller: Principal, @Param('keyId') keyId: string, @Body() body: RotateKeyDto, @RequestId() requestId: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<KeyResponse> {
+    const out = await this.keys.rotate(caller, keyId, body.grace, { requestId });
+    void reply.header('Cache-Control', 'no-store');
+    return { ...presentMint(out), previousKeyId: out.previousKeyId };
+  }
+
+  @Delete('keys/:keyId')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Revoke a key', description: 'revoke-accessor; idempotent. Every verify cache drops the key before this returns. Needs delete on the key\'s app.' })
+  @ApiResponse({ status: 204, description: 'revoked' })
+  @ApiErrors(404)
+  async revoke(@Caller() caller: Principal, @Param('keyId') keyId: string, @RequestId() requestId: string): Promise<void> {
+    await this.keys.revoke(caller, keyId, { requestId });
+  }
+
+  @Post('apps/:appId/keys/revoke-all')
+  @HttpCode(200)
+  @ApiOperation({ summary: "Revoke every key of an app (kill switch)", description: 'Needs delete on latchkey/apps/<appId>/keys.' })
+  @ApiResponse({ status: 200, type: RevokeAllResponse })
+  async revokeAll(@Caller() caller: Principal, @Param('appId') appId: string, @RequestId() requestId: string): Promise<RevokeAllResponse> {
+    return { revoked: await this.keys.revokeAll(caller, appId, { requestId }) };
+  }
+}

@@ -1,0 +1,48 @@
+import { formatDuration } from '@latchkey/common';
+import type { KeyRecord, LiveKeyState, MintResult, Profile } from '@latchkey/keys';
+import type { KeyResponse, ProfileResponse } from './dto';
+
+const dur = formatDuration;
+
+/** Public shape of a key record (never the key itself, except `key` passed explicitly). */
+export function presentKey(r: KeyRecord, extra: Partial<KeyResponse> = {}): KeyResponse {
+  return {
+    ...(extra.key ? { key: extra.key } : {}),
+    keyId: r.keyId,
+    appId: r.appId,
+    name: r.name,
+    profile: r.profile,
+    policies: r.policies,
+    cidrs: r.cidrs,
+    meta: r.meta,
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    state: r.state,
+    ...(r.previousKeyId ? { previousKeyId: r.previousKeyId } : {}),
+    ...(r.successorKeyId ? { successorKeyId: r.successorKeyId } : {}),
+    ...(r.revokeAt ? { revokeAt: r.revokeAt } : {}),
+    ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'key')),
+  };
+}
+
+export function presentMint(m: MintResult): KeyResponse {
+  if (m.wrapToken) {
+    return presentKey(m.record, { wrapToken: m.wrapToken, wrapTtl: dur(m.wrapTtlSeconds ?? 0) });
+  }
+  return presentKey(m.record, { key: m.key, ...(m.replayed ? { replayed: true } : {}) });
+}
+
+
+export function presentProfile(p: Profile): ProfileResponse {
+  return {
+    name: p.name,
+    role: p.role,
+    allowedPolicies: p.allowedPolicies,
+    ttl: dur(p.ttlSeconds),
+    maxTtl: dur(p.maxTtlSeconds),
+    period: p.periodSeconds ? dur(p.periodSeconds) : null,
+    numUses: p.numUses,
+    cidrs: p.cidrs,
+    rotation: p.rotation ? { every: dur(p.rotation.everySeconds), grace: dur(p.rotation.graceSeconds) } : null,
+  };
+}

@@ -1,0 +1,151 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { ErrorCode, LatchkeyError } from '@latchkey/common';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { REDIS } from '@latchkey/redis';
+
+export type KeyState = 'active' | 'rotating' | 'revoked' | 'expired';
+
+/** What latchkey knows about a key, without the key. Rebuildable from Vault token metadata. */
+export interface KeyRecord {
+  keyId: string;
+  appId: string;
+  name: string;
+  profile: string;
+  role: string;
+  policies: string[];
+  cidrs: string[];
+  meta: Record<string, string>;
+  createdAt: string;
+  expiresAt: string | null;
+  /** TTL the key was minted with (seconds), reused by rotation. */
+  ttlSeconds: number;
+  state: KeyState;
+  previousKeyId?: string;
+  successorKeyId?: string;
+  /** When a rotated-out key is due to be revoked. */
+  revokeAt?: string;
+  revokedAt?: string;
+}
+
+export interface KeyPage {
+  items: KeyRecord[];
+  nextCursor: string | null;
+}
+
+/** How long revoked/expired records stay readable (history for audit queries). */
+const HISTORY_SECONDS = 30 * 86400;
+const MEMBER_RE = /^\d{13}:[A-Za-z0-9]{1,64}$/;
+
+/**
+ * Redis index of keys (accessor → record) for listing, scheduling and
+ * object-level authorization. Listing uses sorted sets of
+ * `<createdAt ms>:<accessor>` members read by lex range, so cursors are stable
+ * under concurrent inserts.
+ */
+@Injectable()
+export class KeyIndex {
+  private readonly p: string;
+
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.p = config.redis.prefix;
+  }
+
+  private recordKey(id: string) {
+    return `${this.p}:key:${id}`;
+  }
+  private appSet(app: string) {
+    return `${this.p}:keys:app:${app}`;
+  }
+  private appProfileSet(app: string, profile: string) {
+    return `${this.p}:keys:app:${app}:profile:${profile}`;
+  }
+  private profileSet(profile: string) {
+    return `${this.p}:keys:profile:${profile}`;
+  }
+  private allSet() {
+    return `${this.p}:keys:all`;
+  }
+  private member(r: KeyRecord) {
+    return `${String(Date.parse(r.createdAt)).padStart(13, '0')}:${r.keyId}`;
+  }
+
+  async put(r: KeyRecord): Promise<void> {
+    const m = this.member(r);
+    const tx = this.redis.multi().set(this.recordKey(r.keyId), JSON.stringify(r));
+    if (r.state === 'active' || r.state === 'rotating') {
+      tx.zadd(this.appSet(r.appId), 0, m).zadd(this.appProfileSet(r.appId, r.profile), 0, m).zadd(this.profileSet(r.profile), 0, m).zadd(this.allSet(), 0, m);
+    } else {
+      tx.zrem(this.appSet(r.appId), m).zrem(this.appProfileSet(r.appId, r.profile), m).zrem(this.profileSet(r.profile), m).zrem(this.allSet(), m);
+      tx.expire(this.recordKey(r.keyId), HISTORY_SECONDS);
+    }
+    await tx.exec();
+  }
+
+  async get(keyId: string): Promise<KeyRecord | null> {
+    const raw = await this.redis.get(this.recordKey(keyId));
+    return raw ? (JSON.parse(raw) as KeyRecord) : null;
+  }
+
+  /** Apply a change to a record (read-modify-write; the key's own lifecycle serialises writers). */
+  async update(keyId: string, change: (r: KeyRecord) => KeyRecord): Promise<KeyRecord | null> {
+    const r = await this.get(keyId);
+    if (!r) return null;
+    const next = change(r);
+    await this.put(next);
+    return next;
+  }
+
+  async list(filter: { appId?: string; profile?: string }, limit: number, cursor?: string): Promise<KeyPage> {
+    const set = filter.appId
+      ? filter.profile
+        ? this.appProfileSet(filter.appId, filter.profile)
+        : this.appSet(filter.appId)
+      : filter.profile
+        ? this.profileSet(filter.profile)
+        : this.allSet();
+    let start = '-';
+    if (cursor) {
+      const decoded = Buffer.from(cursor, 'base64url').toString();
+      if (!MEMBER_RE.test(decoded)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'cursor is not valid');
+      start = `(${decoded}`;
+    }
+    const members = await this.redis.zrangebylex(set, start, '+', 'LIMIT', 0, limit + 1);
+    const page = members.slice(0, limit);
+    const ids = page.map((m) => m.slice(14));
+    const raws = ids.length ? await this.redis.mget(ids.map((id) => this.recordKey(id))) : [];
+    const items = raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as KeyRecord);
+    const nextCursor = members.length > limit ? Buffer.from(page[page.length - 1]).toString('base64url') : null;
+    return { items, nextCursor };
+  }
+
+  /** Every active key of an app (for revoke-all), in pages. */
+  async *allOfApp(appId: string): AsyncGenerator<KeyRecord> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({ appId }, 500, cursor);
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** Rotation bookkeeping: claim the right to rotate `keyId` once. Returns the existing successor if already claimed. */
+  async claimRotation(keyId: string, ttlSeconds: number): Promise<{ claimed: true } | { claimed: false; successor: string | null }> {
+    const k = `${this.p}:rotation:${keyId}`;
+    const ok = await this.redis.set(k, 'pending', 'EX', Math.max(60, ttlSeconds), 'NX');
+    if (ok) return { claimed: true };
+    const v = await this.redis.get(k);
+    return { claimed: false, successor: v && v !== 'pending' ? v : null };
+  }
+
+  async completeRotation(keyId: string, successor: string, ttlSeconds: number): Promise<void> {
+    await this.redis.set(`${this.p}:rotation:${keyId}`, successor, 'EX', Math.max(60, ttlSeconds));
+  }
+
+  async releaseRotation(keyId: string): Promise<void> {
+    await this.redis.del(`${this.p}:rotation:${keyId}`);
+  }
+}

@@ -1,0 +1,17 @@
+import { Module } from '@nestjs/common';
+import { AdminAuditRecorder } from '@latchkey/audit';
+import { AuthzService } from '@latchkey/authz';
+import { JobsProducer } from '@latchkey/jobs';
+import { RevocationBus } from '@latchkey/verify';
+import { IdempotencyStore } from './idempotency';
+import { KeyIndex } from './key-index';
+import { KeysService } from './keys.service';
+import { ProfileAdminService } from './profile-admin.service';
+import { ProfilesService } from './profiles.service';
+
+/** Key lifecycle services (Vault, Redis and config come from their global modules). */
+@Module({
+  providers: [KeysService, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AuthzService, AdminAuditRecorder, RevocationBus, JobsProducer],
+  exports: [KeysService, ProfilesService, ProfileAdminService, KeyIndex, AuthzService, AdminAuditRecorder, RevocationBus, JobsProducer],
+})
+export class KeysModule {}

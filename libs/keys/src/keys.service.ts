@@ -1,0 +1,498 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AdminAuditRecorder } from '@latchkey/audit';
+import { AuthzPath, AuthzService, Capability, Principal } from '@latchkey/authz';
+import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { JOB, JOB_QUEUE, JobsProducer, jobId } from '@latchkey/jobs';
+import { RevocationBus } from '@latchkey/verify';
+import { TokenLookup, VaultClient, VaultResponse } from '@latchkey/vault';
+import { cidrWithin, normaliseCidrs } from './cidr';
+import { decodeKey, encodeKey } from './format';
+import { IdempotencyStore } from './idempotency';
+import { KeyIndex, KeyPage, KeyRecord } from './key-index';
+import { Profile, ProfilesService } from './profiles.service';
+
+export const APP_ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const KEY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const META_KEY_RE = /^[a-z][a-z0-9_]{0,31}$/;
+/** Accessors are opaque; bound their shape so they can never smuggle a path. */
+export const KEY_ID_RE = /^[A-Za-z0-9]{8,64}$/;
+const DEFAULT_GRACE_SECONDS = 3600;
+
+export interface MintInput {
+  appId: string;
+  profile: string;
+  name: string;
+  meta?: Record<string, string>;
+  ttl?: string | number;
+  policies?: string[];
+  cidrs?: string[];
+  wrapTtl?: string | number | null;
+}
+
+export interface MintResult {
+  record: KeyRecord;
+  /** The key, shown once. Absent when wrapped or when an idempotent replay. */
+  key?: string;
+  wrapToken?: string;
+  wrapTtlSeconds?: number;
+  replayed?: boolean;
+}
+
+export interface LiveKeyState {
+  ttlSeconds: number;
+  expiresAt: string | null;
+  boundCidrs: string[];
+  policies: string[];
+  numUsesLeft: number;
+  renewable: boolean;
+}
+
+export interface RequestContext {
+  requestId?: string;
+}
+
+/**
+ * The key lifecycle: mint, inspect, renew, rotate, revoke — each authorized
+ * against Vault policies on the app's virtual path, each recorded in the
+ * admin audit stream, with Vault as the source of truth and Redis as the index.
+ */
+@Injectable()
+export class KeysService {
+  private readonly logger = new Logger(KeysService.name);
+
+  constructor(
+    private readonly vault: VaultClient,
+    private readonly profiles: ProfilesService,
+    private readonly index: KeyIndex,
+    private readonly idem: IdempotencyStore,
+    private readonly authz: AuthzService,
+    private readonly audit: AdminAuditRecorder,
+    private readonly bus: RevocationBus,
+    private readonly jobs: JobsProducer,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  // --- mint -----------------------------------------------------------------------
+
+  async mint(principal: Principal, input: MintInput, ctx: RequestContext & { idempotencyKey?: string } = {}): Promise<MintResult> {
+    this.checkAppId(input.appId);
+    await this.authz.require(principal, AuthzPath.appKeys(input.appId), 'create');
+
+    const fingerprint = ctx.idempotencyKey ? IdempotencyStore.fingerprint(input) : '';
+    if (ctx.idempotencyKey) {
+      const earlier = await this.idem.begin(principal.accessor, ctx.idempotencyKey, fingerprint);
+      if (earlier) {
+        const record = await this.index.get(earlier);
+        if (record) return { record, replayed: true };
+      }
+    }
+    try {
+      const result = await this.mintUnchecked(input);
+      if (ctx.idempotencyKey) await this.idem.complete(principal.accessor, ctx.idempotencyKey, fingerprint, result.record.keyId);
+      await this.record(principal, 'key.mint', 'success', { appId: input.appId, keyId: result.record.keyId, profile: input.profile }, ctx);
+      return result;
+    } catch (err) {
+      if (ctx.idempotencyKey) await this.idem.abandon(principal.accessor, ctx.idempotencyKey).catch(() => undefined);
+      await this.record(principal, 'key.mint', 'failure', { appId: input.appId, profile: input.profile, detail: (err as Error).message }, ctx);
+      throw err;
+    }
+  }
+
+  /** Validate against the profile and mint through its role (or a derived CIDR role). No authorization here. */
+  private async mintUnchecked(input: MintInput, previous?: KeyRecord): Promise<MintResult> {
+    const profile = await this.profiles.require(input.profile);
+    const problems: string[] = [];
+
+    if (!KEY_NAME_RE.test(input.name)) problems.push('name must be 1-128 of A-Z a-z 0-9 . _ -');
+    const ttl = input.ttl === undefined ? profile.ttlSeconds : parseDuration(input.ttl);
+    if (ttl === null || ttl <= 0) problems.push('ttl is not a valid duration');
+    else if (ttl > profile.maxTtlSeconds) problems.push(`ttl exceeds the profile's maximum (${profile.maxTtlSeconds}s)`);
+    let wrapTtl: number | null = null;
+    if (input.wrapTtl !== undefined && input.wrapTtl !== null) {
+      wrapTtl = parseDuration(input.wrapTtl);
+      if (wrapTtl === null || wrapTtl < 1 || wrapTtl > 86400 * 7) problems.push('wrapTtl must be a duration between 1s and 7d');
+    }
+    const meta = this.checkMeta(input.meta ?? {}, problems);
+    const cidrs = this.checkCidrs(profile, input.cidrs ?? [], problems);
+    if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
+
+    const policies = [...new Set(input.policies ?? profile.allowedPolicies)].sort();
+    const outside = policies.filter((p) => !profile.allowedPolicies.includes(p));
+    if (outside.length) throw new LatchkeyError(ErrorCode.POLICY_NOT_ALLOWED, `policies not allowed by profile ${profile.name}: ${outside.join(', ')}`);
+    if (policies.length === 0) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'a key needs at least one policy');
+
+    const role = previous?.role ?? (cidrs.length && cidrs.join() !== profile.cidrs.join() ? await this.profiles.ensureDerivedRole(profile, cidrs) : profile.role);
+    const tokenMeta: Record<string, string> = {
+      ...meta,
+      latchkey_app: input.appId,
+      latchkey_name: input.name,
+      latchkey_profile: profile.name,
+      ...(previous ? { latchkey_previous: previous.keyId } : {}),
+    };
+    const res = await this.vault.createToken(
+      role,
+      {
+        policies,
+        meta: tokenMeta,
+        ttl: `${ttl}s`,
+        display_name: `${input.appId}-${input.name}`.slice(0, 96),
+        renewable: true,
+      },
+      wrapTtl ? `${wrapTtl}s` : undefined,
+    );
+
+    const now = new Date();
+    let keyId: string;
+    let leaseSeconds: number;
+    if (wrapTtl) {
+      keyId = res.wrap_info?.wrapped_accessor ?? '';
+      if (!keyId) throw new LatchkeyError(ErrorCode.VAULT_ERROR, 'Vault returned no wrapped accessor');
+      leaseSeconds = (await this.vault.lookupAccessor(keyId)).ttl;
+    } else {
+      if (!res.auth) throw new LatchkeyError(ErrorCode.VAULT_ERROR, 'Vault returned no token');
+      keyId = res.auth.accessor;
+      leaseSeconds = res.auth.lease_duration;
+    }
+    const record: KeyRecord = {
+      keyId,
+      appId: input.appId,
+      name: input.name,
+      profile: profile.name,
+      role,
+      policies,
+      cidrs: cidrs.length ? cidrs : profile.cidrs,
+      meta,
+      createdAt: now.toISOString(),
+      expiresAt: leaseSeconds > 0 ? new Date(now.getTime() + leaseSeconds * 1000).toISOString() : null,
+      ttlSeconds: ttl as number,
+      state: 'active',
+      ...(previous ? { previousKeyId: previous.keyId } : {}),
+    };
+    await this.index.put(record);
+    if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl };
+    return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix) };
+  }
+
+  private checkAppId(appId: string): void {
+    if (!APP_ID_RE.test(appId)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'appId must be 1-63 of a-z 0-9 _ -, starting with a letter or digit');
+  }
+
+  private checkMeta(meta: Record<string, string>, problems: string[]): Record<string, string> {
+    const entries = Object.entries(meta);
+    if (entries.length > 16) problems.push('meta may hold at most 16 entries');
+    for (const [k, v] of entries) {
+      if (!META_KEY_RE.test(k) || k.startsWith('latchkey')) problems.push(`meta key "${k.slice(0, 40)}" must match ${META_KEY_RE.source} and not start with "latchkey"`);
+      if (typeof v !== 'string' || v.length > 256) problems.push(`meta value for "${k.slice(0, 40)}" must be a string of at most 256 characters`);
+    }
+    return Object.fromEntries(entries);
+  }
+
+  private checkCidrs(profile: Profile, cidrs: string[], problems: string[]): string[] {
+    if (cidrs.length > 32) {
+      problems.push('at most 32 CIDRs');
+      return [];
+    }
+    const n = normaliseCidrs(cidrs);
+    if (!n.ok) {
+      problems.push(`invalid CIDRs: ${n.invalid.join(', ')}`);
+      return [];
+    }
+    if (profile.cidrs.length) {
+      const outside = n.cidrs.filter((c) => !profile.cidrs.some((o) => cidrWithin(c, o)));
+      if (outside.length) problems.push(`CIDRs outside the profile's (${profile.cidrs.join(', ')}): ${outside.join(', ')}`);
+    }
+    return n.cidrs;
+  }
+
+  // --- read -------------------------------------------------------------------------
+
+  async list(principal: Principal, filter: { appId?: string; profile?: string }, limit: number, cursor?: string): Promise<KeyPage> {
+    if (filter.appId) {
+      this.checkAppId(filter.appId);
+      await this.authz.require(principal, AuthzPath.appKeys(filter.appId), 'list');
+    } else {
+      await this.authz.require(principal, AuthzPath.allAppKeys, 'list');
+    }
+    return this.index.list(filter, limit, cursor);
+  }
+
+  async get(principal: Principal, keyId: string): Promise<{ record: KeyRecord; live: LiveKeyState | null }> {
+    const record = await this.resolve(keyId);
+    await this.authz.require(principal, AuthzPath.appKeys(record.appId), 'read');
+    const live = await this.live(keyId);
+    if (!live && (record.state === 'active' || record.state === 'rotating')) {
+      // Gone from Vault (expired, or revoked outside latchkey): the index follows.
+      const expired = record.expiresAt !== null && Date.parse(record.expiresAt) <= Date.now();
+      const updated = await this.index.update(keyId, (r) => ({ ...r, state: expired ? 'expired' : 'revoked', revokedAt: expired ? undefined : new Date().toISOString() }));
+      if (!expired) await this.bus.revoked('key', keyId);
+      return { record: updated ?? record, live: null };
+    }
+    return { record, live };
+  }
+
+  private async live(keyId: string): Promise<LiveKeyState | null> {
+    try {
+      return toLive(await this.vault.lookupAccessor(keyId));
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST) return null; // "invalid accessor"
+      throw err;
+    }
+  }
+
+  /**
+   * Find a key's record, from the index or else from Vault's token metadata.
+   * Only latchkey keys resolve: an accessor of any other Vault token is "not found",
+   * so latchkey can never be used to act on tokens it did not mint.
+   */
+  private async resolve(keyId: string): Promise<KeyRecord> {
+    if (!KEY_ID_RE.test(keyId)) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
+    const hit = await this.index.get(keyId);
+    if (hit) return hit;
+    let lookup: TokenLookup;
+    try {
+      lookup = await this.vault.lookupAccessor(keyId);
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
+      throw err;
+    }
+    const record = recordFromLookup(lookup);
+    if (!record) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
+    await this.index.put(record);
+    return record;
+  }
+
+  // --- renew ------------------------------------------------------------------------
+
+  async renew(principal: Principal, keyId: string, increment: string | number | undefined, ctx: RequestContext = {}): Promise<{ record: KeyRecord; live: LiveKeyState }> {
+    const record = await this.resolve(keyId);
+    await this.authorize(principal, record, 'update');
+    return this.withAudit(principal, 'key.renew', record, ctx, () => this.renewUnchecked(record, increment));
+  }
+
+  private async renewUnchecked(record: KeyRecord, increment: string | number | undefined): Promise<{ record: KeyRecord; live: LiveKeyState }> {
+    if (record.state === 'revoked' || record.state === 'expired') throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
+    const profile = await this.profiles.get(record.profile);
+    let inc = increment === undefined ? record.ttlSeconds : parseDuration(increment);
+    if (inc === null || inc <= 0) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'increment is not a valid duration');
+    if (profile) inc = Math.min(inc, profile.maxTtlSeconds);
+    try {
+      await this.vault.renewAccessor(record.keyId, `${inc}s`);
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST && /invalid accessor/.test(err.message)) {
+        throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
+      }
+      throw err;
+    }
+    const live = toLive(await this.vault.lookupAccessor(record.keyId));
+    const updated = (await this.index.update(record.keyId, (r) => ({ ...r, expiresAt: live.expiresAt }))) ?? record;
+    return { record: updated, live };
+  }
+
+  // --- rotate -----------------------------------------------------------------------
+
+  async rotate(principal: Principal, keyId: string, grace: string | number | undefined, ctx: RequestContext = {}): Promise<MintResult & { previousKeyId: string; revokeAt: string }> {
+    const record = await this.resolve(keyId);
+    await this.authorize(principal, record, 'update');
+    return this.withAudit(principal, 'key.rotate', record, ctx, () => this.rotateUnchecked(record, grace));
+  }
+
+  private async rotateUnchecked(old: KeyRecord, grace: string | number | undefined): Promise<MintResult & { previousKeyId: string; revokeAt: string }> {
+    if (old.state === 'revoked' || old.state === 'expired') throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
+    const live = await this.live(old.keyId);
+    if (!live) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
+    const profile = await this.profiles.get(old.profile);
+    let graceSeconds = grace === undefined ? (profile?.rotation?.graceSeconds ?? DEFAULT_GRACE_SECONDS) : parseDuration(grace);
+    if (graceSeconds === null || graceSeconds < 0) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'grace is not a valid duration');
+    // The grace period never extends past the old key's own expiry.
+    if (live.expiresAt) graceSeconds = Math.min(graceSeconds, Math.max(0, Math.floor((Date.parse(live.expiresAt) - Date.now()) / 1000)));
+
+    const claim = await this.index.claimRotation(old.keyId, Math.max(live.ttlSeconds, 3600));
+    if (!claim.claimed) {
+      throw new LatchkeyError(ErrorCode.KEY_ALREADY_ROTATED, 'this key has already been rotated', { details: { successorKeyId: claim.successor } });
+    }
+    const revokeAt = new Date(Date.now() + graceSeconds * 1000).toISOString();
+    const job = jobId(JOB.revokeAfterGrace, old.keyId);
+    try {
+      // Schedule the revocation before minting: if scheduling fails nothing has changed yet.
+      await this.jobs.add(JOB.revokeAfterGrace, { keyId: old.keyId, appId: old.appId, successorKeyId: '', reason: 'rotation' }, { jobId: job, delay: graceSeconds * 1000 });
+      const minted = await this.mintUnchecked(
+        { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: old.policies, cidrs: old.cidrs },
+        old,
+      );
+      await this.index.update(old.keyId, (r) => ({ ...r, state: 'rotating', successorKeyId: minted.record.keyId, revokeAt }));
+      await this.index.completeRotation(old.keyId, minted.record.keyId, Math.max(live.ttlSeconds, 3600));
+      return { ...minted, previousKeyId: old.keyId, revokeAt };
+    } catch (err) {
+      await this.jobs.queue(JOB_QUEUE[JOB.revokeAfterGrace]).remove(job).catch(() => undefined);
+      await this.index.releaseRotation(old.keyId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  // --- revoke -----------------------------------------------------------------------
+
+  async revoke(principal: Principal, keyId: string, ctx: RequestContext = {}): Promise<void> {
+    const record = await this.resolve(keyId);
+    await this.authorize(principal, record, 'delete');
+    await this.withAudit(principal, 'key.revoke', record, ctx, () => this.revokeUnchecked(record));
+  }
+
+  /** Revoke in Vault, mark the index, and invalidate every verify cache before returning. Idempotent. */
+  async revokeUnchecked(record: KeyRecord, reason = 'revoked'): Promise<boolean> {
+    const known = await this.vault.revokeAccessor(record.keyId);
+    await this.index.update(record.keyId, (r) => ({ ...r, state: 'revoked', revokedAt: r.revokedAt ?? new Date().toISOString() }));
+    await this.bus.revoked('key', record.keyId);
+    this.logger.log(`key ${record.keyId} of app ${record.appId} ${reason}`);
+    return known;
+  }
+
+  async revokeAll(principal: Principal, appId: string, ctx: RequestContext = {}): Promise<number> {
+    this.checkAppId(appId);
+    await this.authz.require(principal, AuthzPath.appKeys(appId), 'delete');
+    let revoked = 0;
+    const batch: KeyRecord[] = [];
+    const flush = async () => {
+      const results = await Promise.all(batch.splice(0).map((r) => this.revokeUnchecked(r, 'revoked (revoke-all)')));
+      revoked += results.length;
+    };
+    // Collect first: revoking removes records from the set being paged through.
+    const all: KeyRecord[] = [];
+    for await (const r of this.index.allOfApp(appId)) all.push(r);
+    for (const r of all) {
+      batch.push(r);
+      if (batch.length >= 8) await flush();
+    }
+    await flush();
+    await this.record(principal, 'key.revoke-all', 'success', { appId, detail: `${revoked} keys` }, ctx);
+    return revoked;
+  }
+
+  /** Worker: the grace period of a rotated-out key is over. */
+  async revokeAfterGrace(keyId: string): Promise<{ revoked: boolean }> {
+    const record = (await this.index.get(keyId)) ?? ({ keyId, appId: '?' } as KeyRecord);
+    const known = await this.revokeUnchecked(record, 'revoked after rotation grace');
+    await this.audit.record({ action: 'key.revoke-after-grace', outcome: 'success', actor: 'latchkey-worker', appId: record.appId, keyId });
+    return { revoked: known };
+  }
+
+  // --- self-service -------------------------------------------------------------------
+
+  /** The holder of a key, authenticated by the key itself. */
+  async selfRecord(key: string): Promise<{ principal: Principal; record: KeyRecord }> {
+    const decoded = decodeKey(key, this.config.keyPrefix);
+    if (!decoded.ok) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'A latchkey key is required (Authorization: Bearer lk_…)');
+    const principal = await this.authz.authenticate(decoded.token, true);
+    if (!principal.appId) throw new LatchkeyError(ErrorCode.FORBIDDEN, 'not a latchkey key');
+    const record = await this.resolve(principal.accessor);
+    return { principal, record };
+  }
+
+  async selfRenew(key: string, increment: string | number | undefined, ctx: RequestContext = {}) {
+    const { principal, record } = await this.selfRecord(key);
+    return this.withAudit(principal, 'key.self-renew', record, ctx, () => this.renewUnchecked(record, increment));
+  }
+
+  async selfRotate(key: string, grace: string | number | undefined, ctx: RequestContext = {}) {
+    const { principal, record } = await this.selfRecord(key);
+    const out = await this.withAudit(principal, 'key.self-rotate', record, ctx, () => this.rotateUnchecked(record, grace));
+    return out;
+  }
+
+  // --- wrapping -----------------------------------------------------------------------
+
+  /** Exchange a response-wrapping token from a wrapped mint for the key (single use). */
+  async unwrap(wrapToken: string): Promise<{ key: string; record: KeyRecord | null }> {
+    if (!wrapToken || wrapToken.length > 512) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token is not valid');
+    let res: VaultResponse;
+    try {
+      res = await this.vault.unwrap<VaultResponse>(wrapToken);
+    } catch (err) {
+      if (err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_BAD_REQUEST || err.code === ErrorCode.VAULT_PERMISSION_DENIED)) {
+        throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token is not valid (unknown, expired or already used)');
+      }
+      throw err;
+    }
+    if (!res.auth?.metadata?.latchkey_app) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
+    return { key: encodeKey(res.auth.client_token, this.config.keyPrefix), record: await this.index.get(res.auth.accessor) };
+  }
+
+  // --- index rebuild ------------------------------------------------------------------
+
+  /** Rebuild the index from Vault alone: every token carrying latchkey metadata. */
+  async rebuildIndex(log: (m: string) => void = () => undefined): Promise<{ indexed: number; scanned: number }> {
+    const accessors = await this.vault.listAccessors();
+    let indexed = 0;
+    for (const a of accessors) {
+      let lookup: TokenLookup;
+      try {
+        lookup = await this.vault.lookupAccessor(a);
+      } catch {
+        continue; // expired between list and lookup
+      }
+      const fromVault = recordFromLookup(lookup);
+      if (!fromVault) continue;
+      const existing = await this.index.get(a);
+      await this.index.put(existing ? { ...existing, ...fromVault, state: existing.state === 'rotating' ? 'rotating' : 'active', previousKeyId: existing.previousKeyId, successorKeyId: existing.successorKeyId, revokeAt: existing.revokeAt } : fromVault);
+      indexed++;
+    }
+    log(`indexed ${indexed} latchkey keys out of ${accessors.length} Vault tokens`);
+    return { indexed, scanned: accessors.length };
+  }
+
+  // --- helpers ------------------------------------------------------------------------
+
+  /** Object-level authorization: the caller's rights on the key's own app (from the index/Vault, never from input). */
+  private async authorize(principal: Principal, record: KeyRecord, capability: Capability): Promise<void> {
+    await this.authz.require(principal, AuthzPath.appKeys(record.appId), capability);
+  }
+
+  private async withAudit<T>(principal: Principal, action: string, record: KeyRecord, ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
+    try {
+      const out = await fn();
+      const successor = (out as { record?: KeyRecord; previousKeyId?: string }).previousKeyId ? (out as { record: KeyRecord }).record.keyId : undefined;
+      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile, detail: successor ? `successor ${successor}` : undefined }, ctx);
+      return out;
+    } catch (err) {
+      await this.record(principal, action, 'failure', { appId: record.appId, keyId: record.keyId, detail: (err as Error).message }, ctx);
+      throw err;
+    }
+  }
+
+  private record(principal: Principal, action: string, outcome: 'success' | 'failure', f: { appId?: string; keyId?: string; profile?: string; detail?: string }, ctx: RequestContext): Promise<void> {
+    return this.audit.record({ action, outcome, actor: principal.accessor, actorName: principal.displayName, requestId: ctx.requestId, ...f });
+  }
+}
+
+function toLive(l: TokenLookup): LiveKeyState {
+  return {
+    ttlSeconds: l.ttl,
+    expiresAt: l.expire_time ? new Date(l.expire_time).toISOString() : null,
+    boundCidrs: l.bound_cidrs ?? [],
+    policies: l.policies ?? [],
+    numUsesLeft: l.num_uses,
+    renewable: l.renewable ?? true,
+  };
+}
+
+/** A key record from Vault's view of a token (index rebuild), or null if it is not a latchkey key. */
+export function recordFromLookup(l: TokenLookup): KeyRecord | null {
+  const meta = l.meta ?? {};
+  if (!meta.latchkey_app || !meta.latchkey_profile) return null;
+  const own = Object.fromEntries(Object.entries(meta).filter(([k]) => !k.startsWith('latchkey_')));
+  return {
+    keyId: l.accessor,
+    appId: meta.latchkey_app,
+    name: meta.latchkey_name ?? '',
+    profile: meta.latchkey_profile,
+    role: l.role ?? '',
+    policies: (l.policies ?? []).filter((p) => p !== 'default').sort(),
+    cidrs: l.bound_cidrs ?? [],
+    meta: own,
+    createdAt: new Date(l.creation_time * 1000).toISOString(),
+    expiresAt: l.expire_time ? new Date(l.expire_time).toISOString() : null,
+    ttlSeconds: l.creation_ttl,
+    state: 'active',
+    ...(meta.latchkey_previous ? { previousKeyId: meta.latchkey_previous } : {}),
+  };
+}

@@ -1,0 +1,233 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { TokenRoleWrite, VaultClient } from '@latchkey/vault';
+import { cidrSetHash, normaliseCidrs } from './cidr';
+
+export interface RotationSettings {
+  /** Rotate keys this often (seconds). */
+  everySeconds: number;
+  /** Old key stays valid this long after rotation (seconds). */
+  graceSeconds: number;
+}
+
+/** A profile as latchkey sees it: the token role plus latchkey's own settings. */
+export interface Profile {
+  name: string;
+  role: string;
+  allowedPolicies: string[];
+  ttlSeconds: number;
+  maxTtlSeconds: number;
+  periodSeconds: number | null;
+  numUses: number;
+  cidrs: string[];
+  rotation: RotationSettings | null;
+}
+
+export interface ProfileInput {
+  allowedPolicies: string[];
+  ttl?: string | number;
+  maxTtl: string | number;
+  period?: string | number | null;
+  numUses?: number;
+  cidrs?: string[];
+  rotation?: { every: string | number; grace?: string | number } | null;
+}
+
+/** Profile names may not look like derived CIDR roles (`<profile>-c<10 hex>`). */
+export const PROFILE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,47}$/;
+const DERIVED_SUFFIX_RE = /-c[0-9a-f]{10}$/;
+/** Vault policy names: lowercase letters, digits, and - _ . ; "root" can never be granted through latchkey. */
+export const POLICY_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
+
+interface StoredSettings {
+  ttl: number;
+  maxTtl: number;
+  rotation: RotationSettings | null;
+  updatedAt?: string;
+}
+
+/**
+ * Profiles: a Vault token role `latchkey-<name>` (orphan service tokens,
+ * allowed policies, explicit max TTL, period, uses, bound CIDRs) plus
+ * latchkey's settings (default TTL, rotation) in KV v2 — both in Vault, so
+ * nothing about a profile lives only in Redis.
+ */
+@Injectable()
+export class ProfilesService {
+  private readonly cache = new Map<string, { at: number; profile: Profile | null }>();
+
+  constructor(
+    private readonly vault: VaultClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  roleName(profile: string): string {
+    return `${this.config.vault.rolePrefix}${profile}`;
+  }
+
+  derivedRoleName(profile: string, cidrs: string[]): string {
+    return `${this.roleName(profile)}-c${cidrSetHash(cidrs)}`;
+  }
+
+  validateName(name: string): void {
+    if (!PROFILE_NAME_RE.test(name) || DERIVED_SUFFIX_RE.test(name)) {
+      throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'profile name must be 1-48 of a-z 0-9 _ -, starting with a letter or digit, and not end in -c<10 hex>');
+    }
+  }
+
+  /** Validate and normalise input into a profile (no side effects). */
+  build(name: string, input: ProfileInput): Profile {
+    this.validateName(name);
+    const problems: string[] = [];
+    const dur = (field: string, v: string | number | null | undefined): number | null => {
+      if (v === undefined || v === null) return null;
+      const s = parseDuration(v);
+      if (s === null) problems.push(`${field} is not a valid duration`);
+      return s;
+    };
+    const maxTtl = dur('maxTtl', input.maxTtl) ?? 0;
+    const ttl = dur('ttl', input.ttl) ?? maxTtl;
+    const period = dur('period', input.period);
+    if (maxTtl <= 0) problems.push('maxTtl must be greater than zero');
+    if (ttl > maxTtl) problems.push('ttl must not exceed maxTtl');
+    if (ttl <= 0) problems.push('ttl must be greater than zero');
+    if (period !== null && period > maxTtl) problems.push('period must not exceed maxTtl');
+    const policies = [...new Set(input.allowedPolicies)];
+    for (const p of policies) {
+      if (!POLICY_NAME_RE.test(p)) problems.push(`policy name "${String(p).slice(0, 64)}" is not valid (lowercase a-z 0-9 _ . -)`);
+      if (p === 'root') problems.push('the root policy can never be granted');
+    }
+    if (policies.length === 0) problems.push('allowedPolicies must name at least one policy');
+    const cidrs = normaliseCidrs(input.cidrs ?? []);
+    if (!cidrs.ok) problems.push(`invalid CIDRs: ${cidrs.invalid.join(', ')}`);
+    let rotation: RotationSettings | null = null;
+    if (input.rotation) {
+      const every = dur('rotation.every', input.rotation.every);
+      const grace = dur('rotation.grace', input.rotation.grace ?? 0) ?? 0;
+      if (every !== null) {
+        if (every < 60) problems.push('rotation.every must be at least 60s');
+        if (grace >= every) problems.push('rotation.grace must be shorter than rotation.every');
+        rotation = { everySeconds: every, graceSeconds: grace };
+      }
+    }
+    if (input.numUses !== undefined && (!Number.isInteger(input.numUses) || input.numUses < 0)) problems.push('numUses must be a non-negative integer');
+    if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
+    return {
+      name,
+      role: this.roleName(name),
+      allowedPolicies: policies.sort(),
+      ttlSeconds: ttl,
+      maxTtlSeconds: maxTtl,
+      periodSeconds: period && period > 0 ? period : null,
+      numUses: input.numUses ?? 0,
+      cidrs: cidrs.ok ? cidrs.cidrs : [],
+      rotation,
+    };
+  }
+
+  private roleBody(p: Profile, cidrs: string[]): TokenRoleWrite {
+    return {
+      allowed_policies: p.allowedPolicies,
+      orphan: true,
+      renewable: true,
+      token_type: 'service',
+      token_explicit_max_ttl: p.maxTtlSeconds,
+      token_period: p.periodSeconds ?? 0,
+      token_num_uses: p.numUses,
+      token_bound_cidrs: cidrs,
+    };
+  }
+
+  /** Create or replace. Derived CIDR roles follow the profile's new settings. */
+  async put(name: string, input: ProfileInput): Promise<{ profile: Profile; created: boolean }> {
+    const profile = this.build(name, input);
+    const existed = (await this.vault.readRole(profile.role)) !== null;
+    await this.vault.writeRole(profile.role, this.roleBody(profile, profile.cidrs));
+    const settings: StoredSettings = { ttl: profile.ttlSeconds, maxTtl: profile.maxTtlSeconds, rotation: profile.rotation, updatedAt: new Date().toISOString() };
+    await this.vault.kvWrite(this.config.vault.kvMount, `profiles/${name}`, settings as unknown as Record<string, unknown>);
+    for (const derived of await this.derivedRoles(name)) {
+      const role = await this.vault.readRole(derived);
+      if (role) await this.vault.writeRole(derived, this.roleBody(profile, role.token_bound_cidrs ?? []));
+    }
+    this.cache.delete(name);
+    return { profile, created: !existed };
+  }
+
+  /** Read from Vault (cached for a few seconds: mint reads the profile every time). */
+  async get(name: string, fresh = false): Promise<Profile | null> {
+    if (!PROFILE_NAME_RE.test(name)) return null;
+    const hit = this.cache.get(name);
+    if (!fresh && hit && Date.now() - hit.at < 5000) return hit.profile;
+    const role = await this.vault.readRole(this.roleName(name));
+    let profile: Profile | null = null;
+    if (role) {
+      const settings = await this.vault.kvRead<StoredSettings>(this.config.vault.kvMount, `profiles/${name}`);
+      const maxTtl = role.token_explicit_max_ttl || settings?.maxTtl || 0;
+      profile = {
+        name,
+        role: this.roleName(name),
+        allowedPolicies: [...(role.allowed_policies ?? [])].sort(),
+        ttlSeconds: Math.min(settings?.ttl ?? maxTtl, maxTtl || Infinity),
+        maxTtlSeconds: maxTtl,
+        periodSeconds: role.token_period || null,
+        numUses: role.token_num_uses ?? 0,
+        cidrs: role.token_bound_cidrs ?? [],
+        rotation: settings?.rotation ?? null,
+      };
+    }
+    this.cache.set(name, { at: Date.now(), profile });
+    return profile;
+  }
+
+  async require(name: string): Promise<Profile> {
+    const p = await this.get(name);
+    if (!p) throw new LatchkeyError(ErrorCode.NOT_FOUND, `profile ${name} does not exist`);
+    return p;
+  }
+
+  async list(): Promise<Profile[]> {
+    const prefix = this.config.vault.rolePrefix;
+    const names = (await this.vault.listRoles())
+      .filter((r) => r.startsWith(prefix) && !DERIVED_SUFFIX_RE.test(r))
+      .map((r) => r.slice(prefix.length))
+      .filter((n) => PROFILE_NAME_RE.test(n))
+      .sort();
+    const out: Profile[] = [];
+    for (const n of names) {
+      const p = await this.get(n, true);
+      if (p) out.push(p);
+    }
+    return out;
+  }
+
+  /** Delete the role, its derived roles and settings. Existing keys keep working until revoked or expired. */
+  async delete(name: string): Promise<boolean> {
+    this.validateName(name);
+    const existed = (await this.vault.readRole(this.roleName(name))) !== null;
+    for (const derived of await this.derivedRoles(name)) await this.vault.deleteRole(derived);
+    await this.vault.deleteRole(this.roleName(name));
+    await this.vault.raw('DELETE', `${this.config.vault.kvMount}/metadata/profiles/${name}`).catch(() => undefined);
+    this.cache.delete(name);
+    return existed;
+  }
+
+  /** Ensure the derived role for a CIDR set exists (idempotent: same set → same role). */
+  async ensureDerivedRole(profile: Profile, cidrs: string[]): Promise<string> {
+    const name = this.derivedRoleName(profile.name, cidrs);
+    const existing = await this.vault.readRole(name);
+    const wanted = this.roleBody(profile, cidrs);
+    const same =
+      existing &&
+      JSON.stringify([...existing.allowed_policies].sort()) === JSON.stringify(wanted.allowed_policies) &&
+      existing.token_explicit_max_ttl === wanted.token_explicit_max_ttl &&
+      JSON.stringify([...(existing.token_bound_cidrs ?? [])].sort()) === JSON.stringify(cidrs);
+    if (!same) await this.vault.writeRole(name, wanted);
+    return name;
+  }
+
+  private async derivedRoles(profile: string): Promise<string[]> {
+    const base = `${this.roleName(profile)}-c`;
+    return (await this.vault.listRoles()).filter((r) => r.startsWith(base) && DERIVED_SUFFIX_RE.test(r));
+  }
+}

@@ -1,0 +1,48 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { REDIS } from '@latchkey/redis';
+
+/** What travels on the revocation channel: ids only. */
+export interface RevocationMessage {
+  kind: 'key' | 'cert';
+  id: string;
+  at: number;
+}
+
+export function revocationChannel(prefix: string): string {
+  return `${prefix}:revocations`;
+}
+
+type Listener = (msg: RevocationMessage) => void;
+
+/**
+ * Revocation fan-out. `revoked()` runs local listeners first (so this
+ * instance's cache is clean before the caller's request returns), then
+ * publishes on Redis pub/sub for every other instance.
+ */
+@Injectable()
+export class RevocationBus {
+  private readonly listeners = new Set<Listener>();
+
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  onRevoked(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Deliver to local listeners (also used by the subscriber for remote messages). */
+  deliverLocal(msg: RevocationMessage): void {
+    for (const l of this.listeners) l(msg);
+  }
+
+  async revoked(kind: RevocationMessage['kind'], id: string): Promise<void> {
+    const msg: RevocationMessage = { kind, id, at: Date.now() };
+    this.deliverLocal(msg);
+    await this.redis.publish(revocationChannel(this.config.redis.prefix), JSON.stringify(msg));
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * `npm run rebuild-index`: rebuild latchkey's Redis key index from Vault alone
+ * (every token carrying latchkey metadata). Needs latchkey's Vault identity
+ * (LIST auth/token/accessors requires sudo, granted by latchkey-service).
+ */
+import 'reflect-metadata';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ConfigModule, loadConfigOrExit } from '@latchkey/config';
+import { KeysModule, KeysService } from '@latchkey/keys';
+import { RedisModule } from '@latchkey/redis';
+import { VaultModule } from '@latchkey/vault';
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  @Module({ imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, KeysModule] })
+  class RebuildModule {}
+  const app = await NestFactory.createApplicationContext(RebuildModule, { logger: ['error', 'warn'] });
+  const { indexed, scanned } = await app.get(KeysService).rebuildIndex((m) => process.stdout.write(`rebuild-index: ${m}\n`));
+  await app.close();
+  process.stdout.write(`rebuild-index: done (${indexed}/${scanned})\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`rebuild-index failed: ${(err as Error).message}\n`);
+  process.exit(1);
+});

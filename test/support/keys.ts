@@ -1,0 +1,41 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { projectRoot } from '@latchkey/devstack';
+import { VaultResponse } from '@latchkey/vault';
+import { call } from './http';
+import { rootVault, uniqueId } from './stack';
+
+/** A Vault token for the test stack with the given policies (created with the root token). */
+export async function vaultToken(policies: string[], ttl = '1h'): Promise<{ token: string; accessor: string }> {
+  const res = await rootVault().raw<VaultResponse>('POST', 'auth/token/create', { policies, ttl, no_default_policy: false });
+  return { token: res.auth!.client_token, accessor: res.auth!.accessor };
+}
+
+/** An operator: latchkey-operator policy (all apps, profiles, audit). */
+export function operatorToken() {
+  return vaultToken(['latchkey-operator']);
+}
+
+/** A manager of one app only, with the policy the bootstrap writes for `--app-manager <app>`. */
+export async function appManagerToken(appId: string): Promise<{ token: string; accessor: string }> {
+  const tpl = fs.readFileSync(path.join(projectRoot(), 'policies', 'latchkey-app-manager.hcl.tpl'), 'utf8');
+  await rootVault().raw('PUT', `sys/policies/acl/latchkey-app-${appId}`, { policy: tpl.replaceAll('{{app}}', appId) });
+  return vaultToken([`latchkey-app-${appId}`]);
+}
+
+/** Create a profile through the API (as the given operator token). Returns its name. */
+export async function createProfile(url: string, token: string, body: Record<string, unknown> = {}, name = uniqueId('p')): Promise<string> {
+  const res = await call(url, 'PUT', `/v1/profiles/${name}`, {
+    token,
+    body: { allowedPolicies: ['default', 'orders-read', 'orders-write'], ttl: '1h', maxTtl: '24h', ...body },
+  });
+  if (res.status !== 201) throw new Error(`profile create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return name;
+}
+
+/** Mint through the API; throws unless 201. */
+export async function mintKey(url: string, token: string, body: Record<string, unknown>): Promise<{ key: string; keyId: string; [k: string]: unknown }> {
+  const res = await call(url, 'POST', '/v1/keys', { token, body });
+  if (res.status !== 201) throw new Error(`mint failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
