@@ -37,9 +37,13 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: new PinoNestLogger(log),
     bufferLogs: false,
+    // JSON only: Fastify's own JSON parser stays; Nest's urlencoded parser is never added.
+    bodyParser: false,
   });
 
   const fastify = app.getHttpAdapter().getInstance();
+  // Fastify also parses text/plain by default; every endpoint takes JSON, anything else is a 415.
+  fastify.removeContentTypeParser('text/plain');
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
     done();
