@@ -9,3 +9,8 @@ path "latchkey/apps/{{app}}/certs" {
 path "latchkey/profiles/*" {
   capabilities = ["read"]
 }
+# The profiles this app's keys may be minted from (a profile decides the policies
+# a key carries, so minting from one is a right of its own). Add lines as needed.
+path "latchkey/profiles/default/keys" {
+  capabilities = ["create"]
+}

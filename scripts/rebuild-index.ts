@@ -9,11 +9,12 @@ import { NestFactory } from '@nestjs/core';
 import { ConfigModule, loadConfigOrExit } from '@latchkey/config';
 import { KeysModule, KeysService } from '@latchkey/keys';
 import { RedisModule } from '@latchkey/redis';
+import { RevocationModule } from '@latchkey/revocation';
 import { VaultModule } from '@latchkey/vault';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  @Module({ imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, KeysModule] })
+  @Module({ imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, RevocationModule, KeysModule] })
   class RebuildModule {}
   const app = await NestFactory.createApplicationContext(RebuildModule, { logger: ['error', 'warn'] });
   const { indexed, scanned } = await app.get(KeysService).rebuildIndex((m) => process.stdout.write(`rebuild-index: ${m}\n`));

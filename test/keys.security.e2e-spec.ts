@@ -61,7 +61,7 @@ describe('key endpoints: security', () => {
   it("denies an app manager every operation on another app's keys, and allows them on its own", async () => {
     const appA = uniqueId('app');
     const appB = uniqueId('app');
-    const mgrA = (await appManagerToken(appA)).token;
+    const mgrA = (await appManagerToken(appA, [profile])).token;
     const bKey = await mint(operator, appB);
 
     const attempts: Array<[string, string, unknown?]> = [
@@ -158,7 +158,7 @@ describe('key endpoints: security', () => {
     expect((await call(url, 'GET', `/v1/keys?appId=${other}`, { bearer: mgmt.key })).body.items).toHaveLength(1);
 
     const plain = await mintKey(url, operator, { appId: uniqueId('app'), profile: 'default', name: uniqueId('k'), ttl: '1h' });
-    expect(plain.policies).toEqual(['default']);
+    expect(plain.policies).toEqual([]); // Vault's implicit default policy is not listed
     const denied = [
       await call(url, 'POST', '/v1/keys', { bearer: plain.key, body: { appId: other, profile, name: uniqueId('k') } }),
       await call(url, 'GET', `/v1/keys?appId=${other}`, { bearer: plain.key }),
@@ -236,17 +236,17 @@ describe('key endpoints: security', () => {
     const dressed = await call(url, 'POST', '/v1/keys/self/renew', { bearer: encodeKey(plain.token), body: { increment: '20h' } });
     expect([401, 403, 404]).toContain(dressed.status);
 
-    // A revoked key: first used (so any cache is warm), then revoked, then refused.
+    // A revoked key, never used before.
+    const k2 = await mint(operator, app);
+    expect((await call(url, 'DELETE', `/v1/keys/${k2.keyId}`, { token: operator })).status).toBe(204);
+    expect((await call(url, 'POST', '/v1/keys/self/renew', { bearer: k2.key, body: {} })).status).toBe(401);
+    // A revoked key that was in use just before (so any cache is warm): refused the same way.
     const k = await mint(operator, app);
     expect((await call(url, 'POST', '/v1/keys/self/renew', { bearer: k.key, body: {} })).status).toBe(200);
     expect((await call(url, 'DELETE', `/v1/keys/${k.keyId}`, { token: operator })).status).toBe(204);
     const renewRevoked = await call(url, 'POST', '/v1/keys/self/renew', { bearer: k.key, body: {} });
     const rotateRevoked = await call(url, 'POST', '/v1/keys/self/rotate', { bearer: k.key, body: {} });
     expect([renewRevoked.status, rotateRevoked.status]).toEqual([401, 401]);
-    // A revoked key that was never used before is refused too.
-    const k2 = await mint(operator, app);
-    expect((await call(url, 'DELETE', `/v1/keys/${k2.keyId}`, { token: operator })).status).toBe(204);
-    expect((await call(url, 'POST', '/v1/keys/self/renew', { bearer: k2.key, body: {} })).status).toBe(401);
     expect(await listIds(app)).toEqual([]);
   });
 
@@ -309,6 +309,19 @@ describe('key endpoints: security', () => {
     expect(changed.status).toBe(422);
     expect(changed.body.error.code).toBe('IDEMPOTENCY_MISMATCH');
     expect(await listIds(app)).toEqual([first.body.keyId]);
+  });
+
+  it('does not mint again on replay when the index record of the first mint is gone', async () => {
+    const app = uniqueId('app');
+    const idem = `idem-${randomBytes(8).toString('hex')}`;
+    const body = { appId: app, profile, name: uniqueId('k') };
+    const first = await call(url, 'POST', '/v1/keys', { token: operator, body, headers: { 'idempotency-key': idem } });
+    expect(first.status).toBe(201);
+    // The index is a cache of Vault (it can be lost and rebuilt); the replay guarantee must not depend on it.
+    expect(await redis.del(`latchkey:key:${first.body.keyId}`)).toBe(1);
+    const again = await call(url, 'POST', '/v1/keys', { token: operator, body, headers: { 'idempotency-key': idem } });
+    expect({ status: again.status, keyId: again.body?.keyId, hasKey: again.body?.key !== undefined }).toEqual({ status: 200, keyId: first.body.keyId, hasKey: false });
+    if (again.status === 201) await call(url, 'DELETE', `/v1/keys/${again.body.keyId}`, { token: operator });
   });
 
   it('mints once for concurrent requests with one Idempotency-Key', async () => {

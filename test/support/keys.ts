@@ -16,10 +16,14 @@ export function operatorToken() {
   return vaultToken(['latchkey-operator']);
 }
 
-/** A manager of one app only, with the policy the bootstrap writes for `--app-manager <app>`. */
-export async function appManagerToken(appId: string): Promise<{ token: string; accessor: string }> {
+/**
+ * A manager of one app only, with the policy the bootstrap writes for `--app-manager <app>`,
+ * plus the right to mint from the given extra profiles (the template grants only `default`).
+ */
+export async function appManagerToken(appId: string, profiles: string[] = []): Promise<{ token: string; accessor: string }> {
   const tpl = fs.readFileSync(path.join(projectRoot(), 'policies', 'latchkey-app-manager.hcl.tpl'), 'utf8');
-  await rootVault().raw('PUT', `sys/policies/acl/latchkey-app-${appId}`, { policy: tpl.replaceAll('{{app}}', appId) });
+  const extra = profiles.map((p) => `path "latchkey/profiles/${p}/keys" {\n  capabilities = ["create"]\n}\n`).join('');
+  await rootVault().raw('PUT', `sys/policies/acl/latchkey-app-${appId}`, { policy: tpl.replaceAll('{{app}}', appId) + extra });
   return vaultToken([`latchkey-app-${appId}`]);
 }
 

@@ -3,8 +3,9 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import pino from 'pino';
-import { PinoNestLogger, pinoOptions } from '@latchkey/common';
+import { ErrorCode, LatchkeyError, PinoNestLogger, pinoOptions } from '@latchkey/common';
 import { AppConfig } from '@latchkey/config';
 import { AppModule } from './app.module';
 import { ErrorFilter, mapError, sendError } from './http/error-filter';
@@ -32,6 +33,13 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
     },
     return503OnClosing: true,
+    // Accessors are 24 characters; longer path parameters are answered as "not found" below.
+    routerOptions: { maxParamLength: 128 },
+    // Errors Fastify raises before routing (bad URL, oversized parameter) get our shape too.
+    frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+      const notFound = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      sendError(reply, mapError(notFound ? new LatchkeyError(ErrorCode.NOT_FOUND, 'not found') : err, String(req.id), new Logger('HttpError')));
+    },
     forceCloseConnections: 'idle',
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
@@ -48,9 +56,6 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     void reply.header('x-request-id', req.id);
     done();
   });
-  // Errors Fastify raises itself (body parsing, size limit) get the same shape as ours.
-  const errLogger = new Logger('HttpError');
-  fastify.setErrorHandler((err, req, reply) => sendError(reply, mapError(err, String(req.id), errLogger)));
 
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ErrorFilter());

@@ -3,6 +3,9 @@ import { AppConfig, ConfigModule } from '@latchkey/config';
 import { RedisModule } from '@latchkey/redis';
 import { VaultModule } from '@latchkey/vault';
 import { KeysModule } from '@latchkey/keys';
+import { RevocationModule } from '@latchkey/revocation';
+import { VerifyModule } from '@latchkey/verify';
+import { VerifyController } from './verify/verify.controller';
 import { HealthModule } from './health/health.module';
 import { CallerGuard } from './auth/caller.guard';
 import { KeysController, SelfKeysController, UnwrapController } from './keys/keys.controller';
@@ -14,8 +17,8 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, KeysModule],
-      controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule],
+      controllers: [MetricsController, VerifyController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
       providers: [CallerGuard],
     };
   }

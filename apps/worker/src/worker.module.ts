@@ -3,6 +3,7 @@ import { AppConfig, ConfigModule } from '@latchkey/config';
 import { JOB } from '@latchkey/jobs';
 import { KeysModule, KeysService } from '@latchkey/keys';
 import { RedisModule } from '@latchkey/redis';
+import { RevocationModule } from '@latchkey/revocation';
 import { VaultModule } from '@latchkey/vault';
 import { JOB_HANDLERS, JobHandlers } from './job-handlers';
 import { WorkerService } from './worker.service';
@@ -12,7 +13,7 @@ export class WorkerModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: WorkerModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, KeysModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, RevocationModule, KeysModule],
       providers: [
         {
           provide: JOB_HANDLERS,

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { RevocationBus } from '@latchkey/revocation';
 import { VaultClient } from '@latchkey/vault';
 
 export type Capability = 'create' | 'read' | 'update' | 'delete' | 'list' | 'sudo';
@@ -25,6 +26,8 @@ export const AuthzPath = {
   appCerts: (appId: string) => `latchkey/apps/${appId}/certs`,
   allAppKeys: 'latchkey/apps/*/keys',
   profile: (name: string) => `latchkey/profiles/${name}`,
+  /** Minting keys from a profile (create). */
+  profileKeys: (name: string) => `latchkey/profiles/${name}/keys`,
   allProfiles: 'latchkey/profiles/*',
   audit: 'latchkey/audit',
 } as const;
@@ -38,14 +41,25 @@ export const AuthzPath = {
 export class AuthzService {
   private readonly principals: LRUCache<string, Principal>;
   private readonly caps: LRUCache<string, string[]>;
+  /** accessor → token hash, so a revocation (which carries only the accessor) can drop cached answers. */
+  private readonly hashByAccessor: LRUCache<string, string>;
 
   constructor(
     private readonly vault: VaultClient,
     @Inject(APP_CONFIG) config: AppConfig,
+    bus: RevocationBus,
   ) {
     const ttl = Math.max(1, config.authz.cacheTtlMs);
     this.principals = new LRUCache({ max: 10_000, ttl });
     this.caps = new LRUCache({ max: 50_000, ttl });
+    this.hashByAccessor = new LRUCache({ max: 10_000, ttl });
+    bus.onRevoked((m) => {
+      if (m.kind === 'key') this.forgetAccessor(m.id);
+    });
+    bus.onResync(() => {
+      this.principals.clear();
+      this.caps.clear();
+    });
   }
 
   /** Resolve a caller token to a principal (one Vault lookup, cached); 401 when Vault does not know it. */
@@ -71,6 +85,7 @@ export class AuthzService {
       appId: lookup.meta?.latchkey_app,
     };
     this.principals.set(h, principal);
+    this.hashByAccessor.set(principal.accessor, h);
     return principal;
   }
 
@@ -103,9 +118,11 @@ export class AuthzService {
     return caps;
   }
 
-  /** Forget cached answers for a token (after it is revoked). */
-  forget(token: string): void {
-    const h = hashToken(token);
+  /** Forget cached answers for a revoked token, known by its accessor. */
+  forgetAccessor(accessor: string): void {
+    const h = this.hashByAccessor.get(accessor);
+    if (!h) return;
+    this.hashByAccessor.delete(accessor);
     this.principals.delete(h);
     for (const k of this.caps.keys()) if (k.startsWith(`${h}|`)) this.caps.delete(k);
   }

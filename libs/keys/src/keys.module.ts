@@ -2,7 +2,6 @@ import { Module } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { AuthzService } from '@latchkey/authz';
 import { JobsProducer } from '@latchkey/jobs';
-import { RevocationBus } from '@latchkey/verify';
 import { IdempotencyStore } from './idempotency';
 import { KeyIndex } from './key-index';
 import { KeysService } from './keys.service';
@@ -11,7 +10,7 @@ import { ProfilesService } from './profiles.service';
 
 /** Key lifecycle services (Vault, Redis and config come from their global modules). */
 @Module({
-  providers: [KeysService, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AuthzService, AdminAuditRecorder, RevocationBus, JobsProducer],
-  exports: [KeysService, ProfilesService, ProfileAdminService, KeyIndex, AuthzService, AdminAuditRecorder, RevocationBus, JobsProducer],
+  providers: [KeysService, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AuthzService, AdminAuditRecorder, JobsProducer],
+  exports: [KeysService, ProfilesService, ProfileAdminService, KeyIndex, AuthzService, AdminAuditRecorder, JobsProducer],
 })
 export class KeysModule {}

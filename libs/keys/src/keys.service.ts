@@ -4,7 +4,7 @@ import { AuthzPath, AuthzService, Capability, Principal } from '@latchkey/authz'
 import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB, JOB_QUEUE, JobsProducer, jobId } from '@latchkey/jobs';
-import { RevocationBus } from '@latchkey/verify';
+import { RevocationBus } from '@latchkey/revocation';
 import { TokenLookup, VaultClient, VaultResponse } from '@latchkey/vault';
 import { cidrWithin, normaliseCidrs } from './cidr';
 import { decodeKey, encodeKey } from './format';
@@ -78,13 +78,23 @@ export class KeysService {
   async mint(principal: Principal, input: MintInput, ctx: RequestContext & { idempotencyKey?: string } = {}): Promise<MintResult> {
     this.checkAppId(input.appId);
     await this.authz.require(principal, AuthzPath.appKeys(input.appId), 'create');
+    // Which profile a key comes from decides its policies: minting from a profile is a
+    // right of its own, or an app manager could mint itself an operator key.
+    await this.authz.require(principal, AuthzPath.profileKeys(input.profile), 'create');
 
     const fingerprint = ctx.idempotencyKey ? IdempotencyStore.fingerprint(input) : '';
     if (ctx.idempotencyKey) {
       const earlier = await this.idem.begin(principal.accessor, ctx.idempotencyKey, fingerprint);
       if (earlier) {
-        const record = await this.index.get(earlier);
-        if (record) return { record, replayed: true };
+        // Never mint again for a completed key, even if the index lost the record.
+        try {
+          return { record: await this.resolve(earlier), replayed: true };
+        } catch (err) {
+          if (err instanceof LatchkeyError && err.code === ErrorCode.NOT_FOUND) {
+            throw new LatchkeyError(ErrorCode.IDEMPOTENCY_CONFLICT, `This Idempotency-Key already minted key ${earlier}, which no longer exists`);
+          }
+          throw err;
+        }
       }
     }
     try {
@@ -106,7 +116,7 @@ export class KeysService {
 
     if (!KEY_NAME_RE.test(input.name)) problems.push('name must be 1-128 of A-Z a-z 0-9 . _ -');
     const ttl = input.ttl === undefined ? profile.ttlSeconds : parseDuration(input.ttl);
-    if (ttl === null || ttl <= 0) problems.push('ttl is not a valid duration');
+    if (ttl === null || !Number.isFinite(ttl) || ttl <= 0) problems.push('ttl is not a valid duration');
     else if (ttl > profile.maxTtlSeconds) problems.push(`ttl exceeds the profile's maximum (${profile.maxTtlSeconds}s)`);
     let wrapTtl: number | null = null;
     if (input.wrapTtl !== undefined && input.wrapTtl !== null) {
@@ -118,7 +128,7 @@ export class KeysService {
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
 
     const policies = [...new Set(input.policies ?? profile.allowedPolicies)].sort();
-    const outside = policies.filter((p) => !profile.allowedPolicies.includes(p));
+    const outside = policies.filter((p) => p !== 'default' && !profile.allowedPolicies.includes(p));
     if (outside.length) throw new LatchkeyError(ErrorCode.POLICY_NOT_ALLOWED, `policies not allowed by profile ${profile.name}: ${outside.join(', ')}`);
     if (policies.length === 0) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'a key needs at least one policy');
 
@@ -160,7 +170,8 @@ export class KeysService {
       name: input.name,
       profile: profile.name,
       role,
-      policies,
+      // Vault's implicit `default` policy is left out everywhere latchkey shows policies.
+      policies: policies.filter((p) => p !== 'default'),
       cidrs: cidrs.length ? cidrs : profile.cidrs,
       meta,
       createdAt: now.toISOString(),
@@ -317,7 +328,7 @@ export class KeysService {
       // Schedule the revocation before minting: if scheduling fails nothing has changed yet.
       await this.jobs.add(JOB.revokeAfterGrace, { keyId: old.keyId, appId: old.appId, successorKeyId: '', reason: 'rotation' }, { jobId: job, delay: graceSeconds * 1000 });
       const minted = await this.mintUnchecked(
-        { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: old.policies, cidrs: old.cidrs },
+        { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: old.policies.length ? old.policies : ['default'], cidrs: old.cidrs },
         old,
       );
       await this.index.update(old.keyId, (r) => ({ ...r, state: 'rotating', successorKeyId: minted.record.keyId, revokeAt }));

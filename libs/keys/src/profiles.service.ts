@@ -163,12 +163,15 @@ export class ProfilesService {
     let profile: Profile | null = null;
     if (role) {
       const settings = await this.vault.kvRead<StoredSettings>(this.config.vault.kvMount, `profiles/${name}`);
-      const maxTtl = role.token_explicit_max_ttl || settings?.maxTtl || 0;
+      // Settings written by hand (or by an older bootstrap) may hold duration strings.
+      const secs = (v: unknown) => (typeof v === 'number' || typeof v === 'string' ? parseDuration(v) : null);
+      const maxTtl = role.token_explicit_max_ttl || secs(settings?.maxTtl) || 0;
+      const ttl = secs(settings?.ttl) ?? maxTtl;
       profile = {
         name,
         role: this.roleName(name),
         allowedPolicies: [...(role.allowed_policies ?? [])].sort(),
-        ttlSeconds: Math.min(settings?.ttl ?? maxTtl, maxTtl || Infinity),
+        ttlSeconds: maxTtl > 0 ? Math.min(ttl, maxTtl) : ttl,
         maxTtlSeconds: maxTtl,
         periodSeconds: role.token_period || null,
         numUses: role.token_num_uses ?? 0,

@@ -1,1 +1,3 @@
-export * from './revocation-bus';
+export * from './verify-cache';
+export * from './verify.service';
+export * from './verify.module';

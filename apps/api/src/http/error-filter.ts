@@ -69,6 +69,7 @@ export function mapError(err: unknown, requestId: string, logger: Logger): Mappe
 
 export function sendError(reply: FastifyReply, mapped: MappedError): void {
   if (mapped.retryAfter !== undefined) void reply.header('Retry-After', String(mapped.retryAfter));
+  void reply.header('x-request-id', mapped.body.error.requestId);
   void reply.status(mapped.status).header('content-type', 'application/json; charset=utf-8').send(mapped.body);
 }
 

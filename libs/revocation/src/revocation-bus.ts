@@ -15,6 +15,7 @@ export function revocationChannel(prefix: string): string {
 }
 
 type Listener = (msg: RevocationMessage) => void;
+type ResyncListener = () => void;
 
 /**
  * Revocation fan-out. `revoked()` runs local listeners first (so this
@@ -24,6 +25,7 @@ type Listener = (msg: RevocationMessage) => void;
 @Injectable()
 export class RevocationBus {
   private readonly listeners = new Set<Listener>();
+  private readonly resyncListeners = new Set<ResyncListener>();
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -33,6 +35,16 @@ export class RevocationBus {
   onRevoked(listener: Listener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Revocation messages may have been missed (the channel was down): caches must re-confirm everything. */
+  onResync(listener: ResyncListener): () => void {
+    this.resyncListeners.add(listener);
+    return () => this.resyncListeners.delete(listener);
+  }
+
+  resync(): void {
+    for (const l of this.resyncListeners) l();
   }
 
   /** Deliver to local listeners (also used by the subscriber for remote messages). */

@@ -1,0 +1,3 @@
+export * from './revocation-bus';
+export * from './revocation-subscriber';
+export * from './revocation.module';

@@ -1,0 +1,190 @@
+import { createHash } from 'node:crypto';
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Counter, Histogram, register } from 'prom-client';
+import { ErrorCode, LatchkeyError } from '@latchkey/common';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { decodeKey } from '@latchkey/keys';
+import { TokenLookup, VaultClient } from '@latchkey/vault';
+import { RevocationBus } from '@latchkey/revocation';
+import { CachedKey, ipAllowed, parseCidrs, VerifyCache } from './verify-cache';
+
+export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS';
+
+export interface VerifyResult {
+  valid: boolean;
+  code: VerifyCode;
+  keyId: string | null;
+  appId: string | null;
+  name: string | null;
+  policies: string[];
+  meta: Record<string, string>;
+  expiresAt: string | null;
+}
+
+export interface VerifyRequest {
+  key: string;
+  ip?: string;
+  permissions?: string[];
+}
+
+function metric<T>(name: string, make: () => T): T {
+  return (register.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+const verifyTotal = metric('latchkey_verify_total', () => new Counter({ name: 'latchkey_verify_total', help: 'Key verifications by outcome code', labelNames: ['code'] }));
+const verifyCache = metric('latchkey_verify_cache_total', () => new Counter({ name: 'latchkey_verify_cache_total', help: 'Verify cache lookups by result (hit, negative_hit, miss); hit ratio = hit / total', labelNames: ['result'] }));
+const verifyLookups = metric('latchkey_verify_vault_lookups_total', () => new Counter({ name: 'latchkey_verify_vault_lookups_total', help: 'Vault token lookups made by verify, by outcome', labelNames: ['outcome'] }));
+export const verifyDuration = metric(
+  'latchkey_verify_duration_seconds',
+  () => new Histogram({ name: 'latchkey_verify_duration_seconds', help: 'Verify latency inside latchkey, by route', labelNames: ['route'], buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] }),
+);
+// Pre-bound children: no label lookup on the hot path.
+const codeCounters = {
+  VALID: verifyTotal.labels('VALID'),
+  MALFORMED: verifyTotal.labels('MALFORMED'),
+  NOT_FOUND: verifyTotal.labels('NOT_FOUND'),
+  FORBIDDEN_IP: verifyTotal.labels('FORBIDDEN_IP'),
+  INSUFFICIENT_PERMISSIONS: verifyTotal.labels('INSUFFICIENT_PERMISSIONS'),
+} as const;
+const cacheHit = verifyCache.labels('hit');
+const cacheNegHit = verifyCache.labels('negative_hit');
+const cacheMiss = verifyCache.labels('miss');
+
+const EMPTY: Omit<VerifyResult, 'code'> = Object.freeze({ valid: false, keyId: null, appId: null, name: null, policies: [], meta: {}, expiresAt: null }) as Omit<VerifyResult, 'code'>;
+const REJECT: Record<'MALFORMED' | 'NOT_FOUND', VerifyResult> = {
+  MALFORMED: Object.freeze({ ...EMPTY, code: 'MALFORMED' }) as VerifyResult,
+  NOT_FOUND: Object.freeze({ ...EMPTY, code: 'NOT_FOUND' }) as VerifyResult,
+};
+
+/**
+ * The verify engine: format and checksum first (no I/O), then the in-process
+ * cache, then one Vault lookup shared by concurrent misses. Outcomes never say
+ * more than the code. Vault errors other than "unknown token" propagate as 503
+ * so an unknown key is never accepted while Vault is unreachable.
+ */
+@Injectable()
+export class VerifyService implements OnModuleDestroy {
+  private readonly logger = new Logger(VerifyService.name);
+  readonly cache: VerifyCache;
+  private readonly inflight = new Map<string, Promise<CachedKey | null>>();
+  private readonly unsubscribe: Array<() => void>;
+  private readonly lookupTimeoutMs: number;
+
+  constructor(
+    private readonly vault: VaultClient,
+    bus: RevocationBus,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.cache = new VerifyCache({ max: config.verify.cacheMax, maxStalenessMs: config.verify.maxStalenessMs, negativeTtlMs: config.verify.negativeTtlMs });
+    this.unsubscribe = [
+      bus.onRevoked((m) => {
+        if (m.kind === 'key') this.cache.revoke(m.id, m.at);
+      }),
+      bus.onResync(() => this.cache.clear()),
+    ];
+    // Verify sits on other services' request path: never wait longer than this for Vault.
+    this.lookupTimeoutMs = Math.min(config.vault.timeoutMs, 2000);
+  }
+
+  onModuleDestroy(): void {
+    for (const u of this.unsubscribe) u();
+  }
+
+  async verify(req: VerifyRequest): Promise<VerifyResult> {
+    const decoded = decodeKey(req.key, this.config.keyPrefix);
+    if (!decoded.ok) {
+      codeCounters.MALFORMED.inc();
+      return REJECT.MALFORMED;
+    }
+    const hash = createHash('sha256').update(req.key).digest('base64url');
+    let entry = this.cache.get(hash);
+    let key: CachedKey | null;
+    if (entry?.kind === 'key') {
+      cacheHit.inc();
+      key = entry;
+    } else if (entry?.kind === 'unknown') {
+      cacheNegHit.inc();
+      key = null;
+    } else {
+      cacheMiss.inc();
+      key = await this.lookup(hash, decoded.token);
+    }
+    if (!key || key.expiresAtMs <= Date.now()) {
+      codeCounters.NOT_FOUND.inc();
+      return REJECT.NOT_FOUND;
+    }
+    let code: VerifyCode = 'VALID';
+    if (key.bound && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
+    else if (req.permissions?.length && !req.permissions.every((p) => key!.policySet.has(p))) code = 'INSUFFICIENT_PERMISSIONS';
+    codeCounters[code].inc();
+    entry = undefined;
+    return {
+      valid: code === 'VALID',
+      code,
+      keyId: key.keyId,
+      appId: key.appId,
+      name: key.name,
+      policies: key.policies,
+      meta: key.meta,
+      expiresAt: key.expiresAt,
+    };
+  }
+
+  /** One Vault lookup per key at a time; concurrent misses share it. */
+  private lookup(hash: string, token: string): Promise<CachedKey | null> {
+    let p = this.inflight.get(hash);
+    if (!p) {
+      p = this.doLookup(hash, token).finally(() => this.inflight.delete(hash));
+      this.inflight.set(hash, p);
+    }
+    return p;
+  }
+
+  private async doLookup(hash: string, token: string): Promise<CachedKey | null> {
+    const startedAt = Date.now();
+    let l: TokenLookup;
+    try {
+      l = await this.vault.lookupToken(token, this.lookupTimeoutMs);
+    } catch (err) {
+      if (err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_PERMISSION_DENIED || err.code === ErrorCode.VAULT_NOT_FOUND)) {
+        // Vault answers 403 "bad token" for unknown, expired and revoked tokens alike.
+        verifyLookups.labels('unknown').inc();
+        this.cache.setUnknown(hash);
+        return null;
+      }
+      verifyLookups.labels('error').inc();
+      throw err instanceof LatchkeyError ? err : new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, 'Vault lookup failed', { retryAfter: 2 });
+    }
+    verifyLookups.labels('found').inc();
+    const meta = l.meta ?? {};
+    // Only tokens latchkey minted are keys: a Vault token wrapped in the key format is not.
+    if (!meta.latchkey_app || l.type !== 'service') {
+      this.cache.setUnknown(hash);
+      return null;
+    }
+    const own: Record<string, string> = {};
+    for (const k in meta) if (!k.startsWith('latchkey_')) own[k] = meta[k];
+    const policies = (l.policies ?? []).filter((p) => p !== 'default');
+    const expiresAtMs = l.expire_time ? Date.parse(l.expire_time) : Number.MAX_SAFE_INTEGER;
+    const entry: CachedKey = {
+      kind: 'key',
+      keyId: l.accessor,
+      appId: meta.latchkey_app,
+      name: meta.latchkey_name ?? '',
+      policies,
+      policySet: new Set(l.policies ?? []),
+      meta: own,
+      bound: (l.bound_cidrs ?? []).length > 0,
+      cidrs: parseCidrs(l.bound_cidrs ?? []),
+      expiresAt: l.expire_time ? new Date(expiresAtMs).toISOString() : null,
+      expiresAtMs,
+      confirmedAt: startedAt,
+    };
+    if (!this.cache.setKey(hash, entry, startedAt)) {
+      // Revoked while we were asking Vault: answer as revoked.
+      this.logger.debug(`lookup for ${entry.keyId} raced a revocation; not cached`);
+      return null;
+    }
+    return entry;
+  }
+}
