@@ -1,0 +1,116 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort, stopProcess, waitFor, which } from '@latchkey/devstack';
+import { RunningApi, startApi } from './support/app';
+import { call } from './support/http';
+import { createProfile, mintKey, operatorToken } from './support/keys';
+import { uniqueId } from './support/stack';
+
+/**
+ * A real nginx (Debian package) in front of a tiny upstream, asking latchkey
+ * through `auth_request` — the set-up the README documents.
+ */
+describe('forward auth behind nginx auth_request', () => {
+  let api: RunningApi;
+  let nginx: ChildProcess;
+  let upstream: http.Server;
+  let base: string;
+  let dir: string;
+  let op: string;
+  let profile: string;
+
+  beforeAll(async () => {
+    const bin = which('nginx') ?? ['/usr/sbin/nginx'].find((p) => fs.existsSync(p));
+    if (!bin) throw new Error('nginx is required for this test (apt-get install nginx; .ci/run installs it)');
+    [api, { token: op }] = await Promise.all([startApi(), operatorToken()]);
+    profile = await createProfile(api.url, op);
+
+    upstream = http.createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ upstream: true, app: req.headers['x-latchkey-app'] ?? null, keyId: req.headers['x-latchkey-key'] ?? null }));
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const upstreamPort = (upstream.address() as { port: number }).port;
+    const port = await freePort();
+    const apiPort = new URL(api.url).port;
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-nginx-'));
+    const conf = `
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream latchkey { server 127.0.0.1:${apiPort}; keepalive 16; }
+  server {
+    listen 127.0.0.1:${port};
+    location = /_latchkey {
+      internal;
+      proxy_pass http://latchkey/v1/auth;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }
+    location /orders/ {
+      auth_request /_latchkey;
+      auth_request_set $latchkey_app $upstream_http_x_latchkey_app_id;
+      auth_request_set $latchkey_key $upstream_http_x_latchkey_key_id;
+      proxy_set_header X-Latchkey-App $latchkey_app;
+      proxy_set_header X-Latchkey-Key $latchkey_key;
+      proxy_pass http://127.0.0.1:${upstreamPort};
+    }
+  }
+}
+`;
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+    nginx = spawn(bin, ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    nginx.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    base = `http://127.0.0.1:${port}`;
+    await waitFor('nginx', async () => {
+      if (nginx.exitCode !== null) throw new Error(`nginx exited: ${err}`);
+      return (await fetch(`${base}/orders/`)).status === 401;
+    });
+  });
+
+  afterAll(async () => {
+    if (nginx) await stopProcess(nginx);
+    upstream?.close();
+    await api?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes a valid key through to the upstream with the identity headers', async () => {
+    const appId = uniqueId('app');
+    const k = await mintKey(api.url, op, { appId, profile, name: 'ngx' });
+    const res = await fetch(`${base}/orders/1`, { headers: { authorization: `Bearer ${k.key}` } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ upstream: true, app: appId, keyId: k.keyId });
+    expect((await fetch(`${base}/orders/1`, { headers: { 'x-api-key': k.key } })).status).toBe(200);
+  });
+
+  it('answers 401 for missing, malformed and unknown keys, and for a revoked key', async () => {
+    expect((await fetch(`${base}/orders/1`)).status).toBe(401);
+    expect((await fetch(`${base}/orders/1`, { headers: { 'x-api-key': 'lk_definitely_not' } })).status).toBe(401);
+    const k = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'gone' });
+    expect((await fetch(`${base}/orders/1`, { headers: { 'x-api-key': k.key } })).status).toBe(200);
+    expect((await call(api.url, 'DELETE', `/v1/keys/${k.keyId}`, { token: op })).status).toBe(204);
+    expect((await fetch(`${base}/orders/1`, { headers: { 'x-api-key': k.key } })).status).toBe(401);
+  });
+
+  it('answers 403 for a key bound to other addresses', async () => {
+    const k = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'cidr', cidrs: ['10.0.0.0/8'] });
+    expect((await fetch(`${base}/orders/1`, { headers: { 'x-api-key': k.key } })).status).toBe(403);
+    // A forged X-Forwarded-For from the client does not help: nginx replaces it and latchkey does not trust it anyway.
+    expect((await fetch(`${base}/orders/1`, { headers: { 'x-api-key': k.key, 'x-forwarded-for': '10.1.2.3' } })).status).toBe(403);
+  });
+});
