@@ -11,13 +11,14 @@ import { CallerGuard } from './auth/caller.guard';
 import { KeysController, SelfKeysController, UnwrapController } from './keys/keys.controller';
 import { ProfilesController } from './keys/profiles.controller';
 import { MetricsController } from './metrics/metrics.controller';
+import { CertsHttpModule } from './certs/certs-http.module';
 
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, CertsHttpModule],
       controllers: [MetricsController, VerifyController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
       providers: [CallerGuard],
     };

@@ -31,6 +31,13 @@ export interface AppConfig {
   redis: { url: string; prefix: string };
   verify: { cacheMax: number; maxStalenessMs: number; negativeTtlMs: number };
   authz: { cacheTtlMs: number };
+  /** Certificates (libs/certs) and the optional HTTPS + mTLS listener (null when LATCHKEY_TLS_PORT is unset). */
+  certs: {
+    defaultTtlSeconds: number;
+    maxTtlSeconds: number;
+    minRsaBits: number;
+    tls: { host: string; port: number; certFile: string; keyFile: string } | null;
+  };
 }
 
 export class ConfigError extends Error {
@@ -66,6 +73,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (raw.LATCHKEY_TRUST_PROXY !== undefined && /^(true|\*)$/i.test(raw.LATCHKEY_TRUST_PROXY)) {
     problems.push('LATCHKEY_TRUST_PROXY: "true" would trust any X-Forwarded-For; give a hop count or an address list');
   }
+  if (raw.LATCHKEY_TLS_PORT !== undefined && (!raw.LATCHKEY_TLS_CERT || !raw.LATCHKEY_TLS_KEY)) {
+    problems.push('LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY (PEM files) are required with LATCHKEY_TLS_PORT');
+  }
+  const certTtl = { dflt: parseDuration(raw.CERT_DEFAULT_TTL ?? '72h') ?? 0, max: parseDuration(raw.CERT_MAX_TTL ?? '720h') ?? 0 };
+  if (certTtl.dflt <= 0 || certTtl.max <= 0 || certTtl.dflt > certTtl.max) problems.push('CERT_DEFAULT_TTL must be positive and at most CERT_MAX_TTL');
   if (problems.length) throw new ConfigError(problems);
 
   const trust = raw.LATCHKEY_TRUST_PROXY?.trim();
@@ -120,6 +132,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
     },
     authz: { cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s') },
+    certs: {
+      defaultTtlSeconds: certTtl.dflt,
+      maxTtlSeconds: certTtl.max,
+      minRsaBits: raw.CERT_MIN_RSA_BITS ?? 2048,
+      tls:
+        raw.LATCHKEY_TLS_PORT !== undefined
+          ? { host: raw.LATCHKEY_TLS_HOST ?? raw.LATCHKEY_HOST ?? '127.0.0.1', port: raw.LATCHKEY_TLS_PORT, certFile: raw.LATCHKEY_TLS_CERT as string, keyFile: raw.LATCHKEY_TLS_KEY as string }
+          : null,
+    },
   };
   return deepFreeze(config);
 }

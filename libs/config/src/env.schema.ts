@@ -84,4 +84,14 @@ export class EnvSchema {
   @IsOptional() @IsDuration() VERIFY_NEGATIVE_TTL?: string;
   @IsOptional() @IsDuration() AUTHZ_CACHE_TTL?: string;
   @IsOptional() @IsDuration() SHUTDOWN_GRACE?: string;
+
+  /** Certificates: TTL bounds and the weakest CSR key accepted. */
+  @IsOptional() @IsDuration() CERT_DEFAULT_TTL?: string;
+  @IsOptional() @IsDuration() CERT_MAX_TTL?: string;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(2048) @Max(16384) CERT_MIN_RSA_BITS?: number;
+  /** Optional HTTPS + mTLS listener (client certificates issued by the latchkey CA). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535) LATCHKEY_TLS_PORT?: number;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() LATCHKEY_TLS_HOST?: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() LATCHKEY_TLS_CERT?: string;
+  @IsOptional() @Transform(emptyToUndefined) @IsString() LATCHKEY_TLS_KEY?: string;
 }

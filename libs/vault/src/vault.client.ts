@@ -244,4 +244,40 @@ export class VaultClient {
   raw<T = VaultResponse>(method: VaultMethod, path: string, body?: object, extra: Partial<OwnRequest> = {}): Promise<T> {
     return this.call<T>({ method, path, body, operation: extra.operation ?? path.split('/').slice(0, 2).join('/'), ...extra });
   }
+
+  // --- PKI (certificates lifecycle) ------------------------------------------------
+
+  /** Serials (colon hex) of every certificate the mount stored, CA certificates included. */
+  async pkiListCerts(mount: string): Promise<string[]> {
+    try {
+      const res = await this.call<VaultResponse<{ keys: string[] }>>({ method: 'LIST', path: `${mount}/certs`, operation: 'pki list certs' });
+      return res.data?.keys ?? [];
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_NOT_FOUND) return []; // nothing issued yet
+      throw err;
+    }
+  }
+
+  /** A certificate and its revocation state, with its own (short) timeout for the verify path. */
+  async pkiCertStatus(mount: string, serial: string, timeoutMs?: number): Promise<PkiCertRead | null> {
+    try {
+      const res = await this.call<VaultResponse<PkiCertRead>>({ method: 'GET', path: `${mount}/cert/${serial}`, operation: 'pki read cert', timeoutMs });
+      return res.data;
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_NOT_FOUND) return null;
+      throw err;
+    }
+  }
+
+  /** The issuing CA chain as one PEM bundle (`cert/ca_chain`: JSON, unlike `ca_chain`, which is raw PEM). */
+  async pkiCaChain(mount: string): Promise<string> {
+    const res = await this.call<VaultResponse<{ ca_chain?: string; certificate?: string }>>({ method: 'GET', path: `${mount}/cert/ca_chain`, operation: 'pki ca chain' });
+    return res.data?.ca_chain || res.data?.certificate || '';
+  }
+
+  /** The current CRL of the default issuer, PEM (`cert/crl`). */
+  async pkiCrl(mount: string): Promise<string> {
+    const res = await this.call<VaultResponse<{ certificate?: string }>>({ method: 'GET', path: `${mount}/cert/crl`, operation: 'pki crl' });
+    return res.data?.certificate ?? '';
+  }
 }

@@ -1,0 +1,95 @@
+import { X509Certificate } from 'node:crypto';
+import { describeKey } from './csr';
+import { serialOfX509 } from './serial';
+
+/**
+ * Every certificate latchkey issues carries the app it belongs to as a URI SAN
+ * `urn:latchkey:app:<appId>`. The certificate itself is therefore the record
+ * of ownership: the index can be rebuilt from Vault's certificate store alone,
+ * and verify knows the app without any lookup.
+ */
+export const APP_URN_PREFIX = 'urn:latchkey:app:';
+/** URI SANs under this prefix are latchkey's own; callers may not request them. */
+export const RESERVED_URN_PREFIX = 'urn:latchkey:';
+
+export function appUrn(appId: string): string {
+  return `${APP_URN_PREFIX}${appId}`;
+}
+
+export interface CertFacts {
+  serial: string;
+  subject: string;
+  commonName: string | null;
+  /** URI SANs other than latchkey's own app URN. */
+  uriSans: string[];
+  ipSans: string[];
+  dnsSans: string[];
+  /** From the app URN; null for a certificate latchkey did not issue. */
+  appId: string | null;
+  notBefore: string;
+  notAfter: string;
+  keyType: string;
+  isCa: boolean;
+  fingerprint256: string;
+}
+
+const SAN_RE = /(DNS|IP Address|URI|email|othername|DirName|Registered ID):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g;
+
+/** node's `subjectAltName` string to typed lists (values with separators come JSON-quoted). */
+export function parseSubjectAltName(san: string | undefined): { dns: string[]; ip: string[]; uri: string[] } {
+  const out = { dns: [] as string[], ip: [] as string[], uri: [] as string[] };
+  if (!san) return out;
+  for (const m of san.matchAll(SAN_RE)) {
+    let v = m[2];
+    if (v.startsWith('"')) {
+      try {
+        v = JSON.parse(v) as string;
+      } catch {
+        continue;
+      }
+    }
+    if (m[1] === 'DNS') out.dns.push(v);
+    else if (m[1] === 'IP Address') out.ip.push(v);
+    else if (m[1] === 'URI') out.uri.push(v);
+  }
+  return out;
+}
+
+/** The facts latchkey uses about a certificate. */
+export function certFacts(cert: X509Certificate): CertFacts {
+  const san = parseSubjectAltName(cert.subjectAltName);
+  const cnLine = cert.subject.split('\n').find((l) => l.startsWith('CN='));
+  const appUris = san.uri.filter((u) => u.startsWith(APP_URN_PREFIX));
+  return {
+    serial: serialOfX509(cert.serialNumber),
+    subject: cert.subject.split('\n').join(', '),
+    commonName: cnLine ? cnLine.slice(3) : null,
+    uriSans: san.uri.filter((u) => !u.startsWith(RESERVED_URN_PREFIX)),
+    ipSans: san.ip,
+    dnsSans: san.dns,
+    // Exactly one app URN, or the certificate is not a latchkey one.
+    appId: appUris.length === 1 ? appUris[0].slice(APP_URN_PREFIX.length) : null,
+    notBefore: new Date(cert.validFrom).toISOString(),
+    notAfter: new Date(cert.validTo).toISOString(),
+    keyType: describeKey(cert.publicKey),
+    isCa: cert.ca,
+    fingerprint256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
+  };
+}
+
+/** Split a PEM bundle into certificates (other blocks are ignored). Throws on an unparsable certificate block. */
+export function parsePemBundle(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((b) => new X509Certificate(b));
+}
+
+/** The first certificate of a PEM string, or null if there is none or it does not parse. */
+export function parseOneCert(pem: string): X509Certificate | null {
+  const block = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(pem);
+  if (!block) return null;
+  try {
+    return new X509Certificate(block[0]);
+  } catch {
+    return null;
+  }
+}
