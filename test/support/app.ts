@@ -25,7 +25,10 @@ export async function startApi(overrides: NodeJS.ProcessEnv = {}): Promise<Runni
       return (await fetch(`${url}/health/live`)).status === 200;
     },
     30_000,
-  );
+  ).catch(async (err: Error) => {
+    await p.stop();
+    throw new Error(`${err.message}\n--- api output ---\n${p.output().slice(-3000)}`);
+  });
   return { url, process: p, close: () => p.stop() };
 }
 

@@ -7,9 +7,12 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import pino from 'pino';
 import { ErrorCode, LatchkeyError, PinoNestLogger, pinoOptions } from '@latchkey/common';
 import { AppConfig } from '@latchkey/config';
+import { VerifyService } from '@latchkey/verify';
 import { AppModule } from './app.module';
+import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.routes';
 import { ErrorFilter, mapError, sendError } from './http/error-filter';
 import { createValidationPipe } from './http/validation';
+import { ErrorResponse } from './http/api-errors';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -35,6 +38,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     return503OnClosing: true,
     // Accessors are 24 characters; longer path parameters are answered as "not found" below.
     routerOptions: { maxParamLength: 128 },
+    // Schemas of the hot-path routes must reject, not silently fix, bad input.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // Errors Fastify raises before routing (bad URL, oversized parameter) get our shape too.
     frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
       const notFound = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
@@ -57,6 +62,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     done();
   });
 
+  registerVerifyRoutes(fastify, app.get(VerifyService));
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ErrorFilter());
 
@@ -69,7 +75,9 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Vault-Token' }, 'vaultToken')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'a latchkey management key' }, 'managementKey')
       .build(),
+    { extraModels: [ErrorResponse] },
   );
+  documentVerifyRoutes(doc);
   SwaggerModule.setup('docs', app, doc, { jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
   return app;
 }

@@ -5,7 +5,6 @@ import { VaultModule } from '@latchkey/vault';
 import { KeysModule } from '@latchkey/keys';
 import { RevocationModule } from '@latchkey/revocation';
 import { VerifyModule } from '@latchkey/verify';
-import { VerifyController } from './verify/verify.controller';
 import { HealthModule } from './health/health.module';
 import { CallerGuard } from './auth/caller.guard';
 import { KeysController, SelfKeysController, UnwrapController } from './keys/keys.controller';
@@ -19,7 +18,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, CertsHttpModule],
-      controllers: [MetricsController, VerifyController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
+      controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
       providers: [CallerGuard],
     };
   }

@@ -1,0 +1,175 @@
+import { Logger } from '@nestjs/common';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { OpenAPIObject } from '@nestjs/swagger';
+import type { OperationObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
+import { verifyDuration, VerifyService } from '@latchkey/verify';
+import { mapError, sendError } from '../http/error-filter';
+
+/*
+ * The hot path (every request of the services behind a gateway) is served by
+ * plain Fastify routes, outside Nest's controller pipeline: the request body is
+ * checked by Fastify's compiled JSON schema (ajv) and the answer serialised by
+ * fast-json-stringify. The same schema objects document the routes in OpenAPI.
+ * Measured with bench/verify (see the README): Nest's pipeline with the global
+ * class-validator ValidationPipe cost most of the throughput here.
+ */
+
+export const verifyBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['key'],
+  properties: {
+    key: { type: 'string', maxLength: 4096, description: 'the key to check' },
+    ip: {
+      type: 'string',
+      anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }],
+      description: "the end client's address, checked against the key's bound CIDRs (default: this request's client address)",
+    },
+    permissions: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 128 }, description: 'policies the key must carry' },
+  },
+} as const;
+
+export const verifyResultSchema = {
+  type: 'object',
+  required: ['valid', 'code', 'keyId', 'appId', 'name', 'policies', 'meta', 'expiresAt'],
+  properties: {
+    valid: { type: 'boolean' },
+    code: { type: 'string', enum: ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS'] },
+    keyId: { type: 'string', nullable: true, description: 'the Vault token accessor' },
+    appId: { type: 'string', nullable: true },
+    name: { type: 'string', nullable: true },
+    policies: { type: 'array', items: { type: 'string' } },
+    meta: { type: 'object', additionalProperties: { type: 'string' } },
+    expiresAt: { type: 'string', nullable: true, format: 'date-time' },
+  },
+} as const;
+
+const AUTH_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+const BEARER_RE = /^Bearer\s+(\S+)$/i;
+
+interface VerifyBody {
+  key: string;
+  ip?: string;
+  permissions?: string[];
+}
+
+export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyService): void {
+  const logger = new Logger('Verify');
+  const verifyTimer = verifyDuration.labels('verify');
+  const authTimer = verifyDuration.labels('auth');
+  // Our error shape for schema failures and anything thrown (e.g. Vault unreachable → 503).
+  const errorHandler = (err: Error, req: FastifyRequest, reply: FastifyReply) => {
+    const e = err as Error & { validation?: unknown; statusCode?: number };
+    const mapped = mapError(e.validation ? Object.assign(e, { statusCode: 400, code: 'VALIDATION' }) : e, String(req.id), logger);
+    if (e.validation) mapped.body.error.code = 'VALIDATION_FAILED';
+    sendError(reply, mapped);
+  };
+
+  fastify.post<{ Body: VerifyBody }>(
+    '/v1/keys/verify',
+    { schema: { body: verifyBodySchema, response: { 200: verifyResultSchema } }, errorHandler, logLevel: 'warn' },
+    async (req) => {
+      const end = verifyTimer.startTimer();
+      try {
+        const b = req.body;
+        return await verifier.verify({ key: b.key, ip: b.ip ?? req.ip, permissions: b.permissions });
+      } finally {
+        end();
+      }
+    },
+  );
+
+  const forwardAuth = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const end = authTimer.startTimer();
+    try {
+      const key = extractKey(req);
+      if (!key) {
+        void reply.code(401).header('WWW-Authenticate', 'Bearer realm="latchkey"').header('X-Latchkey-Code', 'MISSING').send();
+        return;
+      }
+      // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
+      const result = await verifier.verify({ key, ip: req.ip, permissions: extractPermissions(req) });
+      if (result.valid) {
+        void reply.code(204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
+        return;
+      }
+      const status = result.code === 'FORBIDDEN_IP' || result.code === 'INSUFFICIENT_PERMISSIONS' ? 403 : 401;
+      if (status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="latchkey", error="invalid_token"');
+      void reply.code(status).header('X-Latchkey-Code', result.code).send();
+    } finally {
+      end();
+    }
+  };
+  // Envoy ext_authz (HTTP) appends the original path to the configured prefix: serve every sub-path.
+  fastify.route({ method: [...AUTH_METHODS], url: '/v1/auth', handler: forwardAuth, errorHandler, logLevel: 'warn' });
+  fastify.route({ method: [...AUTH_METHODS], url: '/v1/auth/*', handler: forwardAuth, errorHandler, logLevel: 'warn' });
+}
+
+function extractKey(req: FastifyRequest): string | null {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string') {
+    const m = BEARER_RE.exec(auth);
+    if (m) return m[1];
+  }
+  const apiKey = req.headers['x-api-key'];
+  return typeof apiKey === 'string' && apiKey.length > 0 ? apiKey.trim() : null;
+}
+
+function extractPermissions(req: FastifyRequest): string[] | undefined {
+  const q = (req.query as Record<string, unknown> | undefined)?.permissions;
+  const h = req.headers['x-latchkey-permissions'];
+  const raw = typeof q === 'string' ? q : typeof h === 'string' ? h : undefined;
+  if (!raw) return undefined;
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .slice(0, 32);
+}
+
+/** Document the hot-path routes (registered outside Nest) from the same schemas. */
+export function documentVerifyRoutes(doc: OpenAPIObject): void {
+  const err = { description: 'No verdict: Vault unreachable and the key not cached (Retry-After set)', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } };
+  const bad = { description: 'Invalid body (VALIDATION_FAILED, MALFORMED_JSON)', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } };
+  doc.paths['/v1/keys/verify'] = {
+    post: {
+      tags: ['verify'],
+      summary: 'Verify a key',
+      description:
+        'Always 200 with a verdict: VALID, MALFORMED, NOT_FOUND (unknown, expired or revoked), FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS. Reveals nothing beyond the code. 503 only when no verdict can be given. Authenticated by network position (gateways, sidecars).',
+      operationId: 'verifyKey',
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: verifyBodySchema as object, example: { key: 'lk_1LBZSDwbzA96vlZw9hiNvKXfWGVyRu206KrB_1yRgtb', ip: '10.1.2.3', permissions: ['orders-read'] } } },
+      },
+      responses: { 200: { description: 'the verdict', content: { 'application/json': { schema: verifyResultSchema as object } } }, 400: bad, 503: err },
+    },
+  };
+  const op = (method: string): OperationObject => ({
+    tags: ['verify'],
+    summary: 'Forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz HTTP)',
+    description:
+      'Any method, any sub-path. Reads Authorization: Bearer or X-API-Key. 204 with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR or permission failure (X-Latchkey-Code tells which); 503 when Vault cannot be asked.',
+    operationId: `forwardAuth${method}`,
+    parameters: [
+      { name: 'X-API-Key', in: 'header' as const, required: false, schema: { type: 'string' } },
+      { name: 'Authorization', in: 'header' as const, required: false, schema: { type: 'string' }, description: 'Bearer <key>' },
+      { name: 'X-Latchkey-Permissions', in: 'header' as const, required: false, schema: { type: 'string' }, description: 'comma-separated policies the key must carry' },
+      { name: 'permissions', in: 'query' as const, required: false, schema: { type: 'string' }, description: 'comma-separated policies the key must carry' },
+    ],
+    responses: {
+      204: {
+        description: 'valid',
+        headers: {
+          'X-Latchkey-Key-Id': { schema: { type: 'string' } },
+          'X-Latchkey-App-Id': { schema: { type: 'string' } },
+          'X-Latchkey-Policies': { schema: { type: 'string' } },
+        },
+      },
+      401: { description: 'missing, malformed or unknown key' },
+      403: { description: 'CIDR or permission failure' },
+      503: err,
+    },
+  });
+  doc.paths['/v1/auth'] = { get: op('Get'), post: op('Post'), put: op('Put'), patch: op('Patch'), delete: op('Delete'), head: op('Head'), options: op('Options') };
+}
