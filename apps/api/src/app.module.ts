@@ -10,6 +10,7 @@ import { CallerGuard } from './auth/caller.guard';
 import { KeysController, SelfKeysController, UnwrapController } from './keys/keys.controller';
 import { ProfilesController } from './keys/profiles.controller';
 import { MetricsController } from './metrics/metrics.controller';
+import { AuditHttpModule } from './audit/audit-http.module';
 import { CertsHttpModule } from './certs/certs-http.module';
 
 @Module({})
@@ -17,7 +18,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, CertsHttpModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, CertsHttpModule, AuditHttpModule],
       controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
       providers: [CallerGuard],
     };

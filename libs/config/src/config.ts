@@ -31,6 +31,17 @@ export interface AppConfig {
   redis: { url: string; prefix: string };
   verify: { cacheMax: number; maxStalenessMs: number; negativeTtlMs: number };
   authz: { cacheTtlMs: number };
+  /** Audit-log ingestion (worker) and per-key usage (api and worker). */
+  audit: {
+    ingestEveryMs: number;
+    batchLines: number;
+    retentionMs: number;
+    streamMaxLen: number;
+    dedupTtlMs: number;
+    lockTtlMs: number;
+    usageFlushEveryMs: number;
+    usageRetentionMs: number;
+  };
   /** Certificates (libs/certs) and the optional HTTPS + mTLS listener (null when LATCHKEY_TLS_PORT is unset). */
   certs: {
     defaultTtlSeconds: number;
@@ -132,6 +143,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
     },
     authz: { cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s') },
+    audit: {
+      ingestEveryMs: Math.max(100, ms(raw.AUDIT_INGEST_EVERY, '5s')),
+      batchLines: raw.AUDIT_INGEST_BATCH ?? 1000,
+      retentionMs: ms(raw.AUDIT_RETENTION, '30d'),
+      streamMaxLen: raw.AUDIT_STREAM_MAXLEN ?? 1_000_000,
+      dedupTtlMs: Math.max(60_000, ms(raw.AUDIT_DEDUP_TTL, '48h')),
+      lockTtlMs: Math.max(3000, ms(raw.AUDIT_LOCK_TTL, '30s')),
+      usageFlushEveryMs: Math.max(100, ms(raw.USAGE_FLUSH_EVERY, '5s')),
+      usageRetentionMs: ms(raw.USAGE_RETENTION, '400d'),
+    },
     certs: {
       defaultTtlSeconds: certTtl.dflt,
       maxTtlSeconds: certTtl.max,

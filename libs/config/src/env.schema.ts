@@ -78,6 +78,15 @@ export class EnvSchema {
   @IsOptional() @Matches(/^[A-Za-z0-9_-]+$/) PKI_ROLE?: string;
   @IsOptional() @Matches(/^[A-Za-z0-9_-]+$/) KV_MOUNT?: string;
   @IsOptional() @Transform(emptyToUndefined) @IsString() AUDIT_LOG_PATH?: string;
+  /** Audit ingestion and usage (libs/audit). */
+  @IsOptional() @IsDuration() AUDIT_INGEST_EVERY?: string;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100_000) AUDIT_INGEST_BATCH?: number;
+  @IsOptional() @IsDuration() AUDIT_RETENTION?: string;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1000) @Max(100_000_000) AUDIT_STREAM_MAXLEN?: number;
+  @IsOptional() @IsDuration() AUDIT_DEDUP_TTL?: string;
+  @IsOptional() @IsDuration() AUDIT_LOCK_TTL?: string;
+  @IsOptional() @IsDuration() USAGE_FLUSH_EVERY?: string;
+  @IsOptional() @IsDuration() USAGE_RETENTION?: string;
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000) VERIFY_CACHE_MAX?: number;
   @IsOptional() @IsDuration() VERIFY_MAX_STALENESS?: string;

@@ -1,0 +1,104 @@
+/**
+ * Redis keys and server-side scripts of audit ingestion and usage. All keys
+ * start with the configured prefix. The scripts touch keys computed from that
+ * prefix, so they need a standalone (or Sentinel) Redis, not Cluster.
+ */
+export const auditKeys = (p: string) => ({
+  checkpoint: `${p}:audit:ingest:checkpoint`,
+  lock: `${p}:audit:ingest:lock`,
+  usage: (keyId: string) => `${p}:usage:${keyId}`,
+  usageDays: (keyId: string) => `${p}:usage:${keyId}:days`,
+  seen: (bucket: string) => `${p}:audit:seen:${bucket}`,
+});
+
+/**
+ * Merge usage into a key's hashes: counters add up, the "last" fields only
+ * move forward in time (two api instances, or the api and the worker, may
+ * flush out of order). `source` is `vault` (audit log) or `verify` (api).
+ */
+const USAGE_FN = `
+local function usage(prefix, keyId, source, n, fails, at, ip, day, ttl)
+  local uk = prefix .. ':usage:' .. keyId
+  redis.call('HINCRBY', uk, 'count', n)
+  redis.call('HINCRBY', uk, source .. 'Count', n)
+  if fails > 0 then
+    redis.call('HINCRBY', uk, 'errors', fails)
+    redis.call('HINCRBY', uk, source .. 'Errors', fails)
+  end
+  local last = tonumber(redis.call('HGET', uk, 'lastUsedAt') or '0') or 0
+  if tonumber(at) >= last then
+    redis.call('HSET', uk, 'lastUsedAt', at, 'lastSource', source)
+    if ip ~= '' then redis.call('HSET', uk, 'lastIp', ip) end
+  end
+  redis.call('HINCRBY', uk .. ':days', day, n)
+  redis.call('EXPIRE', uk, ttl)
+  redis.call('EXPIRE', uk .. ':days', ttl)
+end
+`;
+
+/**
+ * One ingestion batch, atomically: fence (the caller still holds the lock and
+ * the checkpoint is where it read from), deduplicate by request id + type,
+ * append events, merge usage, trim by age, move the checkpoint. A crash before
+ * it runs loses nothing (the batch is re-read); after it, nothing is re-added.
+ *
+ * KEYS: checkpoint, lock, stream. ARGV: lock owner, JSON batch.
+ * Returns {added, duplicates} or {-1} (lock lost) / {-2} (checkpoint moved).
+ */
+export const COMMIT_SCRIPT = `${USAGE_FN}
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1, 0} end
+local a = cjson.decode(ARGV[2])
+local file = redis.call('HGET', KEYS[1], 'file') or ''
+local offset = redis.call('HGET', KEYS[1], 'offset') or ''
+if file ~= a.ef or offset ~= a.eo then return {-2, 0} end
+local added, dups = 0, 0
+local buckets = {}
+for _, e in ipairs(a.ev) do
+  local sk = a.p .. ':audit:seen:' .. e[1]
+  if redis.call('SADD', sk, e[2]) == 1 then
+    buckets[sk] = true
+    redis.call('XADD', KEYS[3], '*', unpack(e[3]))
+    local u = e[4]
+    if type(u) == 'table' then usage(a.p, u[1], 'vault', 1, u[2], u[3], u[4], u[5], a.ut) end
+    added = added + 1
+  else
+    dups = dups + 1
+  end
+end
+for sk, _ in pairs(buckets) do redis.call('EXPIRE', sk, a.dt) end
+if added > 0 then
+  redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', a.ml)
+  if a.mi ~= '' then redis.call('XTRIM', KEYS[3], 'MINID', '~', a.mi) end
+end
+redis.call('HSET', KEYS[1], 'file', a.nf, 'offset', a.no, 'path', a.np, 'headLen', a.hl, 'headHash', a.hh, 'updatedAt', a.now)
+redis.call('HINCRBY', KEYS[1], 'lines', a.ln)
+redis.call('HINCRBY', KEYS[1], 'malformed', a.mf)
+redis.call('HINCRBY', KEYS[1], 'events', added)
+redis.call('HINCRBY', KEYS[1], 'duplicates', dups)
+if a.lt ~= '' then redis.call('HSET', KEYS[1], 'lastEventTime', a.lt) end
+if a.cu == 1 then redis.call('HSET', KEYS[1], 'caughtUpAt', a.now) end
+return {added, dups}
+`;
+
+/** Usage from the api's verify path: ARGV = prefix, keyId, count, failures, lastAt ms, lastIp, day, ttl seconds. */
+export const USAGE_SCRIPT = `${USAGE_FN}
+usage(ARGV[1], ARGV[2], 'verify', tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]))
+return 1
+`;
+
+/** Renew the lock only if we still own it. KEYS: lock. ARGV: owner, ttl ms. */
+export const RENEW_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+/** Release the lock only if we still own it. */
+export const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** UTC day of an epoch-ms time, for per-day counters. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}

@@ -1,0 +1,185 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { REDIS } from '@latchkey/redis';
+import { auditKeys, USAGE_SCRIPT, utcDay } from './audit-keys';
+import { usageMetrics } from './metrics';
+
+interface Pending {
+  count: number;
+  failures: number;
+  lastAt: number;
+  lastIp: string;
+}
+
+/** Keys with unflushed counts held at most; beyond it new keys are dropped (and counted) until the next flush. */
+const MAX_PENDING_KEYS = 200_000;
+const PIPELINE_CHUNK = 1000;
+
+type RedisWithUsage = Redis & {
+  lkUsageMerge(prefix: string, keyId: string, count: number, failures: number, at: string, ip: string, day: string, ttl: number): Promise<number>;
+};
+
+/**
+ * Counts verifications answered by this api instance, in memory, per key id;
+ * flushed to Redis every USAGE_FLUSH_EVERY and at shutdown in pipelined
+ * batches (one small script per key, merged with the worker's counts from the
+ * audit log). Never a Redis write per request: `record` is a map lookup and a
+ * few field updates.
+ */
+@Injectable()
+export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, OnModuleDestroy {
+  private readonly logger = new Logger(UsageCounter.name);
+  private pending = new Map<string, Pending>();
+  private timer?: NodeJS.Timeout;
+  private flushing?: Promise<number>;
+  private readonly redis: RedisWithUsage;
+
+  constructor(
+    @Inject(REDIS) redis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.redis = redis as RedisWithUsage;
+    if (typeof this.redis.lkUsageMerge !== 'function') redis.defineCommand('lkUsageMerge', { numberOfKeys: 0, lua: USAGE_SCRIPT });
+  }
+
+  /** Count one verification of `keyId` (ok = it passed). O(1); call it from the hot path. */
+  record(keyId: string, ip: string | undefined, ok: boolean): void {
+    let e = this.pending.get(keyId);
+    if (e === undefined) {
+      if (this.pending.size >= MAX_PENDING_KEYS) {
+        usageMetrics.dropped().inc();
+        return;
+      }
+      e = { count: 0, failures: 0, lastAt: 0, lastIp: '' };
+      this.pending.set(keyId, e);
+    }
+    e.count++;
+    if (!ok) e.failures++;
+    e.lastAt = Date.now();
+    if (ip) e.lastIp = ip;
+  }
+
+  /** Keys with counts not yet flushed (for tests and diagnostics). */
+  get pendingKeys(): number {
+    return this.pending.size;
+  }
+
+  onModuleInit(): void {
+    this.timer = setInterval(() => void this.flush().catch(() => undefined), this.config.audit.usageFlushEveryMs);
+    this.timer.unref();
+  }
+
+  /** Flush before the shared Redis connection closes (it closes in onApplicationShutdown). */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush().catch(() => undefined);
+  }
+
+  onModuleDestroy(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Write pending counts to Redis; on failure they are merged back for the next attempt. Returns keys flushed. */
+  flush(): Promise<number> {
+    if (this.flushing) return this.flushing;
+    this.flushing = this.doFlush().finally(() => (this.flushing = undefined));
+    return this.flushing;
+  }
+
+  private async doFlush(): Promise<number> {
+    if (this.pending.size === 0) return 0;
+    const batch = this.pending;
+    this.pending = new Map();
+    const prefix = this.config.redis.prefix;
+    const ttl = Math.ceil(this.config.audit.usageRetentionMs / 1000);
+    const entries = [...batch.entries()];
+    let done = 0;
+    try {
+      for (let i = 0; i < entries.length; i += PIPELINE_CHUNK) {
+        const pipe = this.redis.pipeline() as unknown as RedisWithUsage & { exec(): Promise<Array<[Error | null, unknown]> | null> };
+        const slice = entries.slice(i, i + PIPELINE_CHUNK);
+        for (const [keyId, e] of slice) pipe.lkUsageMerge(prefix, keyId, e.count, e.failures, String(e.lastAt), e.lastIp, utcDay(e.lastAt), ttl);
+        const res = await pipe.exec();
+        const failed = (res ?? []).find(([err]) => err);
+        if (!res || failed) throw failed?.[0] ?? new Error('pipeline aborted');
+        for (const [keyId] of slice) batch.delete(keyId);
+        done += slice.length;
+      }
+      usageMetrics.flushed().inc(done);
+      return done;
+    } catch (err) {
+      usageMetrics.flushErrors().inc();
+      this.logger.warn(`usage flush failed (${batch.size} keys kept for the next flush): ${(err as Error).message}`);
+      this.restore(batch);
+      throw err;
+    }
+  }
+
+  /** Put unflushed counts back, merged with anything recorded meanwhile. */
+  private restore(batch: Map<string, Pending>): void {
+    for (const [keyId, old] of batch) {
+      const cur = this.pending.get(keyId);
+      if (!cur) {
+        if (this.pending.size < MAX_PENDING_KEYS) this.pending.set(keyId, old);
+        else usageMetrics.dropped().inc(old.count);
+        continue;
+      }
+      cur.count += old.count;
+      cur.failures += old.failures;
+      if (old.lastAt > cur.lastAt) {
+        cur.lastAt = old.lastAt;
+        if (old.lastIp) cur.lastIp = old.lastIp;
+      }
+    }
+  }
+}
+
+/** Per-key usage as stored (both sources merged). */
+export interface KeyUsage {
+  keyId: string;
+  count: number;
+  errors: number;
+  lastUsedAt: string | null;
+  lastIp: string | null;
+  lastSource: 'vault' | 'verify' | null;
+  vault: { count: number; errors: number };
+  verify: { count: number; failures: number };
+  /** Uses per UTC day, most recent first, for the last `days` days that had any. */
+  daily: Array<{ date: string; count: number }>;
+}
+
+@Injectable()
+export class UsageReader {
+  private readonly keys;
+
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.keys = auditKeys(config.redis.prefix);
+  }
+
+  async get(keyId: string, days = 30): Promise<KeyUsage> {
+    const [h, d] = await Promise.all([this.redis.hgetall(this.keys.usage(keyId)), this.redis.hgetall(this.keys.usageDays(keyId))]);
+    const n = (v: string | undefined) => (v ? Number(v) || 0 : 0);
+    const cutoff = utcDay(Date.now() - (days - 1) * 86400_000);
+    const daily = Object.entries(d)
+      .filter(([date]) => date >= cutoff)
+      .sort(([a], [b]) => (a < b ? 1 : -1))
+      .map(([date, c]) => ({ date, count: Number(c) || 0 }));
+    const last = n(h.lastUsedAt);
+    return {
+      keyId,
+      count: n(h.count),
+      errors: n(h.errors),
+      lastUsedAt: last ? new Date(last).toISOString() : null,
+      lastIp: h.lastIp || null,
+      lastSource: h.lastSource === 'vault' || h.lastSource === 'verify' ? h.lastSource : null,
+      vault: { count: n(h.vaultCount), errors: n(h.vaultErrors) },
+      verify: { count: n(h.verifyCount), failures: n(h.verifyErrors) },
+      daily,
+    };
+  }
+}
