@@ -12,13 +12,14 @@ import { ProfilesController } from './keys/profiles.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { AuditHttpModule } from './audit/audit-http.module';
 import { CertsHttpModule } from './certs/certs-http.module';
+import { AdminModule } from './admin/admin.module';
 
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, CertsHttpModule, AuditHttpModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, AdminModule, CertsHttpModule, AuditHttpModule],
       controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
       providers: [CallerGuard],
     };

@@ -1,5 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AppConfig, ConfigModule } from '@latchkey/config';
+import { DeliveryModule } from '@latchkey/delivery';
 import { JOB } from '@latchkey/jobs';
 import { KeysModule, KeysService } from '@latchkey/keys';
 import { RedisModule } from '@latchkey/redis';
@@ -7,6 +8,8 @@ import { RevocationModule } from '@latchkey/revocation';
 import { VaultModule } from '@latchkey/vault';
 import { AuditIngestJob, AuditWorkerModule } from './audit/audit-worker.module';
 import { JOB_HANDLERS, JobHandlers } from './job-handlers';
+import { KeyJobs } from './key-jobs';
+import { SchedulerService } from './scheduler.service';
 import { WorkerService } from './worker.service';
 
 @Module({})
@@ -14,17 +17,24 @@ export class WorkerModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: WorkerModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, RevocationModule, KeysModule, AuditWorkerModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, RevocationModule, KeysModule, DeliveryModule, AuditWorkerModule],
       providers: [
+        KeyJobs,
         {
           provide: JOB_HANDLERS,
-          useFactory: (keys: KeysService, audit: AuditIngestJob): JobHandlers => ({
+          useFactory: (keys: KeysService, keyJobs: KeyJobs, audit: AuditIngestJob): JobHandlers => ({
             [JOB.revokeAfterGrace]: (data) => keys.revokeAfterGrace(data.keyId),
+            [JOB.rotationScan]: () => keyJobs.rotationScan(),
+            [JOB.keyRotate]: (data) => keyJobs.keyRotate(data),
+            [JOB.webhookDeliver]: (data, job) => keyJobs.webhookDeliver(data, job),
+            [JOB.reconcile]: () => keyJobs.reconcile(),
+            [JOB.expirySweep]: () => keyJobs.expirySweep(),
             [JOB.auditIngest]: () => audit.run(),
           }),
-          inject: [KeysService, AuditIngestJob],
+          inject: [KeysService, KeyJobs, AuditIngestJob],
         },
         WorkerService,
+        SchedulerService,
       ],
     };
   }

@@ -3,7 +3,7 @@ import { Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { isLatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { JOB, JOB_QUEUE, JobName, QueueName } from '@latchkey/jobs';
+import { JOB, JOB_QUEUE, JobName, QUEUE_CONCURRENCY, QueueName } from '@latchkey/jobs';
 import { createWorkerConnection } from '@latchkey/redis';
 import { JOB_HANDLERS, JobHandlers } from './job-handlers';
 
@@ -34,7 +34,11 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
       const worker = new Worker(queue, (job) => this.run(job), {
         connection: this.connection,
         prefix: `${this.config.redis.prefix}:bull`,
-        concurrency: 8,
+        concurrency: QUEUE_CONCURRENCY[queue] ?? 8,
+        // A job whose worker died (SIGKILL, OOM) is picked up again about one lock duration later.
+        lockDuration: this.config.jobs.lockDurationMs,
+        stalledInterval: this.config.jobs.lockDurationMs,
+        maxStalledCount: 3,
         autorun: true,
       });
       worker.on('failed', (job, err) => this.logger.warn(`job ${job?.name} ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));

@@ -31,6 +31,13 @@ export interface AppConfig {
   redis: { url: string; prefix: string };
   verify: { cacheMax: number; maxStalenessMs: number; negativeTtlMs: number };
   authz: { cacheTtlMs: number };
+  /** Certificates (libs/certs) and the optional HTTPS + mTLS listener (null when LATCHKEY_TLS_PORT is unset). */
+  certs: {
+    defaultTtlSeconds: number;
+    maxTtlSeconds: number;
+    minRsaBits: number;
+    tls: { host: string; port: number; certFile: string; keyFile: string } | null;
+  };
   /** Audit-log ingestion (worker) and per-key usage (api and worker). */
   audit: {
     ingestEveryMs: number;
@@ -42,13 +49,17 @@ export interface AppConfig {
     usageFlushEveryMs: number;
     usageRetentionMs: number;
   };
-  /** Certificates (libs/certs) and the optional HTTPS + mTLS listener (null when LATCHKEY_TLS_PORT is unset). */
-  certs: {
-    defaultTtlSeconds: number;
-    maxTtlSeconds: number;
-    minRsaBits: number;
-    tls: { host: string; port: number; certFile: string; keyFile: string } | null;
+  /** Scheduled jobs (worker). An interval of 0 disables the scheduler. */
+  jobs: {
+    rotationScanEveryMs: number;
+    reconcileEveryMs: number;
+    expirySweepEveryMs: number;
+    lockDurationMs: number;
+    rotationMinIntervalSeconds: number;
+    rotationPause: { after: 'minted' | 'delivered'; ms: number } | null;
   };
+  /** Delivery of rotated secrets (Vault KV, signed webhooks). */
+  delivery: { wrapTtlSeconds: number; webhookTimeoutMs: number; webhookAttempts: number; webhookBackoffMs: number; allowHttp: boolean };
 }
 
 export class ConfigError extends Error {
@@ -143,6 +154,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
     },
     authz: { cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s') },
+    certs: {
+      defaultTtlSeconds: certTtl.dflt,
+      maxTtlSeconds: certTtl.max,
+      minRsaBits: raw.CERT_MIN_RSA_BITS ?? 2048,
+      tls:
+        raw.LATCHKEY_TLS_PORT !== undefined
+          ? { host: raw.LATCHKEY_TLS_HOST ?? raw.LATCHKEY_HOST ?? '127.0.0.1', port: raw.LATCHKEY_TLS_PORT, certFile: raw.LATCHKEY_TLS_CERT as string, keyFile: raw.LATCHKEY_TLS_KEY as string }
+          : null,
+    },
     audit: {
       ingestEveryMs: Math.max(100, ms(raw.AUDIT_INGEST_EVERY, '5s')),
       batchLines: raw.AUDIT_INGEST_BATCH ?? 1000,
@@ -153,14 +173,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       usageFlushEveryMs: Math.max(100, ms(raw.USAGE_FLUSH_EVERY, '5s')),
       usageRetentionMs: ms(raw.USAGE_RETENTION, '400d'),
     },
-    certs: {
-      defaultTtlSeconds: certTtl.dflt,
-      maxTtlSeconds: certTtl.max,
-      minRsaBits: raw.CERT_MIN_RSA_BITS ?? 2048,
-      tls:
-        raw.LATCHKEY_TLS_PORT !== undefined
-          ? { host: raw.LATCHKEY_TLS_HOST ?? raw.LATCHKEY_HOST ?? '127.0.0.1', port: raw.LATCHKEY_TLS_PORT, certFile: raw.LATCHKEY_TLS_CERT as string, keyFile: raw.LATCHKEY_TLS_KEY as string }
-          : null,
+    jobs: {
+      rotationScanEveryMs: ms(raw.ROTATION_SCAN_EVERY, '60s'),
+      reconcileEveryMs: ms(raw.RECONCILE_EVERY, '5m'),
+      expirySweepEveryMs: ms(raw.EXPIRY_SWEEP_EVERY, '1m'),
+      lockDurationMs: Math.max(1000, ms(raw.JOB_LOCK_DURATION, '30s')),
+      rotationMinIntervalSeconds: Math.max(1, parseDuration(raw.ROTATION_MIN_INTERVAL ?? '60s') as number),
+      rotationPause: raw.ROTATION_PAUSE_AFTER ? { after: raw.ROTATION_PAUSE_AFTER as 'minted' | 'delivered', ms: ms(raw.ROTATION_PAUSE, '30s') } : null,
+    },
+    delivery: {
+      wrapTtlSeconds: Math.max(1, parseDuration(raw.DELIVERY_WRAP_TTL ?? '1h') as number),
+      webhookTimeoutMs: ms(raw.WEBHOOK_TIMEOUT, '10s'),
+      webhookAttempts: raw.WEBHOOK_ATTEMPTS ?? 8,
+      webhookBackoffMs: ms(raw.WEBHOOK_BACKOFF, '10s'),
+      allowHttp: raw.WEBHOOK_ALLOW_HTTP === 'true' || raw.WEBHOOK_ALLOW_HTTP === '1',
     },
   };
   return deepFreeze(config);

@@ -103,4 +103,25 @@ export class EnvSchema {
   @IsOptional() @Transform(emptyToUndefined) @IsString() LATCHKEY_TLS_HOST?: string;
   @IsOptional() @Transform(emptyToUndefined) @IsString() LATCHKEY_TLS_CERT?: string;
   @IsOptional() @Transform(emptyToUndefined) @IsString() LATCHKEY_TLS_KEY?: string;
+
+  // --- jobs (worker) ---------------------------------------------------------------
+  /** How often each scheduled job runs; "0" disables that scheduler. */
+  @IsOptional() @IsDuration() ROTATION_SCAN_EVERY?: string;
+  @IsOptional() @IsDuration() RECONCILE_EVERY?: string;
+  @IsOptional() @IsDuration() EXPIRY_SWEEP_EVERY?: string;
+  /** Shortest rotation interval a profile may ask for (the api refuses shorter). */
+  @IsOptional() @IsDuration() ROTATION_MIN_INTERVAL?: string;
+  /** BullMQ job lock: a job whose worker died is retried after about this long. */
+  @IsOptional() @IsDuration() JOB_LOCK_DURATION?: string;
+  /** Fault injection for drills and tests: pause a scheduled rotation after a step. */
+  @IsOptional() @IsIn(['minted', 'delivered']) ROTATION_PAUSE_AFTER?: string;
+  @IsOptional() @IsDuration() ROTATION_PAUSE?: string;
+
+  // --- delivery of new secrets ---------------------------------------------------------
+  @IsOptional() @IsDuration() DELIVERY_WRAP_TTL?: string;
+  @IsOptional() @IsDuration() WEBHOOK_TIMEOUT?: string;
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(50) WEBHOOK_ATTEMPTS?: number;
+  @IsOptional() @IsDuration() WEBHOOK_BACKOFF?: string;
+  /** Allow plain-http webhook URLs (development only; production should use https). */
+  @IsOptional() @IsIn(['true', 'false', '1', '0']) WEBHOOK_ALLOW_HTTP?: string;
 }

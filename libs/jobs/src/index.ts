@@ -1,2 +1,4 @@
 export * from './jobs';
 export * from './jobs.producer';
+export * from './schedules';
+export * from './queue-view';

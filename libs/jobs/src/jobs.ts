@@ -4,9 +4,14 @@
  * job data in clear text in Redis. Job ids must not contain ':'.
  */
 export const QUEUE = {
+  /** Steps of one key's life: rotation, revocation after grace. */
   lifecycle: 'latchkey-lifecycle',
   /** Audit-log ingestion: its own queue so a long drain never delays lifecycle jobs. */
   audit: 'latchkey-audit',
+  /** Periodic scans (one at a time per queue): rotation scan, reconciliation, expiry sweep. */
+  maintenance: 'latchkey-maintenance',
+  /** Outbound webhooks: slow and retried, kept apart so they never hold up rotation. */
+  delivery: 'latchkey-delivery',
 } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
 
@@ -15,18 +20,52 @@ export const JOB = {
   revokeAfterGrace: 'key-revoke-after-grace',
   /** Read new lines of the Vault file audit log (scheduled; one reader at a time under a Redis lock). */
   auditIngest: 'audit-ingest',
+  /** Find keys whose profile says they are due for rotation and enqueue one `keyRotate` each. */
+  rotationScan: 'key-rotation-scan',
+  /** Rotate one key (scheduled): mint the successor, deliver it to Vault KV, schedule the old key's revocation. */
+  keyRotate: 'key-rotate',
+  /** POST a signed webhook carrying a response-wrapping token for a delivered secret. */
+  webhookDeliver: 'delivery-webhook',
+  /** Compare the key index with Vault; repair it and broadcast revocations done outside latchkey. */
+  reconcile: 'keys-reconcile',
+  /** Move expired keys out of the active index (history kept). */
+  expirySweep: 'keys-expiry-sweep',
 } as const;
 export type JobName = (typeof JOB)[keyof typeof JOB];
+
+/** Scheduled scans take no input. */
+export type ScanPayload = Record<string, never>;
 
 export interface JobPayloads {
   [JOB.revokeAfterGrace]: { keyId: string; appId: string; successorKeyId: string; reason: 'rotation' };
   [JOB.auditIngest]: Record<string, never>;
+  [JOB.rotationScan]: ScanPayload;
+  /** `generation`: rotations so far in the key's lineage; a job for a stale generation does nothing. */
+  [JOB.keyRotate]: { keyId: string; appId: string; generation: number };
+  /** Ids only: the worker re-reads the secret from Vault KV and wraps it for each attempt. */
+  [JOB.webhookDeliver]: { appId: string; keyId: string; previousKeyId: string; kvPath: string; event: 'key.rotated' };
+  [JOB.reconcile]: ScanPayload;
+  [JOB.expirySweep]: ScanPayload;
 }
 
 /** Which queue each job runs on; the worker refuses to start if a job here has no handler. */
 export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JOB.revokeAfterGrace]: QUEUE.lifecycle,
   [JOB.auditIngest]: QUEUE.audit,
+  [JOB.rotationScan]: QUEUE.maintenance,
+  [JOB.keyRotate]: QUEUE.lifecycle,
+  [JOB.webhookDeliver]: QUEUE.delivery,
+  [JOB.reconcile]: QUEUE.maintenance,
+  [JOB.expirySweep]: QUEUE.maintenance,
+};
+
+/** Jobs processed at once per worker process, per queue (scans run one at a time). */
+export const QUEUE_CONCURRENCY: Record<QueueName, number> = {
+  [QUEUE.lifecycle]: 8,
+  [QUEUE.maintenance]: 1,
+  [QUEUE.delivery]: 8,
+  /** One drain at a time per worker (a Redis lock also keeps it to one across workers). */
+  [QUEUE.audit]: 1,
 };
 
 /** Job ids: deterministic so that re-enqueueing the same step is a no-op. */

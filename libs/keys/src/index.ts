@@ -6,3 +6,4 @@ export * from './idempotency';
 export * from './keys.service';
 export * from './keys.module';
 export * from './profile-admin.service';
+export * from './key-maintenance';

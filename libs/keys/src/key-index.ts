@@ -23,9 +23,25 @@ export interface KeyRecord {
   state: KeyState;
   previousKeyId?: string;
   successorKeyId?: string;
+  /** Serial (colon hex) of the client certificate this key must be presented with. */
+  certSerial?: string;
   /** When a rotated-out key is due to be revoked. */
   revokeAt?: string;
   revokedAt?: string;
+  /** Rotations so far in this key's lineage (0 for a freshly minted key). */
+  generation?: number;
+}
+
+/** Progress of one scheduled rotation, keyed by the old key id and its generation. */
+export interface RotationRun {
+  /** claimed → minting → minted → delivered → done. */
+  state: 'claimed' | 'minting' | 'minted' | 'delivered' | 'done';
+  successorKeyId?: string;
+  revokeAt?: string;
+  startedAt: string;
+  updatedAt: string;
+  /** Successors minted by an attempt that died before delivering them, revoked by a later attempt. */
+  abandoned?: string;
 }
 
 export interface KeyPage {
@@ -69,6 +85,13 @@ export class KeyIndex {
   private allSet() {
     return `${this.p}:keys:all`;
   }
+  /** Active keys by expiry time (score = ms), for the expiry sweep. */
+  private expirySet() {
+    return `${this.p}:keys:expiry`;
+  }
+  private rotationRunKey(keyId: string, generation: number) {
+    return `${this.p}:rotation-run:${keyId}.${generation}`;
+  }
   private member(r: KeyRecord) {
     return `${String(Date.parse(r.createdAt)).padStart(13, '0')}:${r.keyId}`;
   }
@@ -78,8 +101,11 @@ export class KeyIndex {
     const tx = this.redis.multi().set(this.recordKey(r.keyId), JSON.stringify(r));
     if (r.state === 'active' || r.state === 'rotating') {
       tx.zadd(this.appSet(r.appId), 0, m).zadd(this.appProfileSet(r.appId, r.profile), 0, m).zadd(this.profileSet(r.profile), 0, m).zadd(this.allSet(), 0, m);
+      if (r.expiresAt) tx.zadd(this.expirySet(), Date.parse(r.expiresAt), r.keyId);
+      else tx.zrem(this.expirySet(), r.keyId);
     } else {
       tx.zrem(this.appSet(r.appId), m).zrem(this.appProfileSet(r.appId, r.profile), m).zrem(this.profileSet(r.profile), m).zrem(this.allSet(), m);
+      tx.zrem(this.expirySet(), r.keyId);
       tx.expire(this.recordKey(r.keyId), HISTORY_SECONDS);
     }
     await tx.exec();
@@ -132,13 +158,17 @@ export class KeyIndex {
     } while (cursor);
   }
 
-  /** Rotation bookkeeping: claim the right to rotate `keyId` once. Returns the existing successor if already claimed. */
-  async claimRotation(keyId: string, ttlSeconds: number): Promise<{ claimed: true } | { claimed: false; successor: string | null }> {
+  /**
+   * Rotation bookkeeping: claim the right to rotate `keyId` once. Returns the existing successor if already claimed.
+   * `marker` names the claimant while pending (`pending…`); `mine` tells a retry that the pending claim is its own.
+   */
+  async claimRotation(keyId: string, ttlSeconds: number, marker = 'pending'): Promise<{ claimed: true } | { claimed: false; successor: string | null; mine: boolean }> {
     const k = `${this.p}:rotation:${keyId}`;
-    const ok = await this.redis.set(k, 'pending', 'EX', Math.max(60, ttlSeconds), 'NX');
+    const ok = await this.redis.set(k, marker, 'EX', Math.max(60, ttlSeconds), 'NX');
     if (ok) return { claimed: true };
     const v = await this.redis.get(k);
-    return { claimed: false, successor: v && v !== 'pending' ? v : null };
+    if (v === null) return this.claimRotation(keyId, ttlSeconds, marker); // expired in between
+    return { claimed: false, successor: v.startsWith('pending') ? null : v, mine: v === marker };
   }
 
   async completeRotation(keyId: string, successor: string, ttlSeconds: number): Promise<void> {
@@ -147,5 +177,64 @@ export class KeyIndex {
 
   async releaseRotation(keyId: string): Promise<void> {
     await this.redis.del(`${this.p}:rotation:${keyId}`);
+  }
+
+  // --- scheduled jobs ------------------------------------------------------------------
+
+  async getRotationRun(keyId: string, generation: number): Promise<RotationRun | null> {
+    const h = await this.redis.hgetall(this.rotationRunKey(keyId, generation));
+    return h && h.state ? (h as unknown as RotationRun) : null;
+  }
+
+  /** Record a step of a scheduled rotation (kept as long as the history of the key). */
+  async setRotationRun(keyId: string, generation: number, fields: Partial<RotationRun>): Promise<RotationRun> {
+    const k = this.rotationRunKey(keyId, generation);
+    const now = new Date().toISOString();
+    const flat: Record<string, string> = { updatedAt: now };
+    for (const [f, v] of Object.entries(fields)) if (v !== undefined) flat[f] = String(v);
+    await this.redis.multi().hsetnx(k, 'startedAt', now).hset(k, flat).expire(k, HISTORY_SECONDS).exec();
+    return (await this.getRotationRun(keyId, generation)) as RotationRun;
+  }
+
+  /** Every active (or rotating) key, in pages, oldest first. */
+  async *allActive(): AsyncGenerator<KeyRecord> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({}, 500, cursor);
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** Active keys of a profile, oldest first (rotation scans stop at the first key not yet due). */
+  async *activeOfProfile(profile: string): AsyncGenerator<KeyRecord> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list({ profile }, 500, cursor);
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** Ids of active keys whose recorded expiry is at or before `atMs`. */
+  expiringBefore(atMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.expirySet(), '-inf', atMs, 'LIMIT', 0, limit);
+  }
+
+  async forgetExpiry(keyId: string): Promise<void> {
+    await this.redis.zrem(this.expirySet(), keyId);
+  }
+
+  /** Which of these ids have a record (any state). */
+  async known(keyIds: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < keyIds.length; i += 500) {
+      const batch = keyIds.slice(i, i + 500);
+      const pipe = this.redis.pipeline();
+      for (const id of batch) pipe.exists(this.recordKey(id));
+      const res = (await pipe.exec()) ?? [];
+      batch.forEach((id, j) => res[j]?.[1] === 1 && out.add(id));
+    }
+    return out;
   }
 }

@@ -4,13 +4,14 @@ import { AuthzService } from '@latchkey/authz';
 import { JobsProducer } from '@latchkey/jobs';
 import { IdempotencyStore } from './idempotency';
 import { KeyIndex } from './key-index';
+import { KeyMaintenance } from './key-maintenance';
 import { KeysService } from './keys.service';
 import { ProfileAdminService } from './profile-admin.service';
 import { ProfilesService } from './profiles.service';
 
 /** Key lifecycle services (Vault, Redis and config come from their global modules). */
 @Module({
-  providers: [KeysService, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AuthzService, AdminAuditRecorder, JobsProducer],
-  exports: [KeysService, ProfilesService, ProfileAdminService, KeyIndex, AuthzService, AdminAuditRecorder, JobsProducer],
+  providers: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AuthzService, AdminAuditRecorder, JobsProducer],
+  exports: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, AuthzService, AdminAuditRecorder, JobsProducer],
 })
 export class KeysModule {}

@@ -28,6 +28,8 @@ export interface MintInput {
   policies?: string[];
   cidrs?: string[];
   wrapTtl?: string | number | null;
+  /** Bind the key to a client certificate (normalised colon-hex serial, checked by the caller). */
+  certSerial?: string;
 }
 
 export interface MintResult {
@@ -47,6 +49,19 @@ export interface LiveKeyState {
   numUsesLeft: number;
   renewable: boolean;
 }
+
+/** What the worker plugs into a scheduled rotation. */
+export interface ScheduledRotationHooks {
+  /** Deliver the successor: the only moment its key exists. Must be idempotent. */
+  deliver(successor: { key: string; record: KeyRecord }, old: KeyRecord): Promise<void>;
+  /** Fault injection for drills and tests (ROTATION_PAUSE_AFTER). */
+  pause?(step: 'minted' | 'delivered'): Promise<void>;
+}
+
+export type ScheduledRotationOutcome =
+  | { outcome: 'rotated'; successorKeyId: string; revokeAt: string; abandoned?: string[]; replayed?: boolean }
+  | { outcome: 'already-rotated'; successorKeyId: string }
+  | { outcome: 'skipped'; reason: string };
 
 export interface RequestContext {
   requestId?: string;
@@ -133,12 +148,15 @@ export class KeysService {
     if (policies.length === 0) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'a key needs at least one policy');
 
     const role = previous?.role ?? (cidrs.length && cidrs.join() !== profile.cidrs.join() ? await this.profiles.ensureDerivedRole(profile, cidrs) : profile.role);
+    // A successor stays bound to the same client certificate.
+    const certSerial = input.certSerial ?? previous?.certSerial;
     const tokenMeta: Record<string, string> = {
       ...meta,
       latchkey_app: input.appId,
       latchkey_name: input.name,
       latchkey_profile: profile.name,
       ...(previous ? { latchkey_previous: previous.keyId } : {}),
+      ...(certSerial ? { latchkey_cert: certSerial } : {}),
     };
     const res = await this.vault.createToken(
       role,
@@ -178,7 +196,8 @@ export class KeysService {
       expiresAt: leaseSeconds > 0 ? new Date(now.getTime() + leaseSeconds * 1000).toISOString() : null,
       ttlSeconds: ttl as number,
       state: 'active',
-      ...(previous ? { previousKeyId: previous.keyId } : {}),
+      ...(previous ? { previousKeyId: previous.keyId, generation: (previous.generation ?? 0) + 1 } : {}),
+      ...(certSerial ? { certSerial } : {}),
     };
     await this.index.put(record);
     if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl };
@@ -387,6 +406,117 @@ export class KeysService {
     return { revoked: known };
   }
 
+  // --- scheduled rotation (worker) -------------------------------------------------------
+
+  /**
+   * Rotate a key because its profile says it is due. Idempotent per (key id, generation): the run record
+   * `rotation-run:<keyId>.<generation>` advances claimed → minting → minted → delivered → done, and a retry
+   * (or a second run after the worker was killed) resumes from the recorded step:
+   * - `delivered` or later: the successor is never minted again, only the remaining steps run;
+   * - `minting`/`minted`: the attempt died while the successor existed only in its memory — nobody can ever
+   *   have received it — so that successor is revoked and a new one minted: at most one successor stays alive.
+   * `deliver` receives the successor (the only moment the key exists) and must be idempotent.
+   */
+  async rotateScheduled(keyId: string, generation: number, hooks: ScheduledRotationHooks): Promise<ScheduledRotationOutcome> {
+    const old = await this.index.get(keyId);
+    if (!old) return { outcome: 'skipped', reason: 'key not in the index' };
+    if ((old.generation ?? 0) !== generation) return { outcome: 'skipped', reason: `stale generation ${generation} (key is at ${old.generation ?? 0})` };
+    let run = await this.index.getRotationRun(keyId, generation);
+    if (run?.state === 'done') {
+      return run.successorKeyId ? { outcome: 'rotated', successorKeyId: run.successorKeyId, revokeAt: run.revokeAt ?? '', replayed: true } : { outcome: 'skipped', reason: 'rotation given up earlier' };
+    }
+
+    const live = await this.live(keyId);
+    const marker = `pending-scheduled.${generation}`;
+    if (!run) {
+      if (old.state !== 'active') return { outcome: 'skipped', reason: `key is ${old.state}` };
+      if (!live) return { outcome: 'skipped', reason: 'key is gone from Vault (reconciliation will update the index)' };
+    }
+    if (!run) {
+      // A run record exists only once the claim is ours; without one, claim (or find our own earlier claim).
+      const claim = await this.index.claimRotation(keyId, Math.max(live?.ttlSeconds ?? 0, 3600), marker);
+      if (!claim.claimed && !claim.mine) {
+        // Rotated through the API meanwhile (or being rotated right now): that rotation wins.
+        return claim.successor ? { outcome: 'already-rotated', successorKeyId: claim.successor } : { outcome: 'skipped', reason: 'a manual rotation is in progress' };
+      }
+      run = await this.index.setRotationRun(keyId, generation, { state: 'claimed' });
+    }
+
+    const abandoned: string[] = run.abandoned ? run.abandoned.split(',') : [];
+    if (run.state === 'claimed' || run.state === 'minting' || run.state === 'minted') {
+      if (!live) {
+        // The old key vanished before a successor was delivered: give up the rotation.
+        await this.index.releaseRotation(keyId);
+        await this.index.setRotationRun(keyId, generation, { state: 'done', successorKeyId: '' });
+        return { outcome: 'skipped', reason: 'key is gone from Vault' };
+      }
+      if (run.state === 'minted' && run.successorKeyId) abandoned.push(...(await this.revokeUndelivered([run.successorKeyId])));
+      if (run.state === 'minting') abandoned.push(...(await this.revokeUndelivered(await this.successorsInVault(keyId))));
+      await this.index.setRotationRun(keyId, generation, { state: 'minting', abandoned: abandoned.join(',') || undefined });
+      const minted = await this.mintUnchecked(
+        { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: old.policies.length ? old.policies : ['default'], cidrs: old.cidrs },
+        old,
+      );
+      run = await this.index.setRotationRun(keyId, generation, { state: 'minted', successorKeyId: minted.record.keyId });
+      this.logger.log(`scheduled rotation of key ${keyId}: successor ${minted.record.keyId} minted`);
+      await hooks.pause?.('minted');
+      await hooks.deliver({ key: minted.key as string, record: minted.record }, old);
+      run = await this.index.setRotationRun(keyId, generation, { state: 'delivered' });
+      await hooks.pause?.('delivered');
+    }
+
+    // delivered: finish (every step below is idempotent).
+    const successorKeyId = run.successorKeyId as string;
+    const revokeAt = run.revokeAt ?? (await this.graceEnd(old, live));
+    await this.index.setRotationRun(keyId, generation, { revokeAt });
+    const delay = Math.max(0, Date.parse(revokeAt) - Date.now());
+    await this.jobs.add(JOB.revokeAfterGrace, { keyId, appId: old.appId, successorKeyId, reason: 'rotation' }, { jobId: jobId(JOB.revokeAfterGrace, keyId), delay });
+    await this.index.update(keyId, (r) => ({ ...r, state: r.state === 'active' ? 'rotating' : r.state, successorKeyId, revokeAt }));
+    await this.index.completeRotation(keyId, successorKeyId, Math.max(live?.ttlSeconds ?? 0, 3600));
+    await this.index.setRotationRun(keyId, generation, { state: 'done' });
+    await this.audit.record({
+      action: 'key.rotate-scheduled',
+      outcome: 'success',
+      actor: 'latchkey-worker',
+      appId: old.appId,
+      keyId,
+      profile: old.profile,
+      detail: `successor ${successorKeyId}${abandoned.length ? `; revoked undelivered ${abandoned.join(',')}` : ''}`,
+    });
+    return { outcome: 'rotated', successorKeyId, revokeAt, abandoned };
+  }
+
+  /** End of the grace period for a rotated-out key: the profile's grace, never past the key's own expiry. */
+  private async graceEnd(old: KeyRecord, live: LiveKeyState | null): Promise<string> {
+    const profile = await this.profiles.get(old.profile);
+    let graceSeconds = profile?.rotation?.graceSeconds ?? DEFAULT_GRACE_SECONDS;
+    if (live?.expiresAt) graceSeconds = Math.min(graceSeconds, Math.max(0, Math.floor((Date.parse(live.expiresAt) - Date.now()) / 1000)));
+    return new Date(Date.now() + graceSeconds * 1000).toISOString();
+  }
+
+  /** Accessors of live Vault tokens minted as successors of `keyId` (slow: lists every token; crash recovery only). */
+  private async successorsInVault(keyId: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const a of await this.vault.listAccessors()) {
+      try {
+        const l = await this.vault.lookupAccessor(a);
+        if (l.meta?.latchkey_previous === keyId) out.push(a);
+      } catch {
+        // expired between list and lookup
+      }
+    }
+    return out;
+  }
+
+  /** Revoke successors whose secret died with a crashed attempt (never delivered, so never seen by anyone). */
+  private async revokeUndelivered(keyIds: string[]): Promise<string[]> {
+    for (const id of keyIds) {
+      const record = (await this.index.get(id)) ?? ({ keyId: id, appId: '?' } as KeyRecord);
+      await this.revokeUnchecked(record, 'revoked: successor never delivered (rotation attempt interrupted)');
+    }
+    return keyIds;
+  }
+
   // --- self-service -------------------------------------------------------------------
 
   /** The holder of a key, authenticated by the key itself. */
@@ -424,8 +554,30 @@ export class KeysService {
       }
       throw err;
     }
+    const delivered = (res.data as { key?: unknown } | null)?.key;
+    if (!res.auth && typeof delivered === 'string') return this.unwrapDelivered(delivered);
     if (!res.auth?.metadata?.latchkey_app) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
     return { key: encodeKey(res.auth.client_token, this.config.keyPrefix), record: await this.index.get(res.auth.accessor) };
+  }
+
+  /**
+   * A key wrapped by the worker for a webhook delivery (`sys/wrapping/wrap` of `{ key, … }`). Anyone can wrap
+   * anything, so the key id comes from Vault's own lookup of the key, never from the wrapped data.
+   */
+  private async unwrapDelivered(key: string): Promise<{ key: string; record: KeyRecord | null }> {
+    const decoded = decodeKey(key, this.config.keyPrefix);
+    if (!decoded.ok) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
+    let lookup: TokenLookup;
+    try {
+      lookup = await this.vault.lookupToken(decoded.token);
+    } catch (err) {
+      if (err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_PERMISSION_DENIED || err.code === ErrorCode.BAD_REQUEST)) {
+        throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'the wrapped key is no longer valid');
+      }
+      throw err;
+    }
+    if (!lookup.meta?.latchkey_app) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
+    return { key, record: await this.index.get(lookup.accessor) };
   }
 
   // --- index rebuild ------------------------------------------------------------------
@@ -505,5 +657,6 @@ export function recordFromLookup(l: TokenLookup): KeyRecord | null {
     ttlSeconds: l.creation_ttl,
     state: 'active',
     ...(meta.latchkey_previous ? { previousKeyId: meta.latchkey_previous } : {}),
+    ...(meta.latchkey_cert ? { certSerial: meta.latchkey_cert } : {}),
   };
 }

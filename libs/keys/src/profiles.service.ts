@@ -106,7 +106,8 @@ export class ProfilesService {
       const every = dur('rotation.every', input.rotation.every);
       const grace = dur('rotation.grace', input.rotation.grace ?? 0) ?? 0;
       if (every !== null) {
-        if (every < 60) problems.push('rotation.every must be at least 60s');
+        const min = this.config.jobs?.rotationMinIntervalSeconds ?? 60;
+        if (every < min) problems.push(`rotation.every must be at least ${min}s`);
         if (grace >= every) problems.push('rotation.grace must be shorter than rotation.every');
         rotation = { everySeconds: every, graceSeconds: grace };
       }

@@ -1,0 +1,3 @@
+export * from './signing';
+export * from './delivery.service';
+export * from './delivery.module';
