@@ -3,10 +3,12 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, RawRequestDefaultExpression } from 'fastify';
+import type { Bindings, ChildLoggerOptions } from 'pino';
 import pino from 'pino';
 import { ErrorCode, LatchkeyError, PinoNestLogger, pinoOptions } from '@latchkey/common';
 import { AppConfig } from '@latchkey/config';
+import { CertVerifier } from '@latchkey/certs';
 import { VerifyService } from '@latchkey/verify';
 import { AppModule } from './app.module';
 import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.routes';
@@ -15,6 +17,10 @@ import { createValidationPipe } from './http/validation';
 import { ErrorResponse } from './http/api-errors';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function isHotPath(url: string | undefined): boolean {
+  return url !== undefined && (url.startsWith('/v1/auth') || url.startsWith('/v1/keys/verify'));
+}
 
 /** Fastify `trustProxy` from configuration: a hop count or an explicit address list, never `true`. */
 function trustProxyOption(config: AppConfig): number | string[] | false {
@@ -36,6 +42,10 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
     },
     return503OnClosing: true,
+    // A pino child logger per request (with redaction) is a measurable share of a
+    // verify; the hot routes log only warnings and errors, through the parent logger.
+    childLoggerFactory: (logger: FastifyBaseLogger, bindings: Bindings, opts: ChildLoggerOptions, rawReq: RawRequestDefaultExpression) =>
+      isHotPath(rawReq.url) ? logger : logger.child(bindings, opts),
     // Accessors are 24 characters; longer path parameters are answered as "not found" below.
     routerOptions: { maxParamLength: 128 },
     // Schemas of the hot-path routes must reject, not silently fix, bad input.
@@ -62,7 +72,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     done();
   });
 
-  registerVerifyRoutes(fastify, app.get(VerifyService));
+  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), config);
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ErrorFilter());
 

@@ -13,6 +13,8 @@ export interface CachedKey {
   meta: Record<string, string>;
   /** True when the key is bound to CIDRs (even if none of them parsed: then nothing matches). */
   bound: boolean;
+  /** Client certificate serial the key must be presented with (colon hex), or null. */
+  certSerial: string | null;
   cidrs: Array<[ipaddr.IPv4 | ipaddr.IPv6, number]>;
   expiresAt: string | null;
   expiresAtMs: number;

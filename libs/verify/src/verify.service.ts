@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Counter, Histogram, register } from 'prom-client';
+import { UsageCounter } from '@latchkey/audit';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { decodeKey } from '@latchkey/keys';
@@ -8,7 +9,7 @@ import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { RevocationBus } from '@latchkey/revocation';
 import { CachedKey, ipAllowed, parseCidrs, VerifyCache } from './verify-cache';
 
-export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS';
+export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS' | 'CERT_REQUIRED' | 'CERT_MISMATCH';
 
 export interface VerifyResult {
   valid: boolean;
@@ -25,6 +26,13 @@ export interface VerifyRequest {
   key: string;
   ip?: string;
   permissions?: string[];
+  /**
+   * For keys bound to a client certificate: the serial (colon hex) of the
+   * certificate presented with the key, verified by the caller (chain, window,
+   * revocation), or null when none or an invalid one was presented. Only called
+   * for bound keys, so unbound keys never pay for certificate parsing.
+   */
+  presentedCertSerial?: () => Promise<string | null>;
 }
 
 function metric<T>(name: string, make: () => T): T {
@@ -45,6 +53,8 @@ const codeCounters = {
   NOT_FOUND: verifyTotal.labels('NOT_FOUND'),
   FORBIDDEN_IP: verifyTotal.labels('FORBIDDEN_IP'),
   INSUFFICIENT_PERMISSIONS: verifyTotal.labels('INSUFFICIENT_PERMISSIONS'),
+  CERT_REQUIRED: verifyTotal.labels('CERT_REQUIRED'),
+  CERT_MISMATCH: verifyTotal.labels('CERT_MISMATCH'),
 } as const;
 const cacheHit = verifyCache.labels('hit');
 const cacheNegHit = verifyCache.labels('negative_hit');
@@ -72,6 +82,7 @@ export class VerifyService implements OnModuleDestroy {
 
   constructor(
     private readonly vault: VaultClient,
+    private readonly usage: UsageCounter,
     bus: RevocationBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -116,7 +127,13 @@ export class VerifyService implements OnModuleDestroy {
     let code: VerifyCode = 'VALID';
     if (key.bound && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
     else if (req.permissions?.length && !req.permissions.every((p) => key!.policySet.has(p))) code = 'INSUFFICIENT_PERMISSIONS';
+    else if (key.certSerial) {
+      const presented = req.presentedCertSerial ? await req.presentedCertSerial() : null;
+      if (presented === null) code = 'CERT_REQUIRED';
+      else if (presented !== key.certSerial) code = 'CERT_MISMATCH';
+    }
     codeCounters[code].inc();
+    this.usage.record(key.keyId, req.ip, code === 'VALID');
     entry = undefined;
     return {
       valid: code === 'VALID',
@@ -175,6 +192,7 @@ export class VerifyService implements OnModuleDestroy {
       policySet: new Set(l.policies ?? []),
       meta: own,
       bound: (l.bound_cidrs ?? []).length > 0,
+      certSerial: meta.latchkey_cert ?? null,
       cidrs: parseCidrs(l.bound_cidrs ?? []),
       expiresAt: l.expire_time ? new Date(expiresAtMs).toISOString() : null,
       expiresAtMs,

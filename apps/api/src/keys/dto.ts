@@ -152,6 +152,15 @@ export class MintKeyDto {
   @ValidateIf((_, v) => v !== null)
   @IsDuration()
   wrapTtl?: string | number | null;
+
+  @ApiPropertyOptional({
+    example: '1f:2a:3b:4c',
+    description: "bind the key to a client certificate of the same app (serial, colon or plain hex): verify then accepts the key only together with that certificate",
+  })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[0-9a-fA-F:-]{2,128}$/, { message: 'certSerial must be a certificate serial (hex)' })
+  certSerial?: string;
 }
 
 export class RenewKeyDto {
@@ -218,6 +227,7 @@ export class KeyResponse {
   @ApiPropertyOptional() previousKeyId?: string;
   @ApiPropertyOptional() successorKeyId?: string;
   @ApiPropertyOptional({ description: 'when a rotated-out key will be revoked' }) revokeAt?: string;
+  @ApiPropertyOptional({ description: 'serial of the client certificate the key is bound to' }) certSerial?: string;
   @ApiPropertyOptional({ description: 'response-wrapping token (mint with wrapTtl)' }) wrapToken?: string;
   @ApiPropertyOptional({ example: '300s' }) wrapTtl?: string;
   @ApiPropertyOptional({ description: 'true when this answers a replayed Idempotency-Key (no key included)' }) replayed?: boolean;

@@ -2,6 +2,8 @@ import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Query, R
 import { ApiBearerAuth, ApiHeader, ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { Principal } from '@latchkey/authz';
+import { CertIndex, certState, normalizeSerial } from '@latchkey/certs';
+import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { KeysService } from '@latchkey/keys';
 import { BearerKey, Caller, CallerGuard, RequestId } from '../auth/caller.guard';
 import { ApiErrors } from '../http/api-errors';
@@ -61,7 +63,21 @@ export class UnwrapController {
 @UseGuards(CallerGuard)
 @Controller('v1')
 export class KeysController {
-  constructor(private readonly keys: KeysService) {}
+  constructor(
+    private readonly keys: KeysService,
+    private readonly certs: CertIndex,
+  ) {}
+
+  /** A key may only be bound to an active certificate of its own app. */
+  private async bindableSerial(appId: string, input: string | undefined): Promise<string | undefined> {
+    if (input === undefined) return undefined;
+    const serial = normalizeSerial(input);
+    const record = serial ? await this.certs.get(serial) : null;
+    if (!serial || !record || record.appId !== appId || certState(record) !== 'active') {
+      throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'certSerial must name an active certificate of the same app');
+    }
+    return serial;
+  }
 
   @Post('keys')
   @ApiOperation({
@@ -80,7 +96,8 @@ export class KeysController {
     @RequestId() requestId: string,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<KeyResponse> {
-    const out = await this.keys.mint(caller, body, { idempotencyKey, requestId });
+    const certSerial = await this.bindableSerial(body.appId, body.certSerial);
+    const out = await this.keys.mint(caller, { ...body, certSerial }, { idempotencyKey, requestId });
     void reply.status(out.replayed ? 200 : 201);
     if (out.replayed) void reply.header('Idempotent-Replayed', 'true');
     void reply.header('Cache-Control', 'no-store');

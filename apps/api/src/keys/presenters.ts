@@ -21,6 +21,7 @@ export function presentKey(r: KeyRecord, extra: Partial<KeyResponse> = {}): KeyR
     ...(r.previousKeyId ? { previousKeyId: r.previousKeyId } : {}),
     ...(r.successorKeyId ? { successorKeyId: r.successorKeyId } : {}),
     ...(r.revokeAt ? { revokeAt: r.revokeAt } : {}),
+    ...(r.certSerial ? { certSerial: r.certSerial } : {}),
     ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'key')),
   };
 }

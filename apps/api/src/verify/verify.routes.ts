@@ -2,6 +2,11 @@ import { Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { OperationObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { CertVerifier, CertVerifyResult } from '@latchkey/certs';
+import type { AppConfig } from '@latchkey/config';
+import { ipInCidrs, normaliseCidr } from '@latchkey/keys';
 import { verifyDuration, VerifyService } from '@latchkey/verify';
 import { mapError, sendError } from '../http/error-filter';
 
@@ -26,6 +31,8 @@ export const verifyBodySchema = {
       description: "the end client's address, checked against the key's bound CIDRs (default: this request's client address)",
     },
     permissions: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 128 }, description: 'policies the key must carry' },
+    certificate: { type: 'string', maxLength: 16384, description: 'PEM client certificate presented with the key (required for keys bound to a certificate)' },
+    xfcc: { type: 'string', maxLength: 32768, description: "Envoy X-Forwarded-Client-Cert value carrying the client certificate (alternative to certificate)" },
   },
 } as const;
 
@@ -34,7 +41,7 @@ export const verifyResultSchema = {
   required: ['valid', 'code', 'keyId', 'appId', 'name', 'policies', 'meta', 'expiresAt'],
   properties: {
     valid: { type: 'boolean' },
-    code: { type: 'string', enum: ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS'] },
+    code: { type: 'string', enum: ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS', 'CERT_REQUIRED', 'CERT_MISMATCH'] },
     keyId: { type: 'string', nullable: true, description: 'the Vault token accessor' },
     appId: { type: 'string', nullable: true },
     name: { type: 'string', nullable: true },
@@ -51,9 +58,51 @@ interface VerifyBody {
   key: string;
   ip?: string;
   permissions?: string[];
+  certificate?: string;
+  xfcc?: string;
 }
 
-export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyService): void {
+/** The serial of a presented certificate if latchkey's CA issued it and it is valid and not revoked, else null. */
+async function validSerial(check: () => Promise<CertVerifyResult>): Promise<string | null> {
+  try {
+    const r = await check();
+    return r.valid ? r.serial : null;
+  } catch {
+    return null; // malformed XFCC: no usable certificate
+  }
+}
+
+/** Is the TCP peer one of the configured trusted proxies (whose certificate headers may be believed)? */
+function peerTrusted(config: AppConfig): (req: FastifyRequest) => boolean {
+  const tp = config.http.trustProxy;
+  if (!tp) return () => false;
+  if ('hops' in tp) return () => true;
+  const cidrs = tp.addresses.map((a) => normaliseCidr(a)).filter((c): c is string => c !== null);
+  return (req) => ipInCidrs(req.socket.remoteAddress ?? '', cidrs);
+}
+
+export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyService, certs: CertVerifier, config: AppConfig): void {
+  const trusted = peerTrusted(config);
+  /**
+   * Forward auth: the client certificate comes from our own mTLS listener's
+   * handshake, or — only through a trusted proxy — from Envoy's
+   * X-Forwarded-Client-Cert or an URL-encoded PEM in X-Client-Cert (nginx
+   * $ssl_client_escaped_cert, Traefik passTLSClientCert). A certificate is
+   * public, so a header from anyone else proves nothing.
+   */
+  const presentedByRequest = (req: FastifyRequest) => async (): Promise<string | null> => {
+    const sock = req.raw.socket as TLSSocket;
+    if (typeof sock.getPeerCertificate === 'function' && sock.authorized) {
+      const peer = sock.getPeerCertificate(false);
+      if (peer?.raw) return validSerial(() => certs.verifyPem(new X509Certificate(peer.raw).toString()));
+    }
+    if (!trusted(req)) return null;
+    const xfcc = req.headers['x-forwarded-client-cert'];
+    if (typeof xfcc === 'string' && xfcc) return validSerial(() => certs.verifyXfcc(xfcc));
+    const pem = req.headers['x-client-cert'];
+    if (typeof pem === 'string' && pem) return validSerial(() => certs.verifyPem(safeDecode(pem)));
+    return null;
+  };
   const logger = new Logger('Verify');
   const verifyTimer = verifyDuration.labels('verify');
   const authTimer = verifyDuration.labels('auth');
@@ -72,7 +121,13 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
       const end = verifyTimer.startTimer();
       try {
         const b = req.body;
-        return await verifier.verify({ key: b.key, ip: b.ip ?? req.ip, permissions: b.permissions });
+        // The caller (a gateway) hands over the certificate its client presented.
+        const presentedCertSerial = b.certificate
+          ? () => validSerial(() => certs.verifyPem(b.certificate!))
+          : b.xfcc
+            ? () => validSerial(() => certs.verifyXfcc(b.xfcc!))
+            : presentedByRequest(req);
+        return await verifier.verify({ key: b.key, ip: b.ip ?? req.ip, permissions: b.permissions, presentedCertSerial });
       } finally {
         end();
       }
@@ -88,12 +143,12 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
         return;
       }
       // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
-      const result = await verifier.verify({ key, ip: req.ip, permissions: extractPermissions(req) });
+      const result = await verifier.verify({ key, ip: req.ip, permissions: extractPermissions(req), presentedCertSerial: presentedByRequest(req) });
       if (result.valid) {
         void reply.code(204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
         return;
       }
-      const status = result.code === 'FORBIDDEN_IP' || result.code === 'INSUFFICIENT_PERMISSIONS' ? 403 : 401;
+      const status = result.code === 'MALFORMED' || result.code === 'NOT_FOUND' ? 401 : 403;
       if (status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="latchkey", error="invalid_token"');
       void reply.code(status).header('X-Latchkey-Code', result.code).send();
     } finally {
@@ -103,6 +158,14 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
   // Envoy ext_authz (HTTP) appends the original path to the configured prefix: serve every sub-path.
   fastify.route({ method: [...AUTH_METHODS], url: '/v1/auth', handler: forwardAuth, errorHandler, logLevel: 'warn' });
   fastify.route({ method: [...AUTH_METHODS], url: '/v1/auth/*', handler: forwardAuth, errorHandler, logLevel: 'warn' });
+}
+
+function safeDecode(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return '';
+  }
 }
 
 function extractKey(req: FastifyRequest): string | null {
@@ -136,7 +199,7 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
       tags: ['verify'],
       summary: 'Verify a key',
       description:
-        'Always 200 with a verdict: VALID, MALFORMED, NOT_FOUND (unknown, expired or revoked), FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS. Reveals nothing beyond the code. 503 only when no verdict can be given. Authenticated by network position (gateways, sidecars).',
+        'Always 200 with a verdict: VALID, MALFORMED, NOT_FOUND (unknown, expired or revoked), FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, and for keys bound to a client certificate CERT_REQUIRED (none, or not a valid latchkey certificate) or CERT_MISMATCH (another certificate). Reveals nothing beyond the code. 503 only when no verdict can be given. Authenticated by network position (gateways, sidecars).',
       operationId: 'verifyKey',
       requestBody: {
         required: true,
@@ -149,7 +212,7 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
     tags: ['verify'],
     summary: 'Forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz HTTP)',
     description:
-      'Any method, any sub-path. Reads Authorization: Bearer or X-API-Key. 204 with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR or permission failure (X-Latchkey-Code tells which); 503 when Vault cannot be asked.',
+      'Any method, any sub-path. Reads Authorization: Bearer or X-API-Key. 204 with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR, permission or client-certificate failure (X-Latchkey-Code tells which); 503 when Vault cannot be asked. For keys bound to a certificate, the certificate comes from the mTLS listener handshake, or from a trusted proxy in X-Forwarded-Client-Cert (Envoy) or X-Client-Cert (URL-encoded PEM).',
     operationId: `forwardAuth${method}`,
     parameters: [
       { name: 'X-API-Key', in: 'header' as const, required: false, schema: { type: 'string' } },
