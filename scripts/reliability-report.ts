@@ -1,0 +1,47 @@
+/**
+ * Turn the rows the reliability suite recorded (.latchkey/reliability/results.jsonl)
+ * into docs/reliability.md. Run by `npm run test:reliability` after the suite.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { projectRoot } from '@latchkey/devstack';
+
+interface Row {
+  test: string;
+  injects: string;
+  figure: string;
+  target: string;
+  pass: boolean;
+  at: string;
+}
+
+const root = projectRoot();
+const file = path.join(root, '.latchkey', 'reliability', 'results.jsonl');
+const rows: Row[] = fs.existsSync(file)
+  ? fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Row)
+  : [];
+// The latest measurement of each test wins.
+const latest = new Map<string, Row>();
+for (const r of rows) latest.set(r.test, r);
+const esc = (s: string) => String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const heavy = process.env.LATCHKEY_RELIABILITY_HEAVY === '1';
+const out = [
+  '# Reliability and security figures',
+  '',
+  `Produced by \`npm run test:reliability\`${heavy ? ' (heavy run: LATCHKEY_RELIABILITY_HEAVY=1)' : ''} on ${new Date().toISOString().slice(0, 10)}; do not edit by hand.`,
+  'Each row is written by the test that measured it (test/reliability). Machine: 2 cores, real OpenBao and Redis.',
+  '',
+  '| test | injects | measured | target | result |',
+  '|---|---|---|---|---|',
+  ...[...latest.values()].map((r) => `| ${esc(r.test)} | ${esc(r.injects)} | ${esc(r.figure)} | ${esc(r.target)} | ${r.pass ? 'pass' : '**FAIL**'} |`),
+  '',
+];
+fs.mkdirSync(path.join(root, 'docs'), { recursive: true });
+fs.writeFileSync(path.join(root, 'docs', 'reliability.md'), out.join('\n'));
+const failed = [...latest.values()].filter((r) => !r.pass);
+process.stdout.write(`reliability report: ${latest.size} rows, ${failed.length} failed → docs/reliability.md\n`);
+if (failed.length) process.exitCode = 1;
