@@ -47,7 +47,7 @@ async function main(): Promise<void> {
     if (vaultAddr && vaultToken && (await httpOk(`${vaultAddr}/v1/sys/health`).catch(() => 0)) === 200) {
       say(`using the running Vault at ${vaultAddr}`);
     } else {
-      bao = await startBao({ port: await portOr(8200), dir: path.join(stateDir(), 'bao'), log: say });
+      bao = await startBao({ port: await portOr(8200), dir: process.env.LATCHKEY_DEV_BAO_DIR ?? path.join(stateDir(), 'bao'), log: say });
       vaultAddr = bao.addr;
       vaultToken = bao.rootToken;
       say(`OpenBao dev server on ${bao.addr} (audit log ${bao.auditLogPath})`);
@@ -94,23 +94,35 @@ async function main(): Promise<void> {
     const url = `http://127.0.0.1:${port}`;
     await waitFor('api readiness', async () => (await httpOk(`${url}/health/ready`, 2000)) === 200, 60_000);
 
-    const envFile = path.join(stateDir(), 'dev.env');
+    const envFile = process.env.LATCHKEY_DEV_ENV_FILE ?? path.join(stateDir(), 'dev.env');
     fs.writeFileSync(
       envFile,
       [`LATCHKEY_URL=${url}`, `VAULT_ADDR=${vaultAddr}`, `VAULT_TOKEN=${vaultToken}`, `REDIS_URL=${redis.url}`, ''].join('\n'),
       { mode: 0o600 },
     );
     say(`api ${url}  (logs: .latchkey/api.log, .latchkey/worker.log)`);
-    say(`wrote ${path.relative(root, envFile)}; in another shell:`);
+    say(`wrote ${path.relative(root, envFile)} (LATCHKEY_URL, VAULT_ADDR, VAULT_TOKEN, REDIS_URL)`);
+
+    // A first key, so the example below can be pasted as it is.
+    const minted = await fetch(`${url}/v1/keys`, {
+      method: 'POST',
+      headers: { 'X-Vault-Token': vaultToken!, 'content-type': 'application/json' },
+      body: JSON.stringify({ appId: 'example', profile: 'default', name: `example-${Date.now()}`, ttl: '24h' }),
+    });
+    const example = (await minted.json()) as { key?: string; keyId?: string };
+    if (!example.key) throw new Error(`could not mint the example key (${minted.status})`);
+    const q = (s: string) => `'${s}'`;
     process.stdout.write(
       [
         '',
-        '  set -a; . .latchkey/dev.env; set +a',
-        '  curl -s $LATCHKEY_URL/health/ready',
-        '  curl -s -X POST $LATCHKEY_URL/v1/keys -H "X-Vault-Token: $VAULT_TOKEN" -H "Content-Type: application/json" \\',
-        `    -d '{"appId":"example","profile":"default","name":"example-key"}'`,
+        `Ready. Example key ${example.keyId} of app "example" (shown once):`,
         '',
-        '  API docs: ' + url + '/docs      Ctrl-C stops everything.',
+        `  curl -s -X POST ${url}/v1/keys/verify -H 'Content-Type: application/json' -d ${q(JSON.stringify({ key: example.key }))}`,
+        `  curl -si ${url}/v1/auth -H ${q(`X-API-Key: ${example.key}`)}`,
+        `  curl -s -X POST ${url}/v1/keys -H ${q(`X-Vault-Token: ${vaultToken}`)} -H 'Content-Type: application/json' \\`,
+        `    -d '{"appId":"example","profile":"default","name":"another-key"}'`,
+        '',
+        `  In another shell: set -a; . .latchkey/dev.env; set +a   API docs: ${url}/docs   Ctrl-C stops everything.`,
         '',
       ].join('\n'),
     );
