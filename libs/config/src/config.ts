@@ -29,7 +29,8 @@ export interface AppConfig {
     auditLogPath?: string;
   };
   redis: { url: string; prefix: string };
-  verify: { cacheMax: number; maxStalenessMs: number; negativeTtlMs: number };
+  /** lookupBudgetPerSecond: cache-miss Vault lookups per second (token bucket, burst = the same); 0 = unlimited. */
+  verify: { cacheMax: number; maxStalenessMs: number; negativeTtlMs: number; lookupBudgetPerSecond: number };
   authz: { cacheTtlMs: number };
   /** Certificates (libs/certs) and the optional HTTPS + mTLS listener (null when LATCHKEY_TLS_PORT is unset). */
   certs: {
@@ -52,6 +53,8 @@ export interface AppConfig {
   /** Scheduled jobs (worker). An interval of 0 disables the scheduler. */
   jobs: {
     rotationScanEveryMs: number;
+    /** How often auto-renewing certificates are checked for renewal (0 = off). */
+    certRenewScanEveryMs: number;
     reconcileEveryMs: number;
     expirySweepEveryMs: number;
     lockDurationMs: number;
@@ -152,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       cacheMax: raw.VERIFY_CACHE_MAX ?? 100_000,
       maxStalenessMs: ms(raw.VERIFY_MAX_STALENESS, '60s'),
       negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
+      lookupBudgetPerSecond: raw.VERIFY_LOOKUP_BUDGET ?? 500,
     },
     authz: { cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s') },
     certs: {
@@ -175,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     jobs: {
       rotationScanEveryMs: ms(raw.ROTATION_SCAN_EVERY, '60s'),
+      certRenewScanEveryMs: ms(raw.CERT_RENEW_SCAN_EVERY, '60s'),
       reconcileEveryMs: ms(raw.RECONCILE_EVERY, '5m'),
       expirySweepEveryMs: ms(raw.EXPIRY_SWEEP_EVERY, '1m'),
       lockDurationMs: Math.max(1000, ms(raw.JOB_LOCK_DURATION, '30s')),

@@ -91,6 +91,8 @@ export class EnvSchema {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000) VERIFY_CACHE_MAX?: number;
   @IsOptional() @IsDuration() VERIFY_MAX_STALENESS?: string;
   @IsOptional() @IsDuration() VERIFY_NEGATIVE_TTL?: string;
+  /** Cache-miss Vault lookups per second verify may make (token bucket, burst = budget); 0 disables the limit. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000) VERIFY_LOOKUP_BUDGET?: number;
   @IsOptional() @IsDuration() AUTHZ_CACHE_TTL?: string;
   @IsOptional() @IsDuration() SHUTDOWN_GRACE?: string;
 
@@ -107,6 +109,7 @@ export class EnvSchema {
   // --- jobs (worker) ---------------------------------------------------------------
   /** How often each scheduled job runs; "0" disables that scheduler. */
   @IsOptional() @IsDuration() ROTATION_SCAN_EVERY?: string;
+  @IsOptional() @IsDuration() CERT_RENEW_SCAN_EVERY?: string;
   @IsOptional() @IsDuration() RECONCILE_EVERY?: string;
   @IsOptional() @IsDuration() EXPIRY_SWEEP_EVERY?: string;
   /** Shortest rotation interval a profile may ask for (the api refuses shorter). */

@@ -30,6 +30,10 @@ export const JOB = {
   reconcile: 'keys-reconcile',
   /** Move expired keys out of the active index (history kept). */
   expirySweep: 'keys-expiry-sweep',
+  /** Find auto-renewing certificates past two thirds of their lifetime and enqueue one `certRenew` each. */
+  certRenewScan: 'cert-renew-scan',
+  /** Re-issue one certificate (same subject) and deliver it to Vault KV. */
+  certRenew: 'cert-renew',
 } as const;
 export type JobName = (typeof JOB)[keyof typeof JOB];
 
@@ -46,6 +50,9 @@ export interface JobPayloads {
   [JOB.webhookDeliver]: { appId: string; keyId: string; previousKeyId: string; kvPath: string; event: 'key.rotated' };
   [JOB.reconcile]: ScanPayload;
   [JOB.expirySweep]: ScanPayload;
+  [JOB.certRenewScan]: ScanPayload;
+  /** Colon-hex serial of the certificate to renew. */
+  [JOB.certRenew]: { serial: string; appId: string };
 }
 
 /** Which queue each job runs on; the worker refuses to start if a job here has no handler. */
@@ -57,6 +64,8 @@ export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JOB.webhookDeliver]: QUEUE.delivery,
   [JOB.reconcile]: QUEUE.maintenance,
   [JOB.expirySweep]: QUEUE.maintenance,
+  [JOB.certRenewScan]: QUEUE.maintenance,
+  [JOB.certRenew]: QUEUE.lifecycle,
 };
 
 /** Jobs processed at once per worker process, per queue (scans run one at a time). */

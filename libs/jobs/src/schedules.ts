@@ -20,5 +20,6 @@ export function schedules(config: AppConfig): ScheduleSpec[] {
     { id: 'key-rotation-scan', job: JOB.rotationScan, everyMs: config.jobs.rotationScanEveryMs },
     { id: 'keys-reconcile', job: JOB.reconcile, everyMs: config.jobs.reconcileEveryMs },
     { id: 'keys-expiry-sweep', job: JOB.expirySweep, everyMs: config.jobs.expirySweepEveryMs },
+    { id: 'cert-renew-scan', job: JOB.certRenewScan, everyMs: config.jobs.certRenewScanEveryMs },
   ];
 }
