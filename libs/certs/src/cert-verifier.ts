@@ -48,7 +48,7 @@ const NONE: Omit<CertVerifyResult, 'code'> = Object.freeze({ valid: false, seria
 export class CertVerifier implements OnModuleDestroy {
   private readonly logger = new Logger(CertVerifier.name);
   /** Serials known to be revoked; an entry outlives any certificate latchkey can issue. */
-  private readonly revoked: LRUCache<string, number>;
+  private readonly revoked: ExpiringSet;
   private readonly status: LRUCache<string, Status>;
   private readonly inflight = new Map<string, Promise<Status>>();
   private readonly unsubscribe: Array<() => void>;
@@ -60,14 +60,15 @@ export class CertVerifier implements OnModuleDestroy {
     bus: RevocationBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
-    this.revoked = new LRUCache({ max: 1_000_000, ttl: (config.certs.maxTtlSeconds + 86400) * 1000 });
+    // Not an LRU with max 1M: lru-cache preallocates its arrays (tens of MB at idle).
+    this.revoked = new ExpiringSet((config.certs.maxTtlSeconds + 86400) * 1000);
     this.status = new LRUCache({ max: Math.max(1000, config.verify.cacheMax), ttl: Math.max(1000, config.verify.maxStalenessMs) });
     this.unsubscribe = [
       bus.onRevoked((m) => {
         if (m.kind !== 'cert') return;
         const serial = normalizeSerial(m.id);
         if (!serial) return;
-        this.revoked.set(serial, m.at);
+        this.revoked.add(serial);
         this.status.delete(serial);
       }),
       // Messages may have been missed: re-confirm every serial with Vault.
@@ -82,7 +83,7 @@ export class CertVerifier implements OnModuleDestroy {
 
   /** Mark revoked locally (the bus does this for every instance; exposed for the revoking path). */
   markRevoked(serial: string): void {
-    this.revoked.set(serial, Date.now());
+    this.revoked.add(serial);
     this.status.delete(serial);
   }
 
@@ -161,7 +162,7 @@ export class CertVerifier implements OnModuleDestroy {
       throw err instanceof LatchkeyError ? err : new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, 'Vault lookup failed', { retryAfter: 2 });
     }
     const st: Status = { known: read !== null, revoked: (read?.revocation_time ?? 0) > 0 };
-    if (st.revoked) this.revoked.set(serial, (read!.revocation_time ?? 0) * 1000);
+    if (st.revoked) this.revoked.add(serial);
     this.status.set(serial, st, st.known ? undefined : { ttl: Math.max(1000, this.config.verify.negativeTtlMs) });
     return st;
   }
@@ -174,6 +175,28 @@ export class CertVerifier implements OnModuleDestroy {
 }
 
 /** Validity-window verdict, or null inside the window. */
+/**
+ * Serials known to be revoked, each kept for `ttlMs` (longer than any certificate
+ * latchkey issues lives). Grows only with actual revocations; expired entries
+ * are pruned as new ones arrive.
+ */
+export class ExpiringSet {
+  private readonly until = new Map<string, number>();
+  private adds = 0;
+
+  constructor(private readonly ttlMs: number) {}
+
+  add(id: string, now = Date.now()): void {
+    this.until.set(id, now + this.ttlMs);
+    if (++this.adds % 1024 === 0) for (const [k, t] of this.until) if (t <= now) this.until.delete(k);
+  }
+
+  has(id: string, now = Date.now()): boolean {
+    const t = this.until.get(id);
+    return t !== undefined && t > now;
+  }
+}
+
 export function windowCode(notBeforeMs: number, notAfterMs: number, now: number): 'NOT_YET_VALID' | 'EXPIRED' | null {
   if (now < notBeforeMs) return 'NOT_YET_VALID';
   if (now >= notAfterMs) return 'EXPIRED';

@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
+import { isIP } from 'node:net';
 
 /** A key Vault confirmed, as the hot path needs it. */
 export interface CachedKey {
@@ -7,9 +8,8 @@ export interface CachedKey {
   keyId: string;
   appId: string;
   name: string;
+  /** The key's policies besides Vault's implicit `default` (shared between keys with the same list). */
   policies: string[];
-  /** Set for O(1) permission checks. */
-  policySet: ReadonlySet<string>;
   meta: Record<string, string>;
   /** True when the key is bound to CIDRs (even if none of them parsed: then nothing matches). */
   bound: boolean;
@@ -18,8 +18,23 @@ export interface CachedKey {
   cidrs: Array<[ipaddr.IPv4 | ipaddr.IPv6, number]>;
   expiresAt: string | null;
   expiresAtMs: number;
-  /** When Vault last confirmed it. */
-  confirmedAt: number;
+}
+
+/**
+ * Many keys share the same app id, policy list, metadata and CIDR set: keep one
+ * copy of each (bounded), so 100k cached keys cost little more than their ids.
+ */
+export class Interner<T> {
+  private readonly values = new Map<string, T>();
+
+  constructor(private readonly max = 10_000) {}
+
+  intern(key: string, value: T): T {
+    const hit = this.values.get(key);
+    if (hit !== undefined) return hit;
+    if (this.values.size < this.max) this.values.set(key, value);
+    return value;
+  }
 }
 
 /** Vault does not know this key (unknown, expired, revoked): remembered briefly. */
@@ -138,4 +153,15 @@ export function ipAllowed(ip: string | undefined, cidrs: Array<[ipaddr.IPv4 | ip
   }
   for (const [net, bits] of cidrs) if (net.kind() === addr.kind() && addr.match(net, bits)) return true;
   return false;
+}
+
+/**
+ * The client address verify should check: an address in standard text form, or
+ * undefined (unknown). Fastify's trustProxy hands over whatever a trusted proxy
+ * put in X-Forwarded-For, any text at all (found by the XFF fuzz test); an
+ * entry that is not an address means "unknown", so CIDR-bound keys fail closed
+ * (FORBIDDEN_IP) and no arbitrary text reaches usage records.
+ */
+export function clientAddress(ip: string | undefined): string | undefined {
+  return typeof ip === 'string' && isIP(ip) !== 0 ? ip : undefined;
 }

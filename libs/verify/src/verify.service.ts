@@ -7,7 +7,8 @@ import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { decodeKey } from '@latchkey/keys';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { RevocationBus } from '@latchkey/revocation';
-import { CachedKey, ipAllowed, parseCidrs, VerifyCache } from './verify-cache';
+import { CachedKey, Interner, ipAllowed, parseCidrs, VerifyCache } from './verify-cache';
+import { LookupBudgetExhaustedError, TokenBucket } from './lookup-budget';
 
 export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS' | 'CERT_REQUIRED' | 'CERT_MISMATCH';
 
@@ -41,6 +42,7 @@ function metric<T>(name: string, make: () => T): T {
 
 const verifyTotal = metric('latchkey_verify_total', () => new Counter({ name: 'latchkey_verify_total', help: 'Key verifications by outcome code', labelNames: ['code'] }));
 const verifyCache = metric('latchkey_verify_cache_total', () => new Counter({ name: 'latchkey_verify_cache_total', help: 'Verify cache lookups by result (hit, negative_hit, miss); hit ratio = hit / total', labelNames: ['result'] }));
+const lookupsShed = metric('latchkey_verify_lookups_shed_total', () => new Counter({ name: 'latchkey_verify_lookups_shed_total', help: 'Verifies of uncached keys answered 503 because the Vault lookup budget (VERIFY_LOOKUP_BUDGET) was spent' }));
 const verifyLookups = metric('latchkey_verify_vault_lookups_total', () => new Counter({ name: 'latchkey_verify_vault_lookups_total', help: 'Vault token lookups made by verify, by outcome', labelNames: ['outcome'] }));
 export const verifyDuration = metric(
   'latchkey_verify_duration_seconds',
@@ -79,6 +81,14 @@ export class VerifyService implements OnModuleDestroy {
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
   private readonly unsubscribe: Array<() => void>;
   private readonly lookupTimeoutMs: number;
+  private readonly strings = new Interner<string>();
+  private readonly lists = new Interner<string[]>();
+  private readonly metas = new Interner<Record<string, string>>();
+  private readonly cidrSets = new Interner<ReturnType<typeof parseCidrs>>();
+  /** Caps cache-miss Vault lookups (VERIFY_LOOKUP_BUDGET per second). */
+  private readonly lookupBudget: TokenBucket;
+  private shedSinceLog = 0;
+  private shedLogTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly vault: VaultClient,
@@ -95,10 +105,12 @@ export class VerifyService implements OnModuleDestroy {
     ];
     // Verify sits on other services' request path: never wait longer than this for Vault.
     this.lookupTimeoutMs = Math.min(config.vault.timeoutMs, 2000);
+    this.lookupBudget = new TokenBucket(config.verify.lookupBudgetPerSecond);
   }
 
   onModuleDestroy(): void {
     for (const u of this.unsubscribe) u();
+    if (this.shedLogTimer) clearTimeout(this.shedLogTimer);
   }
 
   async verify(req: VerifyRequest): Promise<VerifyResult> {
@@ -126,7 +138,7 @@ export class VerifyService implements OnModuleDestroy {
     }
     let code: VerifyCode = 'VALID';
     if (key.bound && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
-    else if (req.permissions?.length && !req.permissions.every((p) => key!.policySet.has(p))) code = 'INSUFFICIENT_PERMISSIONS';
+    else if (req.permissions?.length && !req.permissions.every((p) => p === 'default' || key!.policies.includes(p))) code = 'INSUFFICIENT_PERMISSIONS';
     else if (key.certSerial) {
       const presented = req.presentedCertSerial ? await req.presentedCertSerial() : null;
       if (presented === null) code = 'CERT_REQUIRED';
@@ -147,14 +159,35 @@ export class VerifyService implements OnModuleDestroy {
     };
   }
 
-  /** One Vault lookup per key at a time; concurrent misses share it. */
+  /**
+   * One Vault lookup per key at a time; concurrent misses share it. A new
+   * lookup needs a token from the budget, else no verdict (503): cached keys,
+   * valid or negative, never reach this point, so they are unaffected.
+   */
   private lookup(hash: string, token: string): Promise<CachedKey | null> {
     let p = this.inflight.get(hash);
     if (!p) {
+      if (!this.lookupBudget.tryTake()) {
+        this.shed();
+        return Promise.reject(new LookupBudgetExhaustedError());
+      }
       p = this.doLookup(hash, token).finally(() => this.inflight.delete(hash));
       this.inflight.set(hash, p);
     }
     return p;
+  }
+
+  /** Count a shed lookup; log a summary at most every 10 s (a flood must not become a log flood). */
+  private shed(): void {
+    lookupsShed.inc();
+    this.shedSinceLog++;
+    if (this.shedLogTimer) return;
+    this.shedLogTimer = setTimeout(() => {
+      this.shedLogTimer = null;
+      this.logger.warn(`Vault lookup budget (${this.config.verify.lookupBudgetPerSecond}/s) exhausted: ${this.shedSinceLog} verifies of uncached keys answered 503 in the last 10 s`);
+      this.shedSinceLog = 0;
+    }, 10_000);
+    this.shedLogTimer.unref();
   }
 
   private async doLookup(hash: string, token: string): Promise<CachedKey | null> {
@@ -182,21 +215,20 @@ export class VerifyService implements OnModuleDestroy {
     const own: Record<string, string> = {};
     for (const k in meta) if (!k.startsWith('latchkey_')) own[k] = meta[k];
     const policies = (l.policies ?? []).filter((p) => p !== 'default');
+    const cidrs = l.bound_cidrs ?? [];
     const expiresAtMs = l.expire_time ? Date.parse(l.expire_time) : Number.MAX_SAFE_INTEGER;
     const entry: CachedKey = {
       kind: 'key',
       keyId: l.accessor,
-      appId: meta.latchkey_app,
+      appId: this.strings.intern(meta.latchkey_app, meta.latchkey_app),
       name: meta.latchkey_name ?? '',
-      policies,
-      policySet: new Set(l.policies ?? []),
-      meta: own,
-      bound: (l.bound_cidrs ?? []).length > 0,
+      policies: this.lists.intern(policies.join('\n'), policies),
+      meta: this.metas.intern(JSON.stringify(own), own),
+      bound: cidrs.length > 0,
       certSerial: meta.latchkey_cert ?? null,
-      cidrs: parseCidrs(l.bound_cidrs ?? []),
+      cidrs: this.cidrSets.intern(cidrs.join(','), parseCidrs(cidrs)),
       expiresAt: l.expire_time ? new Date(expiresAtMs).toISOString() : null,
       expiresAtMs,
-      confirmedAt: startedAt,
     };
     if (!this.cache.setKey(hash, entry, startedAt)) {
       // Revoked while we were asking Vault: answer as revoked.
