@@ -132,3 +132,150 @@ export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> 
     child.kill('SIGTERM');
   });
 }
+
+/**
+ * Install a pinned PyPI package (e.g. `schemathesis==4.1.0`) into the project-local
+ * virtualenv that holds OpenBao, once (a marker file per pin), and return the path
+ * of its console script (`bin` defaults to the package name).
+ */
+export function ensureVenvPackage(spec: string, bin?: string, log: (m: string) => void = () => undefined): string {
+  const name = spec.split(/[=<>!~\[ ]/)[0];
+  const venv = path.join(stateDir(), 'venv');
+  const binPath = path.join(venv, 'bin', bin ?? name);
+  const marker = path.join(venv, `.pkg-${spec.replace(/[^A-Za-z0-9._-]/g, '_')}`);
+  if (fs.existsSync(binPath) && fs.existsSync(marker)) return binPath;
+  const python = which('python3') ?? which('python');
+  if (!python) throw new Error(`python3 is required to install ${spec}`);
+  if (!fs.existsSync(path.join(venv, 'bin', 'pip'))) execFileSync(python, ['-m', 'venv', venv], { stdio: 'inherit' });
+  log(`installing ${spec} into ${venv}`);
+  execFileSync(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', spec], { stdio: 'inherit' });
+  if (!fs.existsSync(binPath)) throw new Error(`${spec} installed but ${binPath} is missing`);
+  fs.writeFileSync(marker, spec);
+  return binPath;
+}
+
+export interface PersistentBaoServer extends BaoServer {
+  /** The single unseal key (1 share, threshold 1); held in memory only. */
+  unsealKey: string;
+  /** Kill the server process (default SIGKILL: no clean shutdown). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Start the server again on the same port and storage, then unseal it. */
+  restart(): Promise<void>;
+}
+
+async function baoJson<T>(addr: string, method: string, p: string, body?: unknown, token?: string): Promise<{ status: number; body: T }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) headers['x-vault-token'] = token;
+  const res = await fetch(`${addr}/v1/${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : {}) as T };
+}
+
+/**
+ * Start a non-dev `bao server -config=<hcl>` with persistent storage (integrated raft storage, one
+ * node: OpenBao 2.x dropped the `file` backend), so tokens survive a
+ * kill and restart (dev mode keeps everything in memory). The server is initialised with one key
+ * share through `PUT sys/init` and unsealed through `PUT sys/unseal`; the root token and the unseal
+ * key stay in the caller's memory only. The file audit device is declared in the same HCL as in dev
+ * mode. Used by the fault-injection tests; see docs/vault-notes.md.
+ */
+export async function startPersistentBao(opts: Omit<BaoOptions, 'rootToken' | 'fileStorage'> = {}): Promise<PersistentBaoServer> {
+  const bin = resolveBaoBinary(opts.log);
+  const port = opts.port ?? (await freePort());
+  const clusterPort = await freePort();
+  const temporary = opts.dir === undefined;
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(stateDir(), `bao-persistent-${port}-`));
+  const dataDir = path.join(dir, 'data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const auditLogPath = path.join(dir, 'audit.log');
+  const addr = `http://127.0.0.1:${port}`;
+  const hcl = path.join(dir, 'server.hcl');
+  fs.writeFileSync(
+    hcl,
+    [
+      // OpenBao 2.x has no "file" backend any more: integrated storage (raft, one node) is its persistent one.
+      `storage "raft" {`,
+      `  path = ${JSON.stringify(dataDir)}`,
+      `  node_id = "latchkey-test"`,
+      `}`,
+      `listener "tcp" {`,
+      `  address = "127.0.0.1:${port}"`,
+      `  tls_disable = true`,
+      `}`,
+      `api_addr = ${JSON.stringify(addr)}`,
+      `cluster_addr = "http://127.0.0.1:${clusterPort}"`,
+      'audit "file" "latchkey" {',
+      '  options {',
+      `    file_path = ${JSON.stringify(auditLogPath)}`,
+      '    hmac_accessor = "false"',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+
+  let child!: ChildProcess;
+  const spawnServer = async (): Promise<void> => {
+    const out = fs.openSync(path.join(dir, 'server.log'), 'a');
+    child = spawn(bin, ['server', `-config=${hcl}`], { stdio: ['ignore', out, out], env: { ...process.env, VAULT_ADDR: '', BAO_ADDR: '', SKIP_SETCAP: '1' } });
+    fs.closeSync(out);
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    // Any answer from sys/health (501 uninitialised, 503 sealed) means the listener is up.
+    await waitFor(
+      `OpenBao (persistent storage) on ${addr}`,
+      async () => {
+        if (exited) throw new Error(`OpenBao exited; see ${path.join(dir, 'server.log')}`);
+        return (await httpOk(`${addr}/v1/sys/health`)) > 0;
+      },
+      30_000,
+    ).catch((err) => {
+      child.kill('SIGKILL');
+      throw err;
+    });
+  };
+  const unseal = async (key: string): Promise<void> => {
+    const r = await baoJson<{ sealed?: boolean }>(addr, 'PUT', 'sys/unseal', { key });
+    if (r.status !== 200 || r.body.sealed) throw new Error(`unseal failed: ${r.status} ${JSON.stringify(r.body)}`);
+    // Active and ready for requests (the token store and mounts are loaded after unseal).
+    await waitFor(`OpenBao on ${addr} to be active`, async () => (await httpOk(`${addr}/v1/sys/health`)) === 200, 30_000);
+  };
+
+  await spawnServer();
+  const init = await baoJson<{ keys_base64?: string[]; root_token?: string }>(addr, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
+  if (init.status !== 200 || !init.body.keys_base64?.[0] || !init.body.root_token) {
+    child.kill('SIGKILL');
+    throw new Error(`sys/init failed: ${init.status} ${JSON.stringify(init.body)}`);
+  }
+  const unsealKey = init.body.keys_base64[0];
+  const rootToken = init.body.root_token;
+  await unseal(unsealKey);
+
+  const server: PersistentBaoServer = {
+    addr,
+    port,
+    rootToken,
+    unsealKey,
+    auditLogPath,
+    dir,
+    get process() {
+      return child;
+    },
+    kill: async (signal: NodeJS.Signals = 'SIGKILL') => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill(signal);
+      await gone;
+    },
+    restart: async () => {
+      await server.kill();
+      await spawnServer();
+      await unseal(unsealKey);
+    },
+    stop: async () => {
+      await stopProcess(child);
+      if (temporary && !process.env.LATCHKEY_KEEP_TEST_VAULT) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}

@@ -11,7 +11,8 @@ describe('mapVaultError', () => {
     [503, ['Vault is sealed'], ErrorCode.VAULT_SEALED],
     [503, ['service unavailable'], ErrorCode.VAULT_UNAVAILABLE],
     [429, [], ErrorCode.VAULT_UNAVAILABLE],
-    [500, ['internal error'], ErrorCode.VAULT_ERROR],
+    [500, ['internal error'], ErrorCode.VAULT_UNAVAILABLE],
+    [418, [], ErrorCode.VAULT_ERROR],
   ])('maps HTTP %i to a domain code', (status, errors, code) => {
     const e = mapVaultError(apiError(status, errors), 'token lookup');
     expect(e).toBeInstanceOf(LatchkeyError);

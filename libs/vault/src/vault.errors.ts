@@ -20,7 +20,9 @@ export function mapVaultError(err: unknown, operation: string): LatchkeyError {
     if (status === 503 && /seal/i.test(vaultMessage)) {
       return new LatchkeyError(ErrorCode.VAULT_SEALED, msg, { details, retryAfter: 5 });
     }
-    if (status === 429 || status === 503 || status === 412 || status === 502) {
+    // A Vault 5xx is the server failing, not the request: e.g. 500 "internal error" when no audit
+    // device can write (Vault refuses what it cannot audit) or storage fails. Retryable: 503.
+    if (status === 429 || status === 412 || status >= 500) {
       return new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, msg, { details, retryAfter: 2 });
     }
     return new LatchkeyError(ErrorCode.VAULT_ERROR, msg, { details });

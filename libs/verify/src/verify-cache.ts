@@ -91,7 +91,8 @@ export class VerifyCache {
   setKey(hash: string, entry: CachedKey, lookupStartedAt: number): boolean {
     const revokedAt = this.tombstones.get(entry.keyId);
     if (revokedAt !== undefined && revokedAt >= lookupStartedAt - 1) return false;
-    const ttl = Math.min(this.opts.maxStalenessMs, entry.expiresAtMs - Date.now());
+    // Staleness counts from Vault's confirmation (the lookup start), not from when a busy event loop got to it.
+    const ttl = Math.min(this.opts.maxStalenessMs - (Date.now() - lookupStartedAt), entry.expiresAtMs - Date.now());
     if (ttl <= 0) return true;
     this.lru.set(hash, entry, { ttl });
     let set = this.byKeyId.get(entry.keyId);

@@ -1,0 +1,287 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Redis } from 'ioredis';
+import { auditKeys } from '@latchkey/audit';
+import { BaoServer, freePort, sleep, startBao, waitFor } from '@latchkey/devstack';
+import { VaultClient } from '@latchkey/vault';
+import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from '../support/app';
+import { call } from '../support/http';
+import { createProfile, mintKey } from '../support/keys';
+import { uniqueId } from '../support/stack';
+import { auditLineIds, bootstrapPrivate, indexRecords, liveLatchkeyTokens, OwnRedis, streamIds } from './faults-support';
+import { HEAVY, recordFigure } from './report';
+
+/**
+ * Fault injection against the jobs: Redis crashed and restarted repeatedly during rotations and audit
+ * ingestion, and the worker SIGKILLed repeatedly mid-rotation. Each test has its own OpenBao (so the
+ * audit file and the token list are the test's alone), its own Redis prefix, api and worker.
+ */
+
+const JOB_ENV = {
+  ROTATION_MIN_INTERVAL: '2s',
+  ROTATION_SCAN_EVERY: '1s',
+  RECONCILE_EVERY: '2s',
+  EXPIRY_SWEEP_EVERY: '2s',
+  JOB_LOCK_DURATION: '2s',
+  AUDIT_INGEST_EVERY: '1s',
+  AUDIT_LOCK_TTL: '3s',
+  USAGE_FLUSH_EVERY: '1s',
+  VAULT_TIMEOUT_MS: '2000',
+};
+const PROFILE_BASE = { allowedPolicies: ['default', 'orders-read', 'orders-write'], ttl: '1h', maxTtl: '24h' };
+
+interface Lineages {
+  /** (app/name) → live latchkey tokens in Vault. */
+  live: Map<string, string[]>;
+  /** Keys the index holds as active (or rotating), by lineage. */
+  activeInIndex: Map<string, string[]>;
+  /** Live in Vault but absent from the index. */
+  missingFromIndex: string[];
+  /** Active in the index but gone from Vault. */
+  ghostsInIndex: string[];
+  /** Rotated keys with more than one successor alive. */
+  doubleMints: string[];
+  rotations: number;
+}
+
+async function lineages(vault: VaultClient, redis: Redis, prefix: string, appId: string): Promise<Lineages> {
+  const tokens = await liveLatchkeyTokens(vault);
+  const index = await indexRecords(redis, prefix);
+  const live = new Map<string, string[]>();
+  const successors = new Map<string, number>();
+  for (const [a, l] of tokens) {
+    if (l.meta?.latchkey_app !== appId) continue;
+    const lin = `${appId}/${l.meta.latchkey_name}`;
+    live.set(lin, [...(live.get(lin) ?? []), a]);
+    const prev = l.meta.latchkey_previous;
+    if (prev) successors.set(prev, (successors.get(prev) ?? 0) + 1);
+  }
+  const activeInIndex = new Map<string, string[]>();
+  let rotations = 0;
+  for (const r of index.values()) {
+    if (r.appId !== appId) continue;
+    if (r.previousKeyId) rotations++;
+    if (r.state === 'active' || r.state === 'rotating') {
+      const lin = `${appId}/${r.name}`;
+      activeInIndex.set(lin, [...(activeInIndex.get(lin) ?? []), r.keyId]);
+    }
+  }
+  const mine = [...tokens].filter(([, l]) => l.meta?.latchkey_app === appId).map(([a]) => a);
+  return {
+    live,
+    activeInIndex,
+    missingFromIndex: mine.filter((a) => !index.has(a) || !['active', 'rotating'].includes(index.get(a)!.state)),
+    ghostsInIndex: [...activeInIndex.values()].flat().filter((a) => !tokens.has(a)),
+    doubleMints: [...successors].filter(([, n]) => n > 1).map(([k]) => k),
+    rotations,
+  };
+}
+
+/** Settled: every lineage has exactly one live key in Vault, the index agrees, and nothing is rotating. */
+function settled(l: Lineages, names: number): boolean {
+  if (l.live.size !== names) return false;
+  for (const [lin, keys] of l.live) {
+    if (keys.length !== 1) return false;
+    const idx = l.activeInIndex.get(lin) ?? [];
+    if (idx.length !== 1 || idx[0] !== keys[0]) return false;
+  }
+  return l.missingFromIndex.length === 0 && l.ghostsInIndex.length === 0;
+}
+
+async function deliveredMismatches(vault: VaultClient, l: Lineages): Promise<string[]> {
+  const out: string[] = [];
+  for (const [lin, [keyId]] of l.live) {
+    const [appId, name] = lin.split('/');
+    const kv = await vault.kvRead<{ keyId: string }>('latchkey-kv', `delivery/${appId}/${name}`);
+    if (kv?.keyId !== keyId) out.push(`${lin}: delivered ${kv?.keyId} live ${keyId}`);
+  }
+  return out;
+}
+
+describe('fault: worker SIGKILLed repeatedly mid-rotation', () => {
+  let bao: BaoServer;
+  let vault: VaultClient;
+  let api: RunningApi;
+  let redis: Redis;
+  let worker: SpawnedProcess | undefined;
+  const prefix = uniqueId('lkfw');
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    bao = await startBao();
+    vault = await bootstrapPrivate(bao.addr, bao.rootToken);
+    env = { ...JOB_ENV, VAULT_ADDR: bao.addr, VAULT_TOKEN: bao.rootToken, AUDIT_LOG_PATH: bao.auditLogPath, REDIS_PREFIX: prefix, LOG_LEVEL: 'info' };
+    api = await startApi({ ...env, LOG_LEVEL: 'error' });
+    redis = new Redis(process.env.REDIS_URL!);
+  }, 60_000);
+  afterAll(async () => {
+    await worker?.stop();
+    await api?.close();
+    redis?.disconnect();
+    await bao?.stop();
+  });
+
+  it('every rotation completes exactly once in effect: one live successor, old keys revoked, delivery = successor', async () => {
+    const op = bao.rootToken;
+    const appId = uniqueId('app');
+    const NAMES = HEAVY ? 16 : 8;
+    const KILLS = HEAVY ? 10 : 5;
+    const profile = await createProfile(api.url, op, { rotation: { every: '3s', grace: '2s' } });
+    await Promise.all(Array.from({ length: NAMES }, (_, i) => mintKey(api.url, op, { appId, profile, name: `svc-${i}` })));
+
+    let kills = 0;
+    let killedMidRun = 0;
+    for (let i = 0; i < KILLS; i++) {
+      worker = spawnApp('worker', env);
+      await waitForOutput(worker, /latchkey worker started/, 30_000);
+      await sleep(1000 + Math.floor(Math.random() * 1000));
+      // A rotation run not yet done at the moment of the kill is one the next worker has to finish.
+      const runs = await redis.keys(`${prefix}:rotation-run:*`);
+      for (const r of runs) if ((await redis.hget(r, 'state')) !== 'done') killedMidRun++;
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+      kills++;
+    }
+    // Stop new rotations, let a last worker finish what the kills left behind.
+    expect((await call(api.url, 'PUT', `/v1/profiles/${profile}`, { token: op, body: PROFILE_BASE })).status).toBe(200);
+    worker = spawnApp('worker', env);
+    await waitForOutput(worker, /latchkey worker started/, 30_000);
+    const started = Date.now();
+    let last: Lineages | undefined;
+    await waitFor(
+      'every lineage settled with one live key',
+      async () => {
+        last = await lineages(vault, redis, prefix, appId);
+        return settled(last, NAMES);
+      },
+      45_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify({ live: [...last!.live], index: [...last!.activeInIndex], missing: last!.missingFromIndex, ghosts: last!.ghostsInIndex })}`);
+    });
+    const settleMs = Date.now() - started;
+    const l = last!;
+    const runs = await redis.keys(`${prefix}:rotation-run:*`);
+    const notDone: string[] = [];
+    for (const r of runs) if ((await redis.hget(r, 'state')) !== 'done') notDone.push(r);
+    const delivered = await deliveredMismatches(vault, l);
+    process.stdout.write(`[faults] worker SIGKILL x${kills}: ${JSON.stringify({ rotations: l.rotations, killedMidRun, runs: runs.length, notDone: notDone.length, doubleMints: l.doubleMints, delivered, settleMs })}\n`);
+
+    const pass = l.rotations > 0 && l.doubleMints.length === 0 && notDone.length === 0 && delivered.length === 0;
+    recordFigure({
+      test: 'Worker SIGKILLed mid-job',
+      injects: `${kills} SIGKILLs of the worker 1-2 s apart, ${NAMES} keys rotating every 3 s (grace 2 s)`,
+      figure: `${l.rotations} rotations (${killedMidRun} runs in flight at a kill): ${l.doubleMints.length} double mints, ${notDone.length} runs unfinished, ${delivered.length} deliveries != live key; one live key per lineage after ${settleMs} ms`,
+      target: '0, 0, 0',
+      pass,
+    });
+    expect(l.rotations).toBeGreaterThan(0);
+    expect(l.doubleMints).toEqual([]);
+    expect(notDone).toEqual([]);
+    expect(delivered).toEqual([]);
+  }, 150_000);
+});
+
+describe('fault: Redis crashed and restarted repeatedly during rotations and audit ingestion', () => {
+  let bao: BaoServer;
+  let vault: VaultClient;
+  let redisSrv: OwnRedis;
+  let redis: Redis;
+  let api: RunningApi;
+  let worker: SpawnedProcess;
+  let tmp: string;
+  const prefix = uniqueId('lkfr');
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-faults-redis-'));
+    bao = await startBao();
+    vault = await bootstrapPrivate(bao.addr, bao.rootToken);
+    redisSrv = new OwnRedis(await freePort(), tmp);
+    await redisSrv.start();
+    redis = new Redis(redisSrv.url, { maxRetriesPerRequest: null });
+    redis.on('error', () => undefined);
+    const env = { ...JOB_ENV, VAULT_ADDR: bao.addr, VAULT_TOKEN: bao.rootToken, AUDIT_LOG_PATH: bao.auditLogPath, REDIS_URL: redisSrv.url, REDIS_PREFIX: prefix };
+    api = await startApi({ ...env, LOG_LEVEL: 'error' });
+    worker = spawnApp('worker', { ...env, LOG_LEVEL: 'info' });
+    await waitForOutput(worker, /latchkey worker started/, 30_000);
+  }, 60_000);
+  afterAll(async () => {
+    await worker?.stop();
+    await api?.close();
+    redis?.disconnect();
+    await redisSrv?.stop('SIGTERM');
+    await bao?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('no key lost, no double mint, no audit event lost or duplicated, schedulers still firing', async () => {
+    const op = bao.rootToken;
+    const appId = uniqueId('app');
+    const NAMES = 6;
+    const RESTARTS = HEAVY ? 8 : 3;
+    const profile = await createProfile(api.url, op, { rotation: { every: '3s', grace: '2s' } });
+    const keys = await Promise.all(Array.from({ length: NAMES }, (_, i) => mintKey(api.url, op, { appId, profile, name: `svc-${i}` })));
+    // Direct Vault traffic keeps the audit log growing the whole time.
+    let traffic = true;
+    const vaultTraffic = (async () => {
+      while (traffic) {
+        await Promise.all(keys.map((k) => fetch(`${bao.addr}/v1/auth/token/lookup-self`, { headers: { 'x-vault-token': op } }).then((r) => r.arrayBuffer()).catch(() => undefined)));
+        await sleep(100);
+      }
+    })();
+
+    await sleep(3000);
+    let lastRestartAt = 0;
+    for (let i = 0; i < RESTARTS; i++) {
+      await redisSrv.stop('SIGKILL');
+      await sleep(1000 + Math.floor(Math.random() * 1000));
+      await redisSrv.start();
+      lastRestartAt = Date.now();
+      await sleep(3000);
+    }
+    // Schedulers still fire: a rotation and an ingestion batch after the last restart.
+    const rotationAfter = await waitFor(
+      'a rotation after the last restart',
+      async () => [...(await indexRecords(redis, prefix)).values()].find((r) => r.previousKeyId && Date.parse(r.createdAt) > lastRestartAt),
+      30_000,
+    ).then(() => true, () => false);
+    traffic = false;
+    await vaultTraffic;
+    expect((await call(api.url, 'PUT', `/v1/profiles/${profile}`, { token: op, body: PROFILE_BASE })).status).toBe(200);
+
+    let last: Lineages | undefined;
+    const settledOk = await waitFor('every lineage settled', async () => {
+      last = await lineages(vault, redis, prefix, appId);
+      return settled(last, NAMES);
+    }, 40_000).then(() => true, () => false);
+    const l = last!;
+    // Audit: everything in the file exactly once in the stream.
+    const caughtUp = await waitFor('ingestion to catch up', async () => {
+      const cp = await redis.hgetall(auditKeys(prefix).checkpoint);
+      return Number(cp.offset) === fs.statSync(bao.auditLogPath).size;
+    }, 30_000).then(() => true, () => false);
+    const expected = auditLineIds([bao.auditLogPath]);
+    const got = await streamIds(redis, prefix);
+    const gotSet = new Set(got);
+    const lost = expected.filter((id) => !gotSet.has(id)).length;
+    const duplicated = got.length - gotSet.size;
+    const delivered = await deliveredMismatches(vault, l);
+    const figures = { restarts: RESTARTS, rotations: l.rotations, rotationAfterLastRestart: rotationAfter, settledOk, missingFromIndex: l.missingFromIndex.length, ghosts: l.ghostsInIndex.length, doubleMints: l.doubleMints.length, delivered, auditLines: expected.length, lost, duplicated, caughtUp };
+    process.stdout.write(`[faults] Redis restarts: ${JSON.stringify(figures)}\n`);
+
+    const injects = `Redis SIGKILLed and restarted ${RESTARTS}x (AOF, fsync always), 1-2 s down, during rotations every 3 s and audit ingestion every 1 s`;
+    recordFigure({ test: 'Redis restarted repeatedly: keys', injects, figure: `${l.rotations} rotations; ${l.missingFromIndex.length} keys lost from the index, ${l.ghostsInIndex.length} ghosts, ${l.doubleMints.length} double mints, ${delivered.length} deliveries != live key`, target: '0, 0, 0, 0', pass: settledOk && l.missingFromIndex.length === 0 && l.ghostsInIndex.length === 0 && l.doubleMints.length === 0 && delivered.length === 0 });
+    recordFigure({ test: 'Redis restarted repeatedly: audit events', injects, figure: `${lost} lost, ${duplicated} duplicated of ${expected.length} audit lines`, target: '0, 0', pass: caughtUp && lost === 0 && duplicated === 0 });
+    recordFigure({ test: 'Redis restarted repeatedly: schedulers', injects, figure: `rotation after the last restart: ${rotationAfter ? 'yes' : 'no'}; ingestion caught up: ${caughtUp ? 'yes' : 'no'}`, target: 'yes, yes', pass: rotationAfter && caughtUp });
+
+    expect(settledOk).toBe(true);
+    expect(l.missingFromIndex).toEqual([]);
+    expect(l.ghostsInIndex).toEqual([]);
+    expect(l.doubleMints).toEqual([]);
+    expect(delivered).toEqual([]);
+    expect(rotationAfter).toBe(true);
+    expect(caughtUp).toBe(true);
+    expect(lost).toBe(0);
+    expect(duplicated).toBe(0);
+  }, 150_000);
+});

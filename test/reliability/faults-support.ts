@@ -1,0 +1,123 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Redis } from 'ioredis';
+import { auditStreamKey } from '@latchkey/audit';
+import { loadConfig } from '@latchkey/config';
+import { projectRoot, redisPing, stopProcess, waitFor, which } from '@latchkey/devstack';
+import { bootstrapVault, createVaultClient, TokenLookup, VaultClient } from '@latchkey/vault';
+
+/** Shared pieces of the fault-injection tests (faults-*.rel-spec.ts): private stacks, Vault and Redis views. */
+
+/** A Vault client for a private OpenBao, acting with its root token. */
+export function vaultFor(addr: string, token: string): VaultClient {
+  return createVaultClient(loadConfig({ ...process.env, VAULT_ADDR: addr, VAULT_TOKEN: token, LATCHKEY_PORT: '0' })).client;
+}
+
+/** Mounts, roles and policies on a private OpenBao . */
+export async function bootstrapPrivate(addr: string, token: string): Promise<VaultClient> {
+  const config = loadConfig({ ...process.env, VAULT_ADDR: addr, VAULT_TOKEN: token, LATCHKEY_PORT: '0' });
+  const vault = createVaultClient(config).client;
+  await bootstrapVault(vault, config, { policiesDir: path.join(projectRoot(), 'policies'), createCa: true, approle: false, appManagers: [] });
+  return vault;
+}
+
+/** A Redis of our own, persistent (AOF, fsync always), restartable on the same port without losing data. */
+export class OwnRedis {
+  private child?: ChildProcess;
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+  async start(): Promise<void> {
+    const bin = which('redis-server');
+    if (!bin) throw new Error('redis-server is required for this test');
+    this.child = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+    await waitFor(`redis on ${this.port}`, () => redisPing('127.0.0.1', this.port), 10_000);
+  }
+  /** SIGKILL (a crash) by default; AOF with fsync always keeps every acknowledged write. */
+  async stop(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (signal === 'SIGTERM') return stopProcess(c);
+    const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill('SIGKILL');
+    await gone;
+  }
+}
+
+/** Every latchkey token OpenBao holds (alive), by accessor. */
+export async function liveLatchkeyTokens(vault: VaultClient): Promise<Map<string, TokenLookup>> {
+  const out = new Map<string, TokenLookup>();
+  for (const a of await vault.listAccessors()) {
+    try {
+      const l = await vault.lookupAccessor(a);
+      if (l.meta?.latchkey_app) out.set(a, l);
+    } catch {
+      // revoked or expired meanwhile
+    }
+  }
+  return out;
+}
+
+/** All index records under a prefix (`<prefix>:key:<keyId>`). */
+export async function indexRecords(redis: Redis, prefix: string): Promise<Map<string, { keyId: string; appId: string; name: string; state: string; previousKeyId?: string; successorKeyId?: string; createdAt: string; generation?: number }>> {
+  const out = new Map();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:key:*`, 'COUNT', 500);
+    cursor = next;
+    for (const k of keys) {
+      const v = await redis.get(k);
+      if (!v) continue;
+      try {
+        const r = JSON.parse(v);
+        if (r && typeof r === 'object' && r.keyId) out.set(r.keyId, r);
+      } catch {
+        // not a record
+      }
+    }
+  } while (cursor !== '0');
+  return out;
+}
+
+/** request id + type of every line of the given audit files (what the stream must hold exactly once each). */
+export function auditLineIds(files: string[]): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    if (!fs.existsSync(f)) continue;
+    for (const l of fs.readFileSync(f, 'utf8').split('\n')) {
+      if (!l) continue;
+      const o = JSON.parse(l) as { type: string; request: { id?: string } };
+      out.push(`${o.request.id ?? `line-${createHash('sha1').update(l).digest('hex').slice(0, 24)}`}|${o.type}`);
+    }
+  }
+  return out;
+}
+
+/** The Vault events of the audit stream, as `requestId|type`. */
+export async function streamIds(redis: Redis, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let start = '-';
+  for (;;) {
+    const page = (await redis.xrange(auditStreamKey(prefix), start, '+', 'COUNT', 1000)) as Array<[string, string[]]>;
+    for (const [, f] of page) {
+      const m: Record<string, string> = {};
+      for (let i = 0; i < f.length; i += 2) m[f[i]] = f[i + 1];
+      if (m.source === 'vault') out.push(`${m.requestId}|${m.type.replace('vault.', '')}`);
+    }
+    if (page.length < 1000) return out;
+    start = `(${page[page.length - 1][0]}`;
+  }
+}
+
+export function percentile(values: number[], p: number): number {
+  if (!values.length) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
