@@ -55,6 +55,25 @@ export function parseSubjectAltName(san: string | undefined): { dns: string[]; i
   return out;
 }
 
+/**
+ * A validity bound as ISO text. A date node prints but Date cannot read (found
+ * by fuzzing mutated certificates) becomes the epoch, so the certificate counts
+ * as expired (fail closed) instead of throwing a RangeError.
+ */
+function windowDate(text: string): string {
+  const t = Date.parse(text);
+  return new Date(Number.isFinite(t) ? t : 0).toISOString();
+}
+
+/** node's `publicKey` getter throws on an unreadable SubjectPublicKeyInfo (found by fuzzing): "unknown" then. */
+function keyTypeOf(cert: X509Certificate): string {
+  try {
+    return describeKey(cert.publicKey);
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** The facts latchkey uses about a certificate. */
 export function certFacts(cert: X509Certificate): CertFacts {
   const san = parseSubjectAltName(cert.subjectAltName);
@@ -69,9 +88,9 @@ export function certFacts(cert: X509Certificate): CertFacts {
     dnsSans: san.dns,
     // Exactly one app URN, or the certificate is not a latchkey one.
     appId: appUris.length === 1 ? appUris[0].slice(APP_URN_PREFIX.length) : null,
-    notBefore: new Date(cert.validFrom).toISOString(),
-    notAfter: new Date(cert.validTo).toISOString(),
-    keyType: describeKey(cert.publicKey),
+    notBefore: windowDate(cert.validFrom),
+    notAfter: windowDate(cert.validTo),
+    keyType: keyTypeOf(cert),
     isCa: cert.ca,
     fingerprint256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
   };

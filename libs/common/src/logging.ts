@@ -36,6 +36,15 @@ export function pinoOptions(level: string, name: string): LoggerOptions {
     },
     serializers: {
       err: (e: unknown) => scrub(e),
+      // Fastify's request line ("incoming request") carries the URL, where a client may have put a key
+      // (GET /v1/keys/<key> by mistake, ?cursor=<token>): same fields as Fastify's own serializer, URL redacted.
+      req: (r: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+        method: r.method,
+        url: typeof r.url === 'string' ? redactText(r.url) : r.url,
+        host: r.host,
+        remoteAddress: r.ip,
+        remotePort: r.socket?.remotePort,
+      }),
     },
   };
 }

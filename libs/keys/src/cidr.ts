@@ -38,12 +38,17 @@ export function normaliseCidrs(inputs: string[]): { ok: true; cidrs: string[] } 
   return invalid.length ? { ok: false, invalid } : { ok: true, cidrs: [...out].sort() };
 }
 
-/** True when `inner` lies entirely within `outer` (same family). */
+/** True when `inner` lies entirely within `outer` (same family); false when either does not parse. */
 export function cidrWithin(inner: string, outer: string): boolean {
-  const [ia, ib] = ipaddr.parseCIDR(inner);
-  const [oa, ob] = ipaddr.parseCIDR(outer);
-  if (ia.kind() !== oa.kind() || ib < ob) return false;
-  return ia.match(oa, ob);
+  try {
+    const [ia, ib] = ipaddr.parseCIDR(inner);
+    const [oa, ob] = ipaddr.parseCIDR(outer);
+    if (ia.kind() !== oa.kind() || ib < ob) return false;
+    return ia.match(oa, ob);
+  } catch {
+    // e.g. a hand-edited profile CIDR: "not within" fails closed (the mint is refused), never a 500.
+    return false;
+  }
 }
 
 /** Short, stable hash of a normalised CIDR set, naming its derived token role. */

@@ -7,7 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import { CertVerifier, CertVerifyResult } from '@latchkey/certs';
 import type { AppConfig } from '@latchkey/config';
 import { ipInCidrs, normaliseCidr } from '@latchkey/keys';
-import { verifyDuration, VerifyService } from '@latchkey/verify';
+import { clientAddress, LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
 import { mapError, sendError } from '../http/error-filter';
 
 /*
@@ -104,12 +104,14 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
     return null;
   };
   const logger = new Logger('Verify');
+  // A spent lookup budget is logged as a summary by VerifyService, not once per request.
+  const quiet = { warn: () => undefined, error: () => undefined } as unknown as Logger;
   const verifyTimer = verifyDuration.labels('verify');
   const authTimer = verifyDuration.labels('auth');
   // Our error shape for schema failures and anything thrown (e.g. Vault unreachable → 503).
   const errorHandler = (err: Error, req: FastifyRequest, reply: FastifyReply) => {
     const e = err as Error & { validation?: unknown; statusCode?: number };
-    const mapped = mapError(e.validation ? Object.assign(e, { statusCode: 400, code: 'VALIDATION' }) : e, String(req.id), logger);
+    const mapped = mapError(e.validation ? Object.assign(e, { statusCode: 400, code: 'VALIDATION' }) : e, String(req.id), e instanceof LookupBudgetExhaustedError ? quiet : logger);
     if (e.validation) mapped.body.error.code = 'VALIDATION_FAILED';
     sendError(reply, mapped);
   };
@@ -127,7 +129,7 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
           : b.xfcc
             ? () => validSerial(() => certs.verifyXfcc(b.xfcc!))
             : presentedByRequest(req);
-        return await verifier.verify({ key: b.key, ip: b.ip ?? req.ip, permissions: b.permissions, presentedCertSerial });
+        return await verifier.verify({ key: b.key, ip: b.ip ?? clientAddress(req.ip), permissions: b.permissions, presentedCertSerial });
       } finally {
         end();
       }
@@ -143,7 +145,7 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
         return;
       }
       // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
-      const result = await verifier.verify({ key, ip: req.ip, permissions: extractPermissions(req), presentedCertSerial: presentedByRequest(req) });
+      const result = await verifier.verify({ key, ip: clientAddress(req.ip), permissions: extractPermissions(req), presentedCertSerial: presentedByRequest(req) });
       if (result.valid) {
         void reply.code(204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
         return;
