@@ -14,7 +14,8 @@ import { AppModule } from './app.module';
 import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.routes';
 import { ErrorFilter, mapError, sendError } from './http/error-filter';
 import { createValidationPipe } from './http/validation';
-import { ErrorResponse } from './http/api-errors';
+import { declareFrameworkErrors, ErrorResponse } from './http/api-errors';
+import { answerMethodNotAllowed } from './http/method-not-allowed';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -65,6 +66,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   });
 
   const fastify = app.getHttpAdapter().getInstance();
+  answerMethodNotAllowed(fastify);
   // Fastify also parses text/plain by default; every endpoint takes JSON, anything else is a 415.
   fastify.removeContentTypeParser('text/plain');
   fastify.addHook('onRequest', (req, reply, done) => {
@@ -88,6 +90,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     { extraModels: [ErrorResponse] },
   );
   documentVerifyRoutes(doc);
+  declareFrameworkErrors(doc);
   SwaggerModule.setup('docs', app, doc, { jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
   return app;
 }

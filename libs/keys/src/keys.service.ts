@@ -312,6 +312,10 @@ export class KeysService {
       if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST && /invalid accessor/.test(err.message)) {
         throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
       }
+      // Vault answers 500 when the token's role is gone (profile deleted): the client's problem, not a gateway failure.
+      if (err instanceof LatchkeyError && /token role .* could not be found/.test(err.message)) {
+        throw new LatchkeyError(ErrorCode.CONFLICT, `the key's profile "${record.profile}" no longer exists: the key cannot be renewed (mint a new one)`);
+      }
       throw err;
     }
     const live = toLive(await this.vault.lookupAccessor(record.keyId));

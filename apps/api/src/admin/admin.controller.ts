@@ -1,14 +1,14 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Put, Query, Res, UseGuards } from '@nestjs/common';
-import { ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { AuthzPath, AuthzService, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { DeliveryService } from '@latchkey/delivery';
-import { QueueInspector, QueueView } from '@latchkey/jobs';
+import { QueueInspector } from '@latchkey/jobs';
 import { APP_ID_RE } from '@latchkey/keys';
 import { Caller, CallerGuard } from '../auth/caller.guard';
 import { ApiErrors } from '../http/api-errors';
-import { PutWebhookDto, QueuesQuery } from './admin.dto';
+import { PutWebhookDto, QueuesQuery, QueuesResponse, WebhookResponse, WebhookSecretResponse } from './admin.dto';
 
 /** Read-only queue view for operators (same authorization as audit events: read on latchkey/audit). */
 @ApiTags('admin')
@@ -25,7 +25,8 @@ export class AdminQueuesController {
 
   @Get('queues')
   @ApiOperation({ summary: 'Queue counts, schedulers and recent failed jobs', description: 'Ids, names and failure reasons only, never job data. Needs read on latchkey/audit.' })
-  async list(@Caller() caller: Principal, @Query() q: QueuesQuery): Promise<{ queues: QueueView[] }> {
+  @ApiResponse({ status: 200, type: QueuesResponse })
+  async list(@Caller() caller: Principal, @Query() q: QueuesQuery): Promise<QueuesResponse> {
     await this.authz.require(caller, AuthzPath.audit, 'read');
     return { queues: await this.queues.view(q.failedLimit ?? 20) };
   }
@@ -46,7 +47,8 @@ export class WebhookController {
 
   @Put()
   @ApiOperation({ summary: "Set the app's delivery webhook", description: 'Returns the signing secret once. Needs update on latchkey/apps/<appId>/keys.' })
-  async put(@Caller() caller: Principal, @Param('appId') appId: string, @Body() body: PutWebhookDto, @Res({ passthrough: true }) reply: FastifyReply) {
+  @ApiResponse({ status: 200, type: WebhookSecretResponse })
+  async put(@Caller() caller: Principal, @Param('appId') appId: string, @Body() body: PutWebhookDto, @Res({ passthrough: true }) reply: FastifyReply): Promise<WebhookSecretResponse> {
     await this.check(caller, appId, 'update');
     const cfg = await this.delivery.putWebhook(appId, body.url, body.secret);
     void reply.header('Cache-Control', 'no-store');
@@ -55,7 +57,9 @@ export class WebhookController {
 
   @Get()
   @ApiOperation({ summary: "The app's webhook (without its secret) and the last delivery's outcome", description: 'Needs read on latchkey/apps/<appId>/keys.' })
-  async get(@Caller() caller: Principal, @Param('appId') appId: string) {
+  @ApiResponse({ status: 200, type: WebhookResponse })
+  @ApiErrors(404)
+  async get(@Caller() caller: Principal, @Param('appId') appId: string): Promise<WebhookResponse> {
     await this.check(caller, appId, 'read');
     const cfg = await this.delivery.getWebhook(appId);
     if (!cfg) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'no webhook configured for this app');
@@ -64,6 +68,7 @@ export class WebhookController {
 
   @Delete()
   @HttpCode(204)
+  @ApiResponse({ status: 204, description: 'removed (also when there was none)' })
   @ApiOperation({ summary: "Remove the app's webhook", description: 'Needs delete on latchkey/apps/<appId>/keys.' })
   async remove(@Caller() caller: Principal, @Param('appId') appId: string): Promise<void> {
     await this.check(caller, appId, 'delete');

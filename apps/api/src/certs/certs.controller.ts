@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
-import { ApiOperation, ApiProduces, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiOperation, ApiProduces, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { Principal } from '@latchkey/authz';
 import { CaStore, CertsService, CertVerifier } from '@latchkey/certs';
@@ -105,6 +105,7 @@ export class CertsController {
     description:
       "Re-issues with the same subject and SANs (a new key for issued certificates; the same or a new CSR for signed ones). The old certificate stays valid until it expires, or is revoked after `grace`. Needs update on the certificate's app.",
   })
+  @ApiBody({ type: RenewCertDto, required: false })
   @ApiResponse({ status: 201, type: RenewCertResponse })
   @ApiErrors(404, 409)
   async renew(@Caller() caller: Principal, @Param('serial') serial: string, @Body() body: RenewCertDto, @RequestId() requestId: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<RenewCertResponse> {

@@ -3,6 +3,7 @@ import { Transform } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
 import { IsDuration } from '@latchkey/config';
 import { CERT_APP_ID_RE, CERT_VERIFY_CODES } from '@latchkey/certs';
+import { Optional } from '../http/validation';
 
 const DURATION_DOC = 'Vault-style duration ("90s", "15m", "24h") or integer seconds';
 
@@ -13,13 +14,13 @@ export class IssueCertDto {
   appId!: string;
 
   @ApiPropertyOptional({ example: 'orders-api', description: 'subject CN (required unless a csr carries it; with a csr it must equal the CSR\'s CN)' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(64)
   commonName?: string;
 
   @ApiPropertyOptional({ example: ['spiffe://example.org/ns/prod/sa/orders'], description: 'SPIFFE IDs or URNs (urn:latchkey:* is reserved: latchkey adds urn:latchkey:app:<appId> itself)' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(16)
   @IsString({ each: true })
@@ -27,7 +28,7 @@ export class IssueCertDto {
   uriSans?: string[];
 
   @ApiPropertyOptional({ example: ['10.0.0.12'] })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(16)
   @IsString({ each: true })
@@ -35,7 +36,7 @@ export class IssueCertDto {
   ipSans?: string[];
 
   @ApiPropertyOptional({ example: '72h', description: `capped by CERT_MAX_TTL (default 720h); default CERT_DEFAULT_TTL (72h); ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
-  @IsOptional()
+  @Optional()
   @IsDuration()
   ttl?: string | number;
 
@@ -50,24 +51,24 @@ export class IssueCertDto {
   csr?: string | null;
 
   @ApiPropertyOptional({ example: false, description: 'let the rotation job renew it at two thirds of its lifetime' })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   autoRenew?: boolean;
 }
 
 export class RenewCertDto {
   @ApiPropertyOptional({ example: '1h', description: `revoke the old certificate this long after renewal ("0s": at once); absent: it stays valid until it expires; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
-  @IsOptional()
+  @Optional()
   @IsDuration()
   grace?: string | number;
 
   @ApiPropertyOptional({ example: '72h', description: `lifetime of the new certificate (default: the old one's); ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
-  @IsOptional()
+  @Optional()
   @IsDuration()
   ttl?: string | number;
 
   @ApiPropertyOptional({ description: 'a new CSR (same CN) for a certificate signed from a CSR; default: the original CSR again (same key)' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(16384)
   csr?: string;
@@ -75,19 +76,19 @@ export class RenewCertDto {
 
 export class ListCertsQuery {
   @ApiPropertyOptional({ example: 'orders', description: 'without it, needs list on latchkey/apps/*/certs' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @Matches(CERT_APP_ID_RE)
   appId?: string;
 
   @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(200)
   cursor?: string;
 
   @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500 })
-  @IsOptional()
+  @Optional()
   @Transform(({ value }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value))
   @IsInt()
   @Min(1)
@@ -97,13 +98,13 @@ export class ListCertsQuery {
 
 export class VerifyCertDto {
   @ApiPropertyOptional({ description: 'PEM client certificate (give this or xfcc)' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(32768)
   certificate?: string;
 
   @ApiPropertyOptional({ description: 'an Envoy X-Forwarded-Client-Cert header value with a Cert field (give this or certificate)' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(65536)
   xfcc?: string;

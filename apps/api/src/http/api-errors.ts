@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiProperty, ApiResponse } from '@nestjs/swagger';
+import { ApiProperty, ApiResponse, OpenAPIObject } from '@nestjs/swagger';
 
 class ErrorDetail {
   @ApiProperty({ example: 'VALIDATION_FAILED', description: 'machine-readable code (closed list, see libs/common/src/errors.ts)' })
@@ -8,7 +8,21 @@ class ErrorDetail {
   message!: string;
   @ApiProperty({ example: '5d0c1f1e-8b0a-4f57-9a3c-2b8c3c9c1d11' })
   requestId!: string;
-  @ApiProperty({ required: false, description: 'extra detail, e.g. invalid fields' })
+  @ApiProperty({
+    required: false,
+    description: 'extra detail: the invalid fields (VALIDATION_FAILED), or an object such as {vaultStatus} or {successorKeyId}',
+    oneOf: [
+      {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['field', 'problems'],
+          properties: { field: { type: 'string' }, problems: { type: 'array', items: { type: 'string' } } },
+        },
+      },
+      { type: 'object', additionalProperties: true },
+    ],
+  })
   details?: unknown;
 }
 
@@ -23,8 +37,8 @@ const DESCRIPTIONS: Record<number, string> = {
   403: 'Vault policy does not allow this (FORBIDDEN, POLICY_NOT_ALLOWED, VAULT_PERMISSION_DENIED)',
   404: 'Not found',
   409: 'Conflict (KEY_ALREADY_ROTATED, IDEMPOTENCY_CONFLICT)',
-  413: 'Body too large',
-  415: 'Unsupported content type',
+  413: 'Body too large (PAYLOAD_TOO_LARGE)',
+  415: 'Unsupported content type: every body is JSON (UNSUPPORTED_MEDIA_TYPE)',
   422: 'Idempotency-Key reused with a different request (IDEMPOTENCY_MISMATCH)',
   503: 'Vault or Redis unavailable (Retry-After set)',
 };
@@ -32,4 +46,22 @@ const DESCRIPTIONS: Record<number, string> = {
 /** Declare the error answers an endpoint can give, all in the one error shape. */
 export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorator {
   return applyDecorators(...[...new Set([...statuses, 400, 503])].map((s) => ApiResponse({ status: s, description: DESCRIPTIONS[s] ?? 'Error', type: ErrorResponse })));
+}
+
+const errorContent = { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } };
+
+/**
+ * Answers Fastify gives before any handler runs, declared where they can happen:
+ * every operation can get a 400 (bad URL or parameter) and a 503 (shutting down),
+ * every operation taking a body a 413 (over LATCHKEY_BODY_LIMIT) and a 415 (not JSON).
+ */
+export function declareFrameworkErrors(doc: OpenAPIObject): void {
+  for (const item of Object.values(doc.paths)) {
+    for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const) {
+      const op = item[method];
+      if (!op) continue;
+      const statuses = op.requestBody ? [400, 413, 415, 503] : [400, 503];
+      for (const s of statuses) op.responses[s] ??= { description: DESCRIPTIONS[s], content: errorContent };
+    }
+  }
 }

@@ -1,4 +1,5 @@
 import { ValidationError, ValidationPipe } from '@nestjs/common';
+import { ValidateIf } from 'class-validator';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 
 function collect(errors: ValidationError[], parent = ''): Array<{ field: string; problems: string[] }> {
@@ -28,4 +29,13 @@ export function createValidationPipe(): ValidationPipe {
       );
     },
   });
+}
+
+/**
+ * An optional field that, when present, must be valid: unlike class-validator's
+ * IsOptional, `null` is not "absent" (the services would receive it). Fields that
+ * accept null say so with `@IsOptional() @ValidateIf((_, v) => v !== null)`.
+ */
+export function Optional(): PropertyDecorator {
+  return ValidateIf((_: object, v: unknown) => v !== undefined);
 }

@@ -17,6 +17,7 @@ import {
 } from 'class-validator';
 import { IsDuration } from '@latchkey/config';
 import { APP_ID_RE, KEY_NAME_RE, POLICY_NAME_RE, PROFILE_NAME_RE } from '@latchkey/keys';
+import { Optional } from '../http/validation';
 
 const DURATION_DOC = 'Vault-style duration ("90s", "15m", "24h") or integer seconds';
 
@@ -38,7 +39,7 @@ export class RotationDto {
   every!: string | number;
 
   @ApiPropertyOptional({ example: '24h', description: `old key stays valid this long after rotation; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
-  @IsOptional()
+  @Optional()
   @IsDuration()
   grace?: string | number;
 }
@@ -52,7 +53,7 @@ export class ProfileDto {
   allowedPolicies!: string[];
 
   @ApiPropertyOptional({ example: '720h', description: `default key TTL; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
-  @IsOptional()
+  @Optional()
   @IsDuration()
   ttl?: string | number;
 
@@ -67,14 +68,14 @@ export class ProfileDto {
   period?: string | number | null;
 
   @ApiPropertyOptional({ example: 0, description: 'uses per key (0 = unlimited)' })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(1_000_000)
   numUses?: number;
 
   @ApiPropertyOptional({ example: [], description: 'CIDRs every key of this profile is bound to (Vault token_bound_cidrs)' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(32)
   @IsString({ each: true })
@@ -122,25 +123,25 @@ export class MintKeyDto {
   name!: string;
 
   @ApiPropertyOptional({ example: { owner: 'team-orders' }, description: 'owner metadata, stored on the Vault token' })
-  @IsOptional()
+  @Optional()
   @IsObject()
   @IsStringMap()
   meta?: Record<string, string>;
 
   @ApiPropertyOptional({ example: '24h', description: `capped by the profile's maxTtl; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
-  @IsOptional()
+  @Optional()
   @IsDuration()
   ttl?: string | number;
 
   @ApiPropertyOptional({ example: ['orders-read'], description: "subset of the profile's allowed policies (default: all of them)" })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(64)
   @IsString({ each: true })
   policies?: string[];
 
   @ApiPropertyOptional({ example: ['10.0.0.0/8'], description: 'bind the key to these CIDRs (enforced by Vault and by verify)' })
-  @IsOptional()
+  @Optional()
   @IsArray()
   @ArrayMaxSize(32)
   @IsString({ each: true })
@@ -157,7 +158,7 @@ export class MintKeyDto {
     example: '1f:2a:3b:4c',
     description: "bind the key to a client certificate of the same app (serial, colon or plain hex): verify then accepts the key only together with that certificate",
   })
-  @IsOptional()
+  @Optional()
   @IsString()
   @Matches(/^[0-9a-fA-F:-]{2,128}$/, { message: 'certSerial must be a certificate serial (hex)' })
   certSerial?: string;
@@ -165,14 +166,14 @@ export class MintKeyDto {
 
 export class RenewKeyDto {
   @ApiPropertyOptional({ example: '24h', description: `extend by this much (capped by the profile); ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
-  @IsOptional()
+  @Optional()
   @IsDuration()
   increment?: string | number;
 }
 
 export class RotateKeyDto {
   @ApiPropertyOptional({ example: '1h', description: `the old key keeps working this long (never past its own expiry); ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
-  @IsOptional()
+  @Optional()
   @IsDuration()
   grace?: string | number;
 }
@@ -186,25 +187,25 @@ export class UnwrapDto {
 
 export class ListKeysQuery {
   @ApiPropertyOptional({ example: 'orders' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @Matches(APP_ID_RE)
   appId?: string;
 
   @ApiPropertyOptional({ example: 'default' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @Matches(PROFILE_NAME_RE)
   profile?: string;
 
   @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
-  @IsOptional()
+  @Optional()
   @IsString()
   @MaxLength(200)
   cursor?: string;
 
   @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500 })
-  @IsOptional()
+  @Optional()
   @Transform(({ value }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value))
   @IsInt()
   @Min(1)

@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { Principal } from '@latchkey/authz';
 import { CertIndex, certState, normalizeSerial } from '@latchkey/certs';
@@ -21,7 +21,9 @@ export class SelfKeysController {
   @Post('renew')
   @HttpCode(200)
   @ApiOperation({ summary: 'Renew the key presented in Authorization: Bearer' })
+  @ApiBody({ type: RenewKeyDto, required: false })
   @ApiResponse({ status: 200, type: KeyDetailResponse })
+  @ApiErrors(409)
   async renew(@BearerKey() key: string, @Body() body: RenewKeyDto, @RequestId() requestId: string): Promise<KeyDetailResponse> {
     const { record, live } = await this.keys.selfRenew(key, body.increment, { requestId });
     return { ...presentKey(record), live };
@@ -29,6 +31,7 @@ export class SelfKeysController {
 
   @Post('rotate')
   @ApiOperation({ summary: 'Rotate the key presented in Authorization: Bearer', description: 'Returns the successor once; the presented key keeps working for the grace period.' })
+  @ApiBody({ type: RotateKeyDto, required: false })
   @ApiResponse({ status: 201, type: KeyResponse })
   @ApiErrors(409)
   async rotate(@BearerKey() key: string, @Body() body: RotateKeyDto, @RequestId() requestId: string): Promise<KeyResponse> {
@@ -124,8 +127,9 @@ export class KeysController {
   @Post('keys/:keyId/renew')
   @HttpCode(200)
   @ApiOperation({ summary: 'Renew a key', description: 'renew-accessor; the increment is capped by the profile. Needs update on the key\'s app.' })
+  @ApiBody({ type: RenewKeyDto, required: false })
   @ApiResponse({ status: 200, type: KeyDetailResponse })
-  @ApiErrors(404)
+  @ApiErrors(404, 409)
   async renew(@Caller() caller: Principal, @Param('keyId') keyId: string, @Body() body: RenewKeyDto, @RequestId() requestId: string): Promise<KeyDetailResponse> {
     const { record, live } = await this.keys.renew(caller, keyId, body.increment, { requestId });
     return { ...presentKey(record), live };
@@ -136,6 +140,7 @@ export class KeysController {
     summary: 'Rotate a key',
     description: 'Mints a successor with the same attributes (returned once); the old key is revoked after the grace period, never later than its own expiry. Needs update on the key\'s app.',
   })
+  @ApiBody({ type: RotateKeyDto, required: false })
   @ApiResponse({ status: 201, type: KeyResponse })
   @ApiErrors(404, 409)
   async rotate(@Caller() caller: Principal, @Param('keyId') keyId: string, @Body() body: RotateKeyDto, @RequestId() requestId: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<KeyResponse> {

@@ -1,0 +1,54 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ErrorCode } from '@latchkey/common';
+import { sendError } from './error-filter';
+
+interface KnownPath {
+  re: RegExp;
+  /** Static segments: the most specific matching paths name the resource (/v1/keys/verify, not /v1/keys/:keyId). */
+  specificity: number;
+  methods: Set<string>;
+}
+
+function patternOf(url: string): RegExp {
+  const body = url
+    .split('/')
+    .map((seg) => (seg === '*' ? '.*' : seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${body}/?$`);
+}
+
+/**
+ * A request for a path that exists with another method is answered 405 with an
+ * Allow header (RFC 9110), not 404, before its body is even parsed. Must be
+ * installed before any route is registered (it learns them through onRoute).
+ */
+export function answerMethodNotAllowed(fastify: FastifyInstance): void {
+  const known = new Map<string, KnownPath>();
+  fastify.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const specificity = route.url.split('/').filter((seg) => seg && seg !== '*' && !seg.startsWith(':')).length;
+    const entry = known.get(route.url) ?? { re: patternOf(route.url), specificity, methods: new Set<string>() };
+    for (const m of methods) entry.methods.add(m.toUpperCase());
+    known.set(route.url, entry);
+  });
+  const check = (req: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    // Only requests no route matched (the not-found handler has no route url).
+    if (req.routeOptions.url !== undefined) return done();
+    const path = (req.url.split('?')[0] ?? '').replace(/\/{2,}/g, '/');
+    const matching = [...known.values()].filter((k) => k.re.test(path));
+    const best = Math.max(...matching.map((k) => k.specificity));
+    const allowed = new Set<string>();
+    for (const k of matching) if (k.specificity === best) k.methods.forEach((m) => allowed.add(m));
+    if (allowed.size === 0 || allowed.has(req.method)) return done();
+    const allow = [...allowed].sort().join(', ');
+    void reply.header('Allow', allow);
+    sendError(reply, {
+      status: 405,
+      body: { error: { code: ErrorCode.METHOD_NOT_ALLOWED, message: `${req.method} is not allowed here (allowed: ${allow})`, requestId: String(req.id) } },
+    });
+  };
+  // A request with a body is answered after parsing (a malformed or oversized body stays a 400/413).
+  const hasBody = (req: FastifyRequest) => Number(req.headers['content-length'] ?? 0) !== 0 || req.headers['transfer-encoding'] !== undefined;
+  fastify.addHook('onRequest', (req, reply, done) => (hasBody(req) ? done() : check(req, reply, done)));
+  fastify.addHook('preHandler', (req, reply, done) => (hasBody(req) ? check(req, reply, done) : done()));
+}
