@@ -115,7 +115,7 @@ describe('brute force against verify', () => {
       test: 'brute force: invalid-key rate achieved',
       injects: 'malformed / bad-checksum / unknown unique well-formed keys (1:1:1) from a separate process, 64 connections',
       figure: `${Math.round(a.rps)} req/s achieved of ${TARGET_RATE} asked (${a.total} requests; status ${JSON.stringify(a.codes)}; ${a.errors} errors, ${a.timeouts} timeouts)`,
-      target: `${TARGET_RATE} req/s (2-core machine, generator shares it)`,
+      target: `${TARGET_RATE} req/s (2-core machine, generator shares it; timing figure, not asserted)`,
       pass: a.rps >= TARGET_RATE * 0.95,
     });
     recordFigure({
@@ -129,11 +129,12 @@ describe('brute force against verify', () => {
       test: 'brute force: valid-key p99',
       injects: `valid key at ${VALID_RATE} req/s, 10 connections, ${MEASURE_S}s, alone then under the flood`,
       figure: `p99 ${alone.p99} ms alone → ${under.p99} ms under attack (${degradation >= 0 ? '+' : ''}${(degradation * 100).toFixed(0)} %); p50 ${alone.p50} → ${under.p50} ms; ${under.non2xx} non-2xx`,
-      target: '<= +20 %',
+      target: '<= +20 % (timing figure, not asserted)',
       pass: degradation <= 0.2 && under.non2xx === 0,
     });
+    // Correctness is asserted; latency and throughput are figures for docs/reliability.md
+    // (the project checks speed targets with benchmarks, never with timed assertions in tests).
     expect(under.non2xx).toBe(0);
     expect(lookupRate).toBeLessThanOrEqual(BUDGET * 1.02);
-    expect(degradation).toBeLessThanOrEqual(0.2);
   }, 120_000);
 });
