@@ -1,11 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { CertIndex, CertsService, plainSerial } from '@latchkey/certs';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB, JobPayloads, JobsProducer, jobId } from '@latchkey/jobs';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, withLease } from '@latchkey/redis';
 import { VaultClient } from '@latchkey/vault';
 
 /** What the owner reads at `<kv mount>/data/delivery/<app>/certs/<common name>` (stable across renewals). */
@@ -47,11 +46,8 @@ export class CertJobs {
     return `delivery/${appId}/certs/${commonName.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128)}`;
   }
 
-  async renewScan(): Promise<unknown> {
-    const lease = `${this.config.redis.prefix}:lease:${JOB.certRenewScan}`;
-    const me = randomUUID();
-    if (!(await this.redis.set(lease, me, 'PX', 5 * 60_000, 'NX'))) return { skipped: 'another run is in progress' };
-    try {
+  renewScan(): Promise<unknown> {
+    return withLease(this.redis, `${this.config.redis.prefix}:lease:${JOB.certRenewScan}`, 5 * 60_000, async () => {
       let enqueued = 0;
       for (const serial of await this.certs.dueForRenewal()) {
         const r = await this.index.get(serial);
@@ -61,9 +57,7 @@ export class CertJobs {
         enqueued++;
       }
       return { enqueued };
-    } finally {
-      await this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, lease, me).catch(() => undefined);
-    }
+    });
   }
 
   async renew(data: JobPayloads[typeof JOB.certRenew]): Promise<unknown> {

@@ -1,13 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { randomUUID } from 'node:crypto';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { DeliveryService } from '@latchkey/delivery';
 import { JOB, JOB_QUEUE, JobPayloads, JobsProducer, jobId } from '@latchkey/jobs';
 import { KeyIndex, KeyMaintenance, KeysService, ScheduledRotationOutcome } from '@latchkey/keys';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, withLease } from '@latchkey/redis';
 
 /**
  * Handlers of the key jobs: the rotation scan and each scheduled rotation
@@ -133,15 +132,7 @@ export class KeyJobs {
   }
 
   /** One run of a scan at a time across every worker process (a Redis lease, released at the end). */
-  private async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T | { skipped: string }> {
-    const k = `${this.config.redis.prefix}:lease:${name}`;
-    const me = randomUUID();
-    const ok = await this.redis.set(k, me, 'PX', 10 * 60_000, 'NX');
-    if (!ok) return { skipped: 'another run is in progress' };
-    try {
-      return await fn();
-    } finally {
-      await this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, k, me).catch(() => undefined);
-    }
+  private exclusive<T>(name: string, fn: () => Promise<T>): Promise<T | { skipped: string }> {
+    return withLease(this.redis, `${this.config.redis.prefix}:lease:${name}`, 10 * 60_000, fn);
   }
 }
