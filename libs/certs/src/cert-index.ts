@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { REDIS } from '@latchkey/redis';
+import { lexPage, REDIS } from '@latchkey/redis';
 
 export type CertState = 'active' | 'revoked' | 'expired';
 
@@ -132,22 +131,8 @@ export class CertIndex {
   /** Non-revoked certificates of an app (or of every app), oldest first; expired ones until their record lapses. */
   async list(appId: string | undefined, limit: number, cursor?: string): Promise<CertPage> {
     const set = appId ? this.appSet(appId) : this.allSet();
-    let start = '-';
-    if (cursor) {
-      const decoded = Buffer.from(cursor, 'base64url').toString();
-      if (!MEMBER_RE.test(decoded)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'cursor is not valid');
-      start = `(${decoded}`;
-    }
-    const members = await this.redis.zrangebylex(set, start, '+', 'LIMIT', 0, limit + 1);
-    const page = members.slice(0, limit);
-    const raws = page.length ? await this.redis.mget(page.map((m) => this.recordKey(m.slice(14)))) : [];
-    const items: CertRecord[] = [];
-    const gone: string[] = [];
-    raws.forEach((r, i) => (r === null ? gone.push(page[i]) : items.push(JSON.parse(r) as CertRecord)));
-    // Records lapse (history period over): drop their members lazily.
-    if (gone.length) await this.redis.zrem(set, ...gone);
-    const nextCursor = members.length > limit ? Buffer.from(page[page.length - 1]).toString('base64url') : null;
-    return { items, nextCursor };
+    // Records lapse (history period over): lexPage drops their members lazily.
+    return lexPage<CertRecord>(this.redis, set, { limit, cursor, memberRe: MEMBER_RE, recordKey: (s) => this.recordKey(s) });
   }
 
   /** Serials of auto-renewing certificates whose renewAt has passed (for the rotation job). */

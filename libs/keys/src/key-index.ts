@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { REDIS } from '@latchkey/redis';
+import { lexPage, REDIS } from '@latchkey/redis';
 
 export type KeyState = 'active' | 'rotating' | 'revoked' | 'expired';
 
@@ -133,19 +132,7 @@ export class KeyIndex {
       : filter.profile
         ? this.profileSet(filter.profile)
         : this.allSet();
-    let start = '-';
-    if (cursor) {
-      const decoded = Buffer.from(cursor, 'base64url').toString();
-      if (!MEMBER_RE.test(decoded)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'cursor is not valid');
-      start = `(${decoded}`;
-    }
-    const members = await this.redis.zrangebylex(set, start, '+', 'LIMIT', 0, limit + 1);
-    const page = members.slice(0, limit);
-    const ids = page.map((m) => m.slice(14));
-    const raws = ids.length ? await this.redis.mget(ids.map((id) => this.recordKey(id))) : [];
-    const items = raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as KeyRecord);
-    const nextCursor = members.length > limit ? Buffer.from(page[page.length - 1]).toString('base64url') : null;
-    return { items, nextCursor };
+    return lexPage<KeyRecord>(this.redis, set, { limit, cursor, memberRe: MEMBER_RE, recordKey: (id) => this.recordKey(id) });
   }
 
   /** Every active key of an app (for revoke-all), in pages. */
