@@ -140,6 +140,8 @@ describe('fault: worker SIGKILLed repeatedly mid-rotation', () => {
       await waitForOutput(w, /latchkey worker started/, 30_000).catch((err: Error) => {
         throw new Error(`${err.message}\n${w.output().slice(-2000)}`);
       });
+      // On a loaded machine a worker may die before its first scan fires: let the first one start rotating.
+      if (i === 0) await waitFor('a first rotation run', async () => (await redis.keys(`${prefix}:rotation-run:*`)).length > 0, 30_000);
       await sleep(1500 + Math.floor(Math.random() * 1500));
       // A rotation run not yet done at the moment of the kill is one the next worker has to finish.
       const runs = await redis.keys(`${prefix}:rotation-run:*`);
