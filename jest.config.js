@@ -53,4 +53,8 @@ module.exports = {
     },
   ],
   testTimeout: 60_000,
+  // A child process leaked by a failing beforeAll (an OpenBao or api that never got its stop())
+  // kept jest alive after the last suite until CI's 90-minute limit. The results are final once
+  // the last suite reports, so a leaked handle must not turn a red run into a hung one.
+  forceExit: true,
 };

@@ -168,10 +168,9 @@ export interface PersistentBaoServer extends BaoServer {
   restart(): Promise<void>;
 }
 
-async function baoJson<T>(addr: string, method: string, p: string, body?: unknown, token?: string): Promise<{ status: number; body: T }> {
+async function baoJson<T>(addr: string, method: string, p: string, body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: T }> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (token) headers['x-vault-token'] = token;
-  const res = await fetch(`${addr}/v1/${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(`${addr}/v1/${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : {}) as T };
 }
@@ -235,21 +234,30 @@ export async function startPersistentBao(opts: Omit<BaoOptions, 'rootToken' | 'f
     });
   };
   const unseal = async (key: string): Promise<void> => {
-    const r = await baoJson<{ sealed?: boolean }>(addr, 'PUT', 'sys/unseal', { key });
+    const r = await baoJson<{ sealed?: boolean }>(addr, 'PUT', 'sys/unseal', { key }, 30_000);
     if (r.status !== 200 || r.body.sealed) throw new Error(`unseal failed: ${r.status} ${JSON.stringify(r.body)}`);
     // Active and ready for requests (the token store and mounts are loaded after unseal).
     await waitFor(`OpenBao on ${addr} to be active`, async () => (await httpOk(`${addr}/v1/sys/health`)) === 200, 30_000);
   };
 
   await spawnServer();
-  const init = await baoJson<{ keys_base64?: string[]; root_token?: string }>(addr, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 });
-  if (init.status !== 200 || !init.body.keys_base64?.[0] || !init.body.root_token) {
+  let unsealKey: string;
+  let rootToken: string;
+  try {
+    // sys/init on raft writes and fsyncs the keyring and waits for the single node to become leader:
+    // seconds on a loaded 2-core machine (a 10 s limit was hit in CI), hence the long timeout.
+    const init = await baoJson<{ keys_base64?: string[]; root_token?: string }>(addr, 'PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 }, 60_000);
+    if (init.status !== 200 || !init.body.keys_base64?.[0] || !init.body.root_token) {
+      throw new Error(`sys/init failed: ${init.status} ${JSON.stringify(init.body)}`);
+    }
+    unsealKey = init.body.keys_base64[0];
+    rootToken = init.body.root_token;
+    await unseal(unsealKey);
+  } catch (err) {
+    // A live child process keeps the caller's event loop (and so jest) from ever exiting.
     child.kill('SIGKILL');
-    throw new Error(`sys/init failed: ${init.status} ${JSON.stringify(init.body)}`);
+    throw err;
   }
-  const unsealKey = init.body.keys_base64[0];
-  const rootToken = init.body.root_token;
-  await unseal(unsealKey);
 
   const server: PersistentBaoServer = {
     addr,
