@@ -87,11 +87,12 @@ export async function indexRecords(redis: Redis, prefix: string): Promise<Map<st
 }
 
 /** request id + type of every line of the given audit files (what the stream must hold exactly once each). */
-export function auditLineIds(files: string[]): string[] {
+export function auditLineIds(files: string[], upToByte?: number): string[] {
   const out: string[] = [];
   for (const f of files) {
     if (!fs.existsSync(f)) continue;
-    for (const l of fs.readFileSync(f, 'utf8').split('\n')) {
+    const bytes = fs.readFileSync(f);
+    for (const l of bytes.subarray(0, upToByte ?? bytes.length).toString('utf8').split('\n')) {
       if (!l) continue;
       const o = JSON.parse(l) as { type: string; request: { id?: string } };
       out.push(`${o.request.id ?? `line-${createHash('sha1').update(l).digest('hex').slice(0, 24)}`}|${o.type}`);
