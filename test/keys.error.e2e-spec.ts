@@ -120,6 +120,31 @@ describe('key lifecycle: bad input and failures', () => {
     expect((await call(api.url, 'POST', `/v1/keys/${first.body.keyId}/rotate`, { token: op, body: {} })).status).toBe(404);
   });
 
+  it('answers concurrent revokes and rotations of one key only with 201/204/404/409, and the key ends revoked', async () => {
+    // Found by bench/soak: Vault answers a revoke racing another revoke with 400 "token not found",
+    // and a lookup racing a revoke with 403 "permission denied"; neither may reach the caller.
+    const appId = uniqueId('app');
+    const keys = await Promise.all(Array.from({ length: 30 }, (_, i) => mintKey(api.url, op, { ...base(), appId, name: `race-${i}` })));
+    const seen: Record<string, number> = {};
+    await Promise.all(
+      keys.map(async (k) => {
+        const revoke = () => call(api.url, 'DELETE', `/v1/keys/${k.keyId}`, { token: op });
+        const rotate = () => call(api.url, 'POST', `/v1/keys/${k.keyId}/rotate`, { token: op, body: { grace: '1m' } });
+        const answers = await Promise.all([revoke(), rotate(), revoke(), rotate(), revoke()]);
+        answers.forEach((r, i) => {
+          const label = `${i % 2 ? 'rotate' : 'revoke'} ${r.status} ${r.body?.error?.code ?? ''}`.trim();
+          seen[label] = (seen[label] ?? 0) + 1;
+        });
+      }),
+    );
+    const unexpected = Object.keys(seen).filter((l) => !/^revoke 204$|^rotate (201|404 NOT_FOUND|409 KEY_ALREADY_ROTATED)$/.test(l));
+    expect({ unexpected, seen }).toEqual({ unexpected: [], seen });
+    for (const k of keys) {
+      const res = await call(api.url, 'POST', '/v1/keys/verify', { body: { key: k.key } });
+      expect(res.body.code).toBe('NOT_FOUND');
+    }
+  });
+
   it('rejects bad renew increments and rotate graces', async () => {
     const k = await mintKey(api.url, op, base());
     expect((await call(api.url, 'POST', `/v1/keys/${k.keyId}/renew`, { token: op, body: { increment: 'forever' } })).status).toBe(400);

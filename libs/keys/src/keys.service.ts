@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { AuthzPath, AuthzService, Capability, Principal } from '@latchkey/authz';
@@ -262,11 +263,21 @@ export class KeysService {
   }
 
   private async live(keyId: string): Promise<LiveKeyState | null> {
-    try {
-      return toLive(await this.vault.lookupAccessor(keyId));
-    } catch (err) {
-      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST) return null; // "invalid accessor"
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return toLive(await this.vault.lookupAccessor(keyId));
+      } catch (err) {
+        if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST) return null; // "invalid accessor"
+        // While another request is revoking the token, Vault answers lookup-accessor 403
+        // "permission denied" (the accessor still resolves, the token no longer does), then
+        // 400 "invalid accessor" once the revocation is done. Ask again shortly; a 403 that
+        // persists is a real policy problem and is reported as one.
+        if (attempt < 4 && err instanceof LatchkeyError && err.code === ErrorCode.VAULT_PERMISSION_DENIED) {
+          await delay(25 * attempt);
+          continue;
+        }
+        throw err;
+      }
     }
   }
 
@@ -343,7 +354,9 @@ export class KeysService {
 
     const claim = await this.index.claimRotation(old.keyId, Math.max(live.ttlSeconds, 3600));
     if (!claim.claimed) {
-      throw new LatchkeyError(ErrorCode.KEY_ALREADY_ROTATED, 'this key has already been rotated', { details: { successorKeyId: claim.successor } });
+      // No successor yet: another rotation of this key is still running.
+      const message = claim.successor ? 'this key has already been rotated' : 'this key is being rotated by another request';
+      throw new LatchkeyError(ErrorCode.KEY_ALREADY_ROTATED, message, { details: { successorKeyId: claim.successor } });
     }
     const revokeAt = new Date(Date.now() + graceSeconds * 1000).toISOString();
     const job = jobId(JOB.revokeAfterGrace, old.keyId);

@@ -106,14 +106,24 @@ export class VaultClient {
     });
   }
 
-  /** Revoke by accessor. Returns false when Vault did not know the accessor (already revoked or expired). */
+  /**
+   * Revoke by accessor. Returns false when Vault did not know the accessor (already revoked or
+   * expired). Idempotent also under concurrency: while another request is revoking the same token,
+   * Vault answers 400 "token not found" instead of its usual 200 with a "No token found" warning.
+   */
   async revokeAccessor(accessor: string): Promise<boolean> {
-    const res = await this.call<VaultResponse | undefined>({
-      method: 'POST',
-      path: 'auth/token/revoke-accessor',
-      body: { accessor },
-      operation: 'token revoke-accessor',
-    });
+    let res: VaultResponse | undefined;
+    try {
+      res = await this.call<VaultResponse | undefined>({
+        method: 'POST',
+        path: 'auth/token/revoke-accessor',
+        body: { accessor },
+        operation: 'token revoke-accessor',
+      });
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST && /token not found|invalid accessor/i.test(err.message)) return false;
+      throw err;
+    }
     return !(res?.warnings ?? []).some((w) => /no token found/i.test(w));
   }
 
