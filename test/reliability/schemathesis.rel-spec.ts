@@ -169,8 +169,10 @@ describe('API fuzzing (schemathesis against /openapi.json)', () => {
         '--checks',
         'all',
         '--exclude-checks',
-        // Heuristics about request validation (the schema does not carry every class-validator rule); see the README.
-        'positive_data_acceptance,negative_data_rejection',
+        // Heuristics about request validation (the schema does not carry every class-validator rule),
+        // and "a deleted resource answers 404": DELETE revokes a key or certificate, whose record stays
+        // readable with state "revoked" (documented on the operation); see the README.
+        'positive_data_acceptance,negative_data_rejection,use_after_free',
         '--max-examples',
         String(MAX_EXAMPLES),
         '--max-time',

@@ -116,7 +116,7 @@ export class CertsController {
 
   @Delete(':serial')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Revoke a certificate', description: "pki/revoke; idempotent. Every instance's verify answers REVOKED before this returns. Needs delete on the certificate's app." })
+  @ApiOperation({ summary: 'Revoke a certificate', description: "pki/revoke; idempotent. Every instance's verify answers REVOKED before this returns. The certificate stays readable with GET (state \"revoked\"). Needs delete on the certificate's app." })
   @ApiResponse({ status: 204, description: 'revoked' })
   @ApiErrors(404)
   async revoke(@Caller() caller: Principal, @Param('serial') serial: string, @RequestId() requestId: string): Promise<void> {

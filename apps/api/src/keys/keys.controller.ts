@@ -151,7 +151,7 @@ export class KeysController {
 
   @Delete('keys/:keyId')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Revoke a key', description: 'revoke-accessor; idempotent. Every verify cache drops the key before this returns. Needs delete on the key\'s app.' })
+  @ApiOperation({ summary: 'Revoke a key', description: 'revoke-accessor; idempotent. Every verify cache drops the key before this returns. The record stays readable with GET (state "revoked") as history. Needs delete on the key\'s app.' })
   @ApiResponse({ status: 204, description: 'revoked' })
   @ApiErrors(404)
   async revoke(@Caller() caller: Principal, @Param('keyId') keyId: string, @RequestId() requestId: string): Promise<void> {
