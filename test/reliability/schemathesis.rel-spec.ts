@@ -3,10 +3,11 @@ import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureVenvPackage } from '@latchkey/devstack';
+import { BaoServer, ensureVenvPackage, startBao } from '@latchkey/devstack';
 import { RunningApi, startApi } from '../support/app';
 import { call } from '../support/http';
 import { uniqueId } from '../support/stack';
+import { bootstrapPrivate } from './faults-support';
 import { HEAVY, recordFigure } from './report';
 
 /** Pinned: v4's CLI and check names are what this test parses. */
@@ -136,20 +137,27 @@ describe('API fuzzing (schemathesis against /openapi.json)', () => {
   let bin: string;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'latchkey-schemathesis-'));
 
+  let bao: BaoServer;
+
   beforeAll(async () => {
     bin = ensureVenvPackage(SCHEMATHESIS, 'schemathesis', (m) => process.stderr.write(`[schemathesis] ${m}\n`));
-    api = await startApi({ LOG_LEVEL: 'error' });
+    // An OpenBao and a Redis prefix of its own: the fuzzer deletes profiles (the built-in "default"
+    // and "management" included) and revokes keys, which broke suites sharing the stack with it.
+    bao = await startBao();
+    await bootstrapPrivate(bao.addr, bao.rootToken);
+    api = await startApi({ LOG_LEVEL: 'error', VAULT_ADDR: bao.addr, VAULT_TOKEN: bao.rootToken, AUDIT_LOG_PATH: bao.auditLogPath, REDIS_PREFIX: uniqueId('lkst') });
   }, 300_000);
 
   afterAll(async () => {
     await api?.close();
+    await bao?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it(
     'answers every generated request without a 5xx and within its documented schema',
     async () => {
-      const root = process.env.VAULT_TOKEN!;
+      const root = bao.rootToken;
       // Realistic data for the examples the document carries (profile "default" exists; "orders" app keys).
       const seed = await call(api.url, 'POST', '/v1/keys', { token: root, body: { appId: 'orders', profile: 'default', name: 'orders-prod' } });
       expect(seed.status).toBe(201);
