@@ -53,14 +53,18 @@ const errorContent = { 'application/json': { schema: { $ref: '#/components/schem
 /**
  * Answers Fastify gives before any handler runs, declared where they can happen:
  * every operation can get a 400 (bad URL or parameter) and a 503 (shutting down),
- * every operation taking a body a 413 (over LATCHKEY_BODY_LIMIT) and a 415 (not JSON).
+ * every operation taking a body a 413 (over LATCHKEY_BODY_LIMIT) and a 415 (not JSON),
+ * every operation with a path parameter a 404 (parameter over 128 characters).
  */
 export function declareFrameworkErrors(doc: OpenAPIObject): void {
-  for (const item of Object.values(doc.paths)) {
+  for (const [url, item] of Object.entries(doc.paths)) {
+    // A path parameter longer than the router's maxParamLength (128) is answered 404 before any
+    // handler runs (found by the heavy schemathesis run with a long Unicode appId).
+    const hasPathParam = url.includes('{');
     for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const) {
       const op = item[method];
       if (!op) continue;
-      const statuses = op.requestBody ? [400, 413, 415, 503] : [400, 503];
+      const statuses = [...(op.requestBody ? [400, 413, 415, 503] : [400, 503]), ...(hasPathParam ? [404] : [])];
       for (const s of statuses) op.responses[s] ??= { description: DESCRIPTIONS[s], content: errorContent };
     }
   }
