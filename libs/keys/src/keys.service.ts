@@ -1,4 +1,3 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { AuthzPath, AuthzService, Capability, Principal } from '@latchkey/authz';
@@ -263,21 +262,11 @@ export class KeysService {
   }
 
   private async live(keyId: string): Promise<LiveKeyState | null> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return toLive(await this.vault.lookupAccessor(keyId));
-      } catch (err) {
-        if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST) return null; // "invalid accessor"
-        // While another request is revoking the token, Vault answers lookup-accessor 403
-        // "permission denied" (the accessor still resolves, the token no longer does), then
-        // 400 "invalid accessor" once the revocation is done. Ask again shortly; a 403 that
-        // persists is a real policy problem and is reported as one.
-        if (attempt < 4 && err instanceof LatchkeyError && err.code === ErrorCode.VAULT_PERMISSION_DENIED) {
-          await delay(25 * attempt);
-          continue;
-        }
-        throw err;
-      }
+    try {
+      return toLive(await this.vault.lookupAccessor(keyId));
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST) return null; // "invalid accessor"
+      throw err;
     }
   }
 

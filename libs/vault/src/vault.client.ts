@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { VaultTokenSource } from './token-source';
 import { VaultMethod, VaultRequest, VaultTransport } from './vault.transport';
@@ -87,14 +88,30 @@ export class VaultClient {
     return res.data as TokenLookup;
   }
 
+  /**
+   * Look a token up by accessor. While another request is revoking the token, Vault answers 403
+   * "permission denied" (the accessor still resolves, the token no longer does), then 400 "invalid
+   * accessor" once the revocation is done. So a 403 is asked again shortly; one that persists is a
+   * real policy problem and is reported as one.
+   */
   async lookupAccessor(accessor: string): Promise<TokenLookup> {
-    const res = await this.call<VaultResponse<TokenLookup>>({
-      method: 'POST',
-      path: 'auth/token/lookup-accessor',
-      body: { accessor },
-      operation: 'token lookup-accessor',
-    });
-    return res.data as TokenLookup;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.call<VaultResponse<TokenLookup>>({
+          method: 'POST',
+          path: 'auth/token/lookup-accessor',
+          body: { accessor },
+          operation: 'token lookup-accessor',
+        });
+        return res.data as TokenLookup;
+      } catch (err) {
+        if (attempt < 4 && err instanceof LatchkeyError && err.code === ErrorCode.VAULT_PERMISSION_DENIED) {
+          await delay(25 * attempt);
+          continue;
+        }
+        throw err;
+      }
+    }
   }
 
   async renewAccessor(accessor: string, increment?: string): Promise<VaultResponse> {
