@@ -82,8 +82,10 @@ interface Failure {
   title?: string;
 }
 
-/** Walk the NDJSON event stream: operations tested, requests made, and every failed check. */
-/** Read line by line: the heavy run's report passed 512 MB, more than one JavaScript string can hold. */
+/**
+ * Walk the NDJSON event stream: operations tested, requests made, and every failed check. Read line
+ * by line: the heavy run's report passed 512 MB, more than one JavaScript string can hold.
+ */
 async function summarise(ndjsonPath: string): Promise<{ operations: Set<string>; requests: number; failures: Failure[]; errors: string[] }> {
   const operations = new Set<string>();
   const failures: Failure[] = [];
