@@ -16,6 +16,7 @@ import { ErrorFilter, mapError, sendError } from './http/error-filter';
 import { createValidationPipe } from './http/validation';
 import { declareFrameworkErrors, ErrorResponse } from './http/api-errors';
 import { answerMethodNotAllowed } from './http/method-not-allowed';
+import { ClientIdentityResolver } from './auth/client-identity';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -74,7 +75,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     done();
   });
 
-  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), config);
+  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver));
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ErrorFilter());
 

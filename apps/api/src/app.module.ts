@@ -6,7 +6,7 @@ import { KeysModule } from '@latchkey/keys';
 import { RevocationModule } from '@latchkey/revocation';
 import { VerifyModule } from '@latchkey/verify';
 import { HealthModule } from './health/health.module';
-import { CallerGuard } from './auth/caller.guard';
+import { ApiAuthModule } from './auth/auth.module';
 import { KeysController, SelfKeysController, UnwrapController } from './keys/keys.controller';
 import { ProfilesController } from './keys/profiles.controller';
 import { MetricsController } from './metrics/metrics.controller';
@@ -19,9 +19,8 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, AdminModule, CertsHttpModule, AuditHttpModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, AdminModule, CertsHttpModule, AuditHttpModule, ApiAuthModule],
       controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
-      providers: [CallerGuard],
     };
   }
 }

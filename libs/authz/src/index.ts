@@ -1,1 +1,2 @@
 export * from './authz.service';
+export * from './authz.module';

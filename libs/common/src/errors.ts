@@ -8,6 +8,10 @@ export const ErrorCode = {
   BAD_REQUEST: 'BAD_REQUEST',
   VALIDATION_FAILED: 'VALIDATION_FAILED',
   MALFORMED_JSON: 'MALFORMED_JSON',
+  /** JSON nested deeper than latchkey accepts (bounded before parsing and validation). */
+  JSON_TOO_DEEP: 'JSON_TOO_DEEP',
+  /** The request (headers and body) did not arrive within the request timeout. */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   UNAUTHENTICATED: 'UNAUTHENTICATED',
@@ -19,6 +23,18 @@ export const ErrorCode = {
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   IDEMPOTENCY_MISMATCH: 'IDEMPOTENCY_MISMATCH',
   POLICY_NOT_ALLOWED: 'POLICY_NOT_ALLOWED',
+  /** A caller tried to grant (into a profile or a key) a policy it neither holds nor has sudo over, or a reserved one. */
+  POLICY_NOT_HELD: 'POLICY_NOT_HELD',
+  /** A key authenticated from an address outside its bound CIDRs. */
+  FORBIDDEN_IP: 'FORBIDDEN_IP',
+  /** A key bound to a client certificate authenticated without a valid latchkey certificate. */
+  CERT_REQUIRED: 'CERT_REQUIRED',
+  /** A key bound to a client certificate authenticated with another certificate. */
+  CERT_MISMATCH: 'CERT_MISMATCH',
+  /** The key's profile does not allow this self-service action. */
+  SELF_SERVICE_DISABLED: 'SELF_SERVICE_DISABLED',
+  /** A webhook URL points where deliveries may not go (private, loopback or link-local addresses). */
+  WEBHOOK_URL_NOT_ALLOWED: 'WEBHOOK_URL_NOT_ALLOWED',
   KEY_ALREADY_ROTATED: 'KEY_ALREADY_ROTATED',
   RATE_LIMITED: 'RATE_LIMITED',
   VAULT_BAD_REQUEST: 'VAULT_BAD_REQUEST',
@@ -38,6 +54,8 @@ export const HTTP_STATUS_BY_CODE: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
   VALIDATION_FAILED: 400,
   MALFORMED_JSON: 400,
+  JSON_TOO_DEEP: 400,
+  REQUEST_TIMEOUT: 408,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   UNAUTHENTICATED: 401,
@@ -49,6 +67,12 @@ export const HTTP_STATUS_BY_CODE: Record<ErrorCode, number> = {
   IDEMPOTENCY_CONFLICT: 409,
   IDEMPOTENCY_MISMATCH: 422,
   POLICY_NOT_ALLOWED: 403,
+  POLICY_NOT_HELD: 403,
+  FORBIDDEN_IP: 403,
+  CERT_REQUIRED: 403,
+  CERT_MISMATCH: 403,
+  SELF_SERVICE_DISABLED: 403,
+  WEBHOOK_URL_NOT_ALLOWED: 400,
   KEY_ALREADY_ROTATED: 409,
   RATE_LIMITED: 429,
   VAULT_BAD_REQUEST: 400,
@@ -70,6 +94,9 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.NOT_FOUND,
   ErrorCode.CONFLICT,
   ErrorCode.POLICY_NOT_ALLOWED,
+  ErrorCode.POLICY_NOT_HELD,
+  ErrorCode.SELF_SERVICE_DISABLED,
+  ErrorCode.WEBHOOK_URL_NOT_ALLOWED,
   ErrorCode.KEY_ALREADY_ROTATED,
   ErrorCode.VAULT_BAD_REQUEST,
   ErrorCode.VAULT_PERMISSION_DENIED,

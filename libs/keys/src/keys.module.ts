@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
-import { AuthzService } from '@latchkey/authz';
+import { AuthzModule } from '@latchkey/authz';
 import { JobsProducer } from '@latchkey/jobs';
 import { IdempotencyStore } from './idempotency';
 import { KeyIndex } from './key-index';
@@ -11,7 +11,8 @@ import { ProfilesService } from './profiles.service';
 
 /** Key lifecycle services (Vault, Redis and config come from their global modules). */
 @Module({
-  providers: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AuthzService, AdminAuditRecorder, JobsProducer],
-  exports: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, AuthzService, AdminAuditRecorder, JobsProducer],
+  imports: [AuthzModule],
+  providers: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AdminAuditRecorder, JobsProducer],
+  exports: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, AuthzModule, AdminAuditRecorder, JobsProducer],
 })
 export class KeysModule {}

@@ -1,13 +1,12 @@
 import { Module } from '@nestjs/common';
 import { AuditModule } from '@latchkey/audit';
 import { KeysModule } from '@latchkey/keys';
-import { CallerGuard } from '../auth/caller.guard';
+import { ApiAuthModule } from '../auth/auth.module';
 import { AuditController } from './audit.controller';
 
 /** Usage and audit events API (GET /v1/keys/:keyId/usage, GET /v1/audit/events). */
 @Module({
-  imports: [AuditModule, KeysModule],
+  imports: [AuditModule, KeysModule, ApiAuthModule],
   controllers: [AuditController],
-  providers: [CallerGuard],
 })
 export class AuditHttpModule {}

@@ -2,12 +2,9 @@ import { Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { OperationObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
-import { X509Certificate } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
-import { CertVerifier, CertVerifyResult } from '@latchkey/certs';
-import type { AppConfig } from '@latchkey/config';
-import { ipInCidrs, normaliseCidr } from '@latchkey/keys';
-import { clientAddress, LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
+import { CertVerifier } from '@latchkey/certs';
+import { LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
+import { ClientIdentityResolver, validSerial } from '../auth/client-identity';
 import { mapError, sendError } from '../http/error-filter';
 
 /*
@@ -62,47 +59,7 @@ interface VerifyBody {
   xfcc?: string;
 }
 
-/** The serial of a presented certificate if latchkey's CA issued it and it is valid and not revoked, else null. */
-async function validSerial(check: () => Promise<CertVerifyResult>): Promise<string | null> {
-  try {
-    const r = await check();
-    return r.valid ? r.serial : null;
-  } catch {
-    return null; // malformed XFCC: no usable certificate
-  }
-}
-
-/** Is the TCP peer one of the configured trusted proxies (whose certificate headers may be believed)? */
-function peerTrusted(config: AppConfig): (req: FastifyRequest) => boolean {
-  const tp = config.http.trustProxy;
-  if (!tp) return () => false;
-  if ('hops' in tp) return () => true;
-  const cidrs = tp.addresses.map((a) => normaliseCidr(a)).filter((c): c is string => c !== null);
-  return (req) => ipInCidrs(req.socket.remoteAddress ?? '', cidrs);
-}
-
-export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyService, certs: CertVerifier, config: AppConfig): void {
-  const trusted = peerTrusted(config);
-  /**
-   * Forward auth: the client certificate comes from our own mTLS listener's
-   * handshake, or — only through a trusted proxy — from Envoy's
-   * X-Forwarded-Client-Cert or an URL-encoded PEM in X-Client-Cert (nginx
-   * $ssl_client_escaped_cert, Traefik passTLSClientCert). A certificate is
-   * public, so a header from anyone else proves nothing.
-   */
-  const presentedByRequest = (req: FastifyRequest) => async (): Promise<string | null> => {
-    const sock = req.raw.socket as TLSSocket;
-    if (typeof sock.getPeerCertificate === 'function' && sock.authorized) {
-      const peer = sock.getPeerCertificate(false);
-      if (peer?.raw) return validSerial(() => certs.verifyPem(new X509Certificate(peer.raw).toString()));
-    }
-    if (!trusted(req)) return null;
-    const xfcc = req.headers['x-forwarded-client-cert'];
-    if (typeof xfcc === 'string' && xfcc) return validSerial(() => certs.verifyXfcc(xfcc));
-    const pem = req.headers['x-client-cert'];
-    if (typeof pem === 'string' && pem) return validSerial(() => certs.verifyPem(safeDecode(pem)));
-    return null;
-  };
+export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyService, certs: CertVerifier, identity: ClientIdentityResolver): void {
   const logger = new Logger('Verify');
   // A spent lookup budget is logged as a summary by VerifyService, not once per request.
   const quiet = { warn: () => undefined, error: () => undefined } as unknown as Logger;
@@ -123,13 +80,14 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
       const end = verifyTimer.startTimer();
       try {
         const b = req.body;
+        const client = identity.of(req);
         // The caller (a gateway) hands over the certificate its client presented.
         const presentedCertSerial = b.certificate
           ? () => validSerial(() => certs.verifyPem(b.certificate!))
           : b.xfcc
             ? () => validSerial(() => certs.verifyXfcc(b.xfcc!))
-            : presentedByRequest(req);
-        return await verifier.verify({ key: b.key, ip: b.ip ?? clientAddress(req.ip), permissions: b.permissions, presentedCertSerial });
+            : client.presentedCertSerial;
+        return await verifier.verify({ key: b.key, ip: b.ip ?? client.ip, permissions: b.permissions, presentedCertSerial });
       } finally {
         end();
       }
@@ -145,7 +103,8 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
         return;
       }
       // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
-      const result = await verifier.verify({ key, ip: clientAddress(req.ip), permissions: extractPermissions(req), presentedCertSerial: presentedByRequest(req) });
+      const client = identity.of(req);
+      const result = await verifier.verify({ key, ip: client.ip, permissions: extractPermissions(req), presentedCertSerial: client.presentedCertSerial });
       if (result.valid) {
         void reply.code(204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
         return;
@@ -160,14 +119,6 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
   // Envoy ext_authz (HTTP) appends the original path to the configured prefix: serve every sub-path.
   fastify.route({ method: [...AUTH_METHODS], url: '/v1/auth', handler: forwardAuth, errorHandler, logLevel: 'warn' });
   fastify.route({ method: [...AUTH_METHODS], url: '/v1/auth/*', handler: forwardAuth, errorHandler, logLevel: 'warn' });
-}
-
-function safeDecode(v: string): string {
-  try {
-    return decodeURIComponent(v);
-  } catch {
-    return '';
-  }
 }
 
 function extractKey(req: FastifyRequest): string | null {

@@ -1,0 +1,89 @@
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { Inject, Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { CertVerifier, CertVerifyResult } from '@latchkey/certs';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { ipInCidrs, normaliseCidr } from '@latchkey/keys';
+import { clientAddress } from '@latchkey/verify';
+
+/** Who is on the other end of a request, as far as latchkey can prove it. */
+export interface ClientIdentity {
+  /** The end client's address: the socket peer, or X-Forwarded-For through a trusted proxy only. */
+  ip: string | undefined;
+  /**
+   * The serial of the client certificate presented with this request, if latchkey's CA issued it and it is
+   * valid and not revoked, else null. Lazy: only keys bound to a certificate pay for parsing one.
+   */
+  presentedCertSerial: () => Promise<string | null>;
+}
+
+/** The serial of a presented certificate if latchkey's CA issued it and it is valid and not revoked, else null. */
+export async function validSerial(check: () => Promise<CertVerifyResult>): Promise<string | null> {
+  try {
+    const r = await check();
+    return r.valid ? r.serial : null;
+  } catch {
+    return null; // malformed XFCC or PEM: no usable certificate
+  }
+}
+
+/**
+ * The one place that decides a request's client address and presented
+ * certificate. Verify, forward auth, self-service and admin calls with a key
+ * all read them from here, so a key's bindings are checked the same way on
+ * every route where it authenticates.
+ */
+@Injectable()
+export class ClientIdentityResolver {
+  private readonly trusted: (req: FastifyRequest) => boolean;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly certs: CertVerifier,
+  ) {
+    this.trusted = peerTrusted(config);
+  }
+
+  of(req: FastifyRequest): ClientIdentity {
+    return { ip: clientAddress(req.ip), presentedCertSerial: () => this.presentedCert(req) };
+  }
+
+  /**
+   * The client certificate comes from our own mTLS listener's handshake, or —
+   * only through a trusted proxy — from Envoy's X-Forwarded-Client-Cert or an
+   * URL-encoded PEM in X-Client-Cert (nginx $ssl_client_escaped_cert, Traefik
+   * passTLSClientCert). A certificate is public, so a header from anyone else
+   * proves nothing.
+   */
+  private async presentedCert(req: FastifyRequest): Promise<string | null> {
+    const sock = req.raw.socket as TLSSocket;
+    if (typeof sock.getPeerCertificate === 'function' && sock.authorized) {
+      const peer = sock.getPeerCertificate(false);
+      if (peer?.raw) return validSerial(() => this.certs.verifyPem(new X509Certificate(peer.raw).toString()));
+    }
+    if (!this.trusted(req)) return null;
+    const xfcc = req.headers['x-forwarded-client-cert'];
+    if (typeof xfcc === 'string' && xfcc) return validSerial(() => this.certs.verifyXfcc(xfcc));
+    const pem = req.headers['x-client-cert'];
+    if (typeof pem === 'string' && pem) return validSerial(() => this.certs.verifyPem(safeDecode(pem)));
+    return null;
+  }
+}
+
+/** Is the TCP peer one of the configured trusted proxies (whose certificate headers may be believed)? */
+function peerTrusted(config: AppConfig): (req: FastifyRequest) => boolean {
+  const tp = config.http.trustProxy;
+  if (!tp) return () => false;
+  if ('hops' in tp) return () => true;
+  const cidrs = tp.addresses.map((a) => normaliseCidr(a)).filter((c): c is string => c !== null);
+  return (req) => ipInCidrs(req.socket.remoteAddress ?? '', cidrs);
+}
+
+function safeDecode(v: string): string {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return '';
+  }
+}
