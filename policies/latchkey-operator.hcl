@@ -1,5 +1,5 @@
 # Platform operators and CI: manage every app's keys and certs, profiles, and read the audit trail.
-# latchkey checks these virtual paths with sys/capabilities-self; Vault itself serves nothing there.
+# latchkey checks these virtual paths with sys/capabilities-accessor; Vault itself serves nothing there.
 path "latchkey/apps/*" {
   capabilities = ["create", "read", "update", "delete", "list"]
 }

@@ -70,3 +70,12 @@ path "latchkey-kv/metadata/*" {
 path "sys/audit-hash/latchkey" {
   capabilities = ["update"]
 }
+# Warn when a profile names a policy Vault does not have (names only, never the policies' text).
+path "sys/policies/acl" {
+  capabilities = ["list"]
+}
+# Authorization: what a caller's token may do on latchkey's virtual paths, asked by accessor
+# (keys carry no `default` policy, so they cannot ask capabilities-self themselves).
+path "sys/capabilities-accessor" {
+  capabilities = ["update"]
+}

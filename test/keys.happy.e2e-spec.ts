@@ -81,7 +81,8 @@ describe('key lifecycle: happy paths', () => {
     const lookup = await rootVault().lookupToken(d.token);
     expect(lookup.accessor).toBe(k.keyId);
     expect(lookup.meta).toEqual({ owner: 'team-orders', latchkey_app: appId, latchkey_name: 'orders-prod', latchkey_profile: profile });
-    expect(lookup.policies).toEqual(['default', 'orders-read']);
+    // Profiles set token_no_default_policy: a key carries only what it was given.
+    expect(lookup.policies).toEqual(['orders-read']);
     expect(lookup.orphan).toBe(true);
     expect(lookup.type).toBe('service');
     expect(lookup.role).toBe(`latchkey-${profile}`);

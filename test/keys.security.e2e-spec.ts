@@ -36,7 +36,8 @@ describe('key endpoints: security', () => {
   let profile: string;
 
   beforeAll(async () => {
-    api = await startApi({ LOG_LEVEL: 'debug' });
+    // Management keys carry latchkey-operator, which only an explicit setting makes grantable.
+    api = await startApi({ LOG_LEVEL: 'debug', LATCHKEY_GRANTABLE_OWN_POLICIES: 'latchkey-operator' });
     url = api.url;
     redis = new Redis(process.env.REDIS_URL!, { lazyConnect: false, maxRetriesPerRequest: 2 });
     operator = (await operatorToken()).token;
@@ -152,7 +153,10 @@ describe('key endpoints: security', () => {
     expect(mgmt.policies).toEqual(['latchkey-operator']);
 
     const other = uniqueId('app');
-    const minted = await call(url, 'POST', '/v1/keys', { bearer: mgmt.key, body: { appId: other, profile, name: uniqueId('k') } });
+    // The management key holds latchkey-operator and default only: it can hand out `default`, not orders-read.
+    const notHeld = await call(url, 'POST', '/v1/keys', { bearer: mgmt.key, body: { appId: other, profile, name: uniqueId('k') } });
+    expect([notHeld.status, notHeld.body?.error?.code]).toEqual([403, 'POLICY_NOT_HELD']);
+    const minted = await call(url, 'POST', '/v1/keys', { bearer: mgmt.key, body: { appId: other, profile: 'default', name: uniqueId('k'), ttl: '1h' } });
     expect(minted.status).toBe(201);
     expect(minted.body.key).toMatch(/^lk_/);
     expect((await call(url, 'GET', `/v1/keys?appId=${other}`, { bearer: mgmt.key })).body.items).toHaveLength(1);
@@ -176,7 +180,7 @@ describe('key endpoints: security', () => {
     const mgmt = await mintKey(url, rootToken(), { appId: 'latchkey', profile: 'management', name: uniqueId('mgmt'), ttl: '1h' });
     const app = uniqueId('app');
     // In use just before revocation (as a CI pipeline would be).
-    expect((await call(url, 'POST', '/v1/keys', { bearer: mgmt.key, body: { appId: app, profile, name: uniqueId('k') } })).status).toBe(201);
+    expect((await call(url, 'POST', '/v1/keys', { bearer: mgmt.key, body: { appId: app, profile: 'default', name: uniqueId('k'), ttl: '1h' } })).status).toBe(201);
     expect((await call(url, 'GET', `/v1/keys?appId=${app}`, { bearer: mgmt.key })).status).toBe(200);
 
     expect((await call(url, 'DELETE', `/v1/keys/${mgmt.keyId}`, { token: operator })).status).toBe(204);

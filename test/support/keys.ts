@@ -11,9 +11,20 @@ export async function vaultToken(policies: string[], ttl = '1h'): Promise<{ toke
   return { token: res.auth!.client_token, accessor: res.auth!.accessor };
 }
 
-/** An operator: latchkey-operator policy (all apps, profiles, audit). */
-export function operatorToken() {
-  return vaultToken(['latchkey-operator']);
+/**
+ * A policy that delegates the right to grant any policy that is not latchkey's own (sudo on
+ * latchkey/policies/*): the tests' operators and app managers hand out made-up policies such as
+ * orders-read, which they do not hold themselves. The security tests use tokens without it.
+ */
+export const TEST_GRANT_POLICY = 'test-grant-any';
+export async function ensureGrantPolicy(): Promise<string> {
+  await rootVault().raw('PUT', `sys/policies/acl/${TEST_GRANT_POLICY}`, { policy: 'path "latchkey/policies/*" {\n  capabilities = ["sudo"]\n}\n' });
+  return TEST_GRANT_POLICY;
+}
+
+/** An operator: latchkey-operator policy (all apps, profiles, audit), delegated to grant non-latchkey policies. */
+export async function operatorToken() {
+  return vaultToken(['latchkey-operator', await ensureGrantPolicy()]);
 }
 
 /**
@@ -24,7 +35,7 @@ export async function appManagerToken(appId: string, profiles: string[] = []): P
   const tpl = fs.readFileSync(path.join(projectRoot(), 'policies', 'latchkey-app-manager.hcl.tpl'), 'utf8');
   const extra = profiles.map((p) => `path "latchkey/profiles/${p}/keys" {\n  capabilities = ["create"]\n}\n`).join('');
   await rootVault().raw('PUT', `sys/policies/acl/latchkey-app-${appId}`, { policy: tpl.replaceAll('{{app}}', appId) + extra });
-  return vaultToken([`latchkey-app-${appId}`]);
+  return vaultToken([`latchkey-app-${appId}`, await ensureGrantPolicy()]);
 }
 
 /** Create a profile through the API (as the given operator token). Returns its name. */

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
-import { ErrorCode, LatchkeyError } from '@latchkey/common';
+import { ErrorCode, LatchkeyError, TokenBucket } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RevocationBus } from '@latchkey/revocation';
 import { VaultClient } from '@latchkey/vault';
+import { KeyIdentity, keyIdentity } from './key-identity';
 
 export type Capability = 'create' | 'read' | 'update' | 'delete' | 'list' | 'sudo';
 
@@ -15,10 +16,29 @@ export interface Principal {
   readonly accessor: string;
   readonly displayName: string;
   readonly policies: string[];
+  /** Policies the caller holds through its identity entity and groups. */
+  readonly identityPolicies: string[];
   /** Set when the caller presented a latchkey key rather than a Vault token. */
   readonly viaKey: boolean;
+  /** The latchkey key the token is (created through a latchkey role), or null for any other Vault token. */
+  readonly key: KeyIdentity | null;
   readonly appId?: string;
+  /**
+   * The token's bound CIDRs. Vault checks them against the address of whoever talks to Vault — latchkey —
+   * so latchkey must check them against its own client wherever the token authenticates.
+   */
+  readonly boundCidrs: string[];
 }
+
+/** Policies that are latchkey's own: granting one hands out latchkey's or an operator's powers. */
+export function isReservedPolicy(name: string): boolean {
+  return name === 'root' || name.startsWith('latchkey-');
+}
+
+/** The path whose `sudo` capability lets a caller grant a policy it does not hold (delegation, glob-able). */
+export const grantPath = (policy: string) => `latchkey/policies/${policy}`;
+/** Vault's own rule: sudo on token creation lets a caller give a token any policy. */
+const TOKEN_CREATE_PATH = 'auth/token/create';
 
 /** The virtual paths of the authorization table in the spec. */
 export const AuthzPath = {
@@ -26,6 +46,8 @@ export const AuthzPath = {
   appCerts: (appId: string) => `latchkey/apps/${appId}/certs`,
   allAppKeys: 'latchkey/apps/*/keys',
   profile: (name: string) => `latchkey/profiles/${name}`,
+  /** Granting a policy one does not hold (sudo). */
+  grant: grantPath,
   /** Minting keys from a profile (create). */
   profileKeys: (name: string) => `latchkey/profiles/${name}/keys`,
   allProfiles: 'latchkey/profiles/*',
@@ -34,8 +56,8 @@ export const AuthzPath = {
 
 /**
  * Authorization delegated to Vault policies: a caller may do X on a virtual
- * path when `sys/capabilities-self`, asked with the caller's own token, grants
- * it. Answers are cached briefly, keyed by a hash of the token.
+ * path when Vault's capabilities for the caller's token (`sys/capabilities-accessor`)
+ * grant it. Answers are cached briefly, keyed by a hash of the token.
  */
 @Injectable()
 export class AuthzService {
@@ -43,13 +65,22 @@ export class AuthzService {
   private readonly caps: LRUCache<string, string[]>;
   /** accessor → token hash, so a revocation (which carries only the accessor) can drop cached answers. */
   private readonly hashByAccessor: LRUCache<string, string>;
+  /** Credentials Vault did not know, by hash: answered 401 again without asking Vault. */
+  private readonly unknown: LRUCache<string, true>;
+  /** Caps the Vault lookups that credentials presented to the api can cause (AUTH_LOOKUP_BUDGET per second). */
+  private readonly lookupBudget: TokenBucket;
+  private readonly logger = new Logger(AuthzService.name);
+  private shedSinceLog = 0;
+  private shedLogAt = 0;
 
   constructor(
     private readonly vault: VaultClient,
-    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
     bus: RevocationBus,
   ) {
     const ttl = Math.max(1, config.authz.cacheTtlMs);
+    this.unknown = new LRUCache({ max: 100_000, ttl: Math.max(1, config.authz.negativeTtlMs) });
+    this.lookupBudget = new TokenBucket(config.authz.lookupBudgetPerSecond);
     this.principals = new LRUCache({ max: 10_000, ttl });
     this.caps = new LRUCache({ max: 50_000, ttl });
     this.hashByAccessor = new LRUCache({ max: 10_000, ttl });
@@ -62,31 +93,96 @@ export class AuthzService {
     });
   }
 
-  /** Resolve a caller token to a principal (one Vault lookup, cached); 401 when Vault does not know it. */
+  /**
+   * Resolve a caller token to a principal (one Vault lookup, cached); 401 when Vault does not know it.
+   * The lookup goes through the untrusted-lookup gate: a negative cache and a budget.
+   */
   async authenticate(token: string, viaKey: boolean): Promise<Principal> {
     const h = hashToken(token);
     const hit = this.principals.get(h);
     if (hit) return hit;
-    let lookup;
-    try {
-      lookup = await this.vault.lookupToken(token);
-    } catch (err) {
-      if (err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_PERMISSION_DENIED || err.code === ErrorCode.BAD_REQUEST)) {
-        throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'The credential is not valid (unknown, expired or revoked)');
-      }
-      throw err;
-    }
+    const lookup = await this.untrustedLookup(token, () => this.vault.lookupToken(token), (err) =>
+      err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_PERMISSION_DENIED || err.code === ErrorCode.BAD_REQUEST)
+        ? new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'The credential is not valid (unknown, expired or revoked)')
+        : null,
+    );
+    const key = keyIdentity(lookup, this.config.vault.rolePrefix);
     const principal: Principal = {
       token,
       accessor: lookup.accessor,
       displayName: lookup.display_name,
       policies: lookup.policies ?? [],
+      identityPolicies: lookup.identity_policies ?? [],
       viaKey,
-      appId: lookup.meta?.latchkey_app,
+      key,
+      appId: key?.appId,
+      boundCidrs: lookup.bound_cidrs ?? [],
     };
     this.principals.set(h, principal);
     this.hashByAccessor.set(principal.accessor, h);
     return principal;
+  }
+
+  /**
+   * Every Vault call that a secret from an unauthenticated request causes (a credential, a wrapping token)
+   * goes through here: a value Vault did not know is refused again for VERIFY_NEGATIVE_TTL without asking
+   * Vault, and new values spend the AUTH_LOOKUP_BUDGET (429 with Retry-After once it is spent), so a flood
+   * of random well-formed secrets cannot become the same flood against Vault.
+   * `unknown` maps an error meaning "Vault does not know this value" to the error the caller gets.
+   */
+  async untrustedLookup<T>(secret: string, call: () => Promise<T>, unknown: (err: unknown) => LatchkeyError | null): Promise<T> {
+    const h = hashToken(secret);
+    const negative = this.unknown.get(h);
+    if (negative) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'The credential is not valid (unknown, expired or revoked)');
+    if (!this.lookupBudget.tryTake()) {
+      this.shed();
+      throw new LatchkeyError(ErrorCode.RATE_LIMITED, 'Too many unknown credentials presented; retry shortly', { retryAfter: 1 });
+    }
+    try {
+      return await call();
+    } catch (err) {
+      const mapped = unknown(err);
+      if (!mapped) throw err;
+      this.unknown.set(h, true);
+      throw mapped;
+    }
+  }
+
+  /** A flood must not become a log flood: one summary line at most every 10 s. */
+  private shed(): void {
+    this.shedSinceLog++;
+    const now = Date.now();
+    if (now - this.shedLogAt < 10_000) return;
+    this.logger.warn(`credential lookup budget (${this.config.authz.lookupBudgetPerSecond}/s) exhausted: ${this.shedSinceLog} requests refused with 429 since the last report`);
+    this.shedLogAt = now;
+    this.shedSinceLog = 0;
+  }
+
+  /**
+   * No grant without possession: a caller may put a policy into a profile or a key only if it holds the
+   * policy itself (token or identity policies), has sudo on `auth/token/create` (Vault's own rule for
+   * creating tokens with any policies), or has sudo on `latchkey/policies/<name>` (delegation an operator
+   * can grant with globs). `root` never, and latchkey's own policies (latchkey-*) only when
+   * LATCHKEY_GRANTABLE_OWN_POLICIES names them, whoever asks.
+   */
+  async requireGrantable(principal: Principal, policies: string[]): Promise<void> {
+    const wanted = [...new Set(policies)];
+    const reserved = wanted.filter((p) => isReservedPolicy(p) && (p === 'root' || !this.config.authz.grantableOwnPolicies.includes(p)));
+    if (reserved.length) {
+      throw new LatchkeyError(ErrorCode.POLICY_NOT_HELD, `latchkey's own policies can never be granted through latchkey (${reserved.join(', ')}); see LATCHKEY_GRANTABLE_OWN_POLICIES`);
+    }
+    const held = new Set([...principal.policies, ...principal.identityPolicies]);
+    if (held.has('root')) return;
+    const missing = wanted.filter((p) => !held.has(p));
+    if (!missing.length) return;
+    const paths = [TOKEN_CREATE_PATH, ...missing.map(grantPath)];
+    const caps = await this.capabilitiesMany(principal, paths);
+    const sudo = (path: string) => (caps[path] ?? []).some((c) => c === 'sudo' || c === 'root');
+    if (sudo(TOKEN_CREATE_PATH)) return;
+    const notHeld = missing.filter((p) => !sudo(grantPath(p)));
+    if (notHeld.length) {
+      throw new LatchkeyError(ErrorCode.POLICY_NOT_HELD, `You can only grant policies you hold or have sudo on ${grantPath('<policy>')} for; not: ${notHeld.join(', ')}`);
+    }
   }
 
   /** Throw FORBIDDEN unless the caller holds `capability` on `path`. */
@@ -102,20 +198,35 @@ export class AuthzService {
   }
 
   private async capabilities(principal: Principal, path: string): Promise<string[]> {
-    const k = `${hashToken(principal.token)}|${path}`;
-    const hit = this.caps.get(k);
-    if (hit) return hit;
-    let caps: string[];
+    return (await this.capabilitiesMany(principal, [path]))[path] ?? [];
+  }
+
+  /** Capabilities on several paths in one Vault call (answers cached per path). */
+  private async capabilitiesMany(principal: Principal, paths: string[]): Promise<Record<string, string[]>> {
+    const h = hashToken(principal.token);
+    const out: Record<string, string[]> = {};
+    const ask: string[] = [];
+    for (const p of paths) {
+      const hit = this.caps.get(`${h}|${p}`);
+      if (hit) out[p] = hit;
+      else ask.push(p);
+    }
+    if (!ask.length) return out;
+    let answer: Record<string, string[]>;
     try {
-      caps = (await this.vault.capabilitiesSelf(principal.token, [path]))[path] ?? [];
+      // By accessor, with latchkey's own token: a key has no `default` policy, so no capabilities-self.
+      answer = await this.vault.capabilitiesAccessor(principal.accessor, ask);
     } catch (err) {
-      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_PERMISSION_DENIED) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST) {
         throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'The credential is not valid (unknown, expired or revoked)');
       }
       throw err;
     }
-    this.caps.set(k, caps);
-    return caps;
+    for (const p of ask) {
+      out[p] = answer[p] ?? [];
+      this.caps.set(`${h}|${p}`, out[p]);
+    }
+    return out;
   }
 
   /** Forget cached answers for a revoked token, known by its accessor. */

@@ -1,2 +1,3 @@
 export * from './authz.service';
 export * from './authz.module';
+export * from './key-identity';

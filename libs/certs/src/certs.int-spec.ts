@@ -30,7 +30,7 @@ describe('CertsService (real OpenBao + Redis)', () => {
     verifier = mod.get(CertVerifier);
     redis = mod.get(REDIS);
     const token = process.env.VAULT_TOKEN!;
-    root = { token, accessor: 'root-test', displayName: 'root', policies: ['root'], viaKey: false };
+    root = { token, accessor: 'root-test', displayName: 'root', policies: ['root'], identityPolicies: [], viaKey: false, key: null, boundCidrs: [] };
   });
   afterAll(async () => {
     const keys = await redis.keys(`${prefix}:*`);

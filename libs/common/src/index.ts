@@ -4,3 +4,4 @@ export * from './duration';
 export * from './logging';
 export * from './nest-logger';
 export * from './shutdown';
+export * from './token-bucket';

@@ -31,7 +31,12 @@ export interface AppConfig {
   redis: { url: string; prefix: string };
   /** lookupBudgetPerSecond: cache-miss Vault lookups per second (token bucket, burst = the same); 0 = unlimited. */
   verify: { cacheMax: number; maxStalenessMs: number; negativeTtlMs: number; lookupBudgetPerSecond: number };
-  authz: { cacheTtlMs: number };
+  /**
+   * lookupBudgetPerSecond: Vault lookups per second for credentials presented to the api (X-Vault-Token, Bearer
+   * keys, wrapping tokens) that are not cached; 0 = unlimited. grantableOwnPolicies: latchkey's own policies
+   * (latchkey-*) that may still be put into profiles and keys, e.g. latchkey-operator for management keys.
+   */
+  authz: { cacheTtlMs: number; negativeTtlMs: number; lookupBudgetPerSecond: number; grantableOwnPolicies: string[] };
   /** Certificates (libs/certs) and the optional HTTPS + mTLS listener (null when LATCHKEY_TLS_PORT is unset). */
   certs: {
     defaultTtlSeconds: number;
@@ -157,7 +162,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
       lookupBudgetPerSecond: raw.VERIFY_LOOKUP_BUDGET ?? 500,
     },
-    authz: { cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s') },
+    authz: {
+      cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s'),
+      negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
+      lookupBudgetPerSecond: raw.AUTH_LOOKUP_BUDGET ?? 100,
+      grantableOwnPolicies: (raw.LATCHKEY_GRANTABLE_OWN_POLICIES ?? '').split(',').map((p) => p.trim()).filter(Boolean),
+    },
     certs: {
       defaultTtlSeconds: certTtl.dflt,
       maxTtlSeconds: certTtl.max,

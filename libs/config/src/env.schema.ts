@@ -94,6 +94,13 @@ export class EnvSchema {
   /** Cache-miss Vault lookups per second verify may make (token bucket, burst = budget); 0 disables the limit. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000) VERIFY_LOOKUP_BUDGET?: number;
   @IsOptional() @IsDuration() AUTHZ_CACHE_TTL?: string;
+  /** Vault lookups per second for uncached credentials presented to the api (token bucket, burst = budget); 0 disables the limit. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000) AUTH_LOOKUP_BUDGET?: number;
+  /** latchkey's own policies (comma list of latchkey-* names) that profiles and keys may still carry; none by default. */
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^latchkey-[a-z0-9_.-]+(\s*,\s*latchkey-[a-z0-9_.-]+)*$/, { message: 'LATCHKEY_GRANTABLE_OWN_POLICIES must be a comma-separated list of latchkey-* policy names' })
+  LATCHKEY_GRANTABLE_OWN_POLICIES?: string;
   @IsOptional() @IsDuration() SHUTDOWN_GRACE?: string;
 
   /** Certificates: TTL bounds and the weakest CSR key accepted. */

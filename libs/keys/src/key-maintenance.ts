@@ -96,7 +96,7 @@ export class KeyMaintenance {
       if (known.has(a)) continue;
       const l = await this.lookup(a);
       if (!l) continue;
-      const rec = recordFromLookup(l);
+      const rec = recordFromLookup(l, this.profiles.rolePrefix);
       if (!rec) {
         this.foreign.set(a, true);
         continue;

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
-import { AuthzPath, AuthzService, Capability, Principal } from '@latchkey/authz';
+import { AuthzPath, AuthzService, Capability, keyIdentity, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB, JOB_QUEUE, JobsProducer, jobId } from '@latchkey/jobs';
@@ -39,6 +39,8 @@ export interface MintResult {
   wrapToken?: string;
   wrapTtlSeconds?: number;
   replayed?: boolean;
+  /** Vault's warnings for the mint (e.g. a policy that does not exist in Vault), passed on to the caller. */
+  warnings?: string[];
 }
 
 export interface LiveKeyState {
@@ -96,6 +98,8 @@ export class KeysService {
     // Which profile a key comes from decides its policies: minting from a profile is a
     // right of its own, or an app manager could mint itself an operator key.
     await this.authz.require(principal, AuthzPath.profileKeys(input.profile), 'create');
+    // No grant without possession: the policies this key will carry must be the caller's to give.
+    await this.authz.requireGrantable(principal, await this.policiesFor(input));
 
     const fingerprint = ctx.idempotencyKey ? IdempotencyStore.fingerprint(input) : '';
     if (ctx.idempotencyKey) {
@@ -124,6 +128,11 @@ export class KeysService {
     }
   }
 
+  /** The policies a mint would give the key (the profile's, when the request names none). */
+  private async policiesFor(input: MintInput): Promise<string[]> {
+    return input.policies ?? (await this.profiles.require(input.profile)).allowedPolicies;
+  }
+
   /** Validate against the profile and mint through its role (or a derived CIDR role). No authorization here. */
   private async mintUnchecked(input: MintInput, previous?: KeyRecord): Promise<MintResult> {
     const profile = await this.profiles.require(input.profile);
@@ -143,7 +152,8 @@ export class KeysService {
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
 
     const policies = [...new Set(input.policies ?? profile.allowedPolicies)].sort();
-    const outside = policies.filter((p) => p !== 'default' && !profile.allowedPolicies.includes(p));
+    // Profiles set token_no_default_policy: `default` is only given when the profile lists it.
+    const outside = policies.filter((p) => !profile.allowedPolicies.includes(p));
     if (outside.length) throw new LatchkeyError(ErrorCode.POLICY_NOT_ALLOWED, `policies not allowed by profile ${profile.name}: ${outside.join(', ')}`);
     if (policies.length === 0) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'a key needs at least one policy');
 
@@ -200,8 +210,9 @@ export class KeysService {
       ...(certSerial ? { certSerial } : {}),
     };
     await this.index.put(record);
-    if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl };
-    return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix) };
+    const warnings = res.warnings?.length ? res.warnings : undefined;
+    if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl, warnings };
+    return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix), warnings };
   }
 
   private checkAppId(appId: string): void {
@@ -286,7 +297,7 @@ export class KeysService {
       if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_BAD_REQUEST) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
       throw err;
     }
-    const record = recordFromLookup(lookup);
+    const record = recordFromLookup(lookup, this.config.vault.rolePrefix);
     if (!record) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
     await this.index.put(record);
     return record;
@@ -525,52 +536,53 @@ export class KeysService {
 
   // --- self-service -------------------------------------------------------------------
 
-  /** The holder of a key, authenticated by the key itself. */
-  async selfRecord(key: string): Promise<{ principal: Principal; record: KeyRecord }> {
-    const decoded = decodeKey(key, this.config.keyPrefix);
-    if (!decoded.ok) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'A latchkey key is required (Authorization: Bearer lk_…)');
-    const principal = await this.authz.authenticate(decoded.token, true);
-    if (!principal.appId) throw new LatchkeyError(ErrorCode.FORBIDDEN, 'not a latchkey key');
-    const record = await this.resolve(principal.accessor);
-    return { principal, record };
+  /**
+   * The holder of a key, authenticated by the key itself (the api's KeyHolderGuard has checked it is a latchkey
+   * key and held it to its bindings).
+   */
+  async selfRecord(principal: Principal): Promise<KeyRecord> {
+    if (!principal.key) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'A latchkey key is required (Authorization: Bearer lk_…)');
+    return this.resolve(principal.accessor);
   }
 
-  async selfRenew(key: string, increment: string | number | undefined, ctx: RequestContext = {}) {
-    const { principal, record } = await this.selfRecord(key);
+  async selfRenew(principal: Principal, increment: string | number | undefined, ctx: RequestContext = {}) {
+    const record = await this.selfRecord(principal);
     return this.withAudit(principal, 'key.self-renew', record, ctx, () => this.renewUnchecked(record, increment));
   }
 
-  async selfRotate(key: string, grace: string | number | undefined, ctx: RequestContext = {}) {
-    const { principal, record } = await this.selfRecord(key);
+  async selfRotate(principal: Principal, grace: string | number | undefined, ctx: RequestContext = {}) {
+    const record = await this.selfRecord(principal);
     const out = await this.withAudit(principal, 'key.self-rotate', record, ctx, () => this.rotateUnchecked(record, grace));
     return out;
   }
 
   // --- wrapping -----------------------------------------------------------------------
 
-  /** Exchange a response-wrapping token from a wrapped mint for the key (single use). */
+  /**
+   * Exchange a response-wrapping token from a wrapped mint for the key (single use). Unauthenticated: the
+   * unwrap goes through the untrusted-lookup gate (negative cache and budget), and the unwrapped token must be
+   * a latchkey key by Vault's own lookup (created through a latchkey role), not by what the wrapped data says.
+   */
   async unwrap(wrapToken: string): Promise<{ key: string; record: KeyRecord | null }> {
     if (!wrapToken || wrapToken.length > 512) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token is not valid');
-    let res: VaultResponse;
-    try {
-      res = await this.vault.unwrap<VaultResponse>(wrapToken);
-    } catch (err) {
-      if (err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_BAD_REQUEST || err.code === ErrorCode.VAULT_PERMISSION_DENIED)) {
-        throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token is not valid (unknown, expired or already used)');
-      }
-      throw err;
-    }
+    const res = await this.authz.untrustedLookup(wrapToken, () => this.vault.unwrap<VaultResponse>(wrapToken), (err) =>
+      err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_BAD_REQUEST || err.code === ErrorCode.VAULT_PERMISSION_DENIED)
+        ? new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token is not valid (unknown, expired or already used)')
+        : null,
+    );
     const delivered = (res.data as { key?: unknown } | null)?.key;
-    if (!res.auth && typeof delivered === 'string') return this.unwrapDelivered(delivered);
-    if (!res.auth?.metadata?.latchkey_app) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
-    return { key: encodeKey(res.auth.client_token, this.config.keyPrefix), record: await this.index.get(res.auth.accessor) };
+    let key: string;
+    if (res.auth?.client_token) key = encodeKey(res.auth.client_token, this.config.keyPrefix);
+    else if (typeof delivered === 'string') key = delivered;
+    else throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
+    return { key, record: await this.wrappedKeyRecord(key) };
   }
 
   /**
-   * A key wrapped by the worker for a webhook delivery (`sys/wrapping/wrap` of `{ key, … }`). Anyone can wrap
-   * anything, so the key id comes from Vault's own lookup of the key, never from the wrapped data.
+   * The record of an unwrapped key. Anyone can wrap anything (`sys/wrapping/wrap`), so the key id and the
+   * verdict come from Vault's own lookup of the key, never from the wrapped data.
    */
-  private async unwrapDelivered(key: string): Promise<{ key: string; record: KeyRecord | null }> {
+  private async wrappedKeyRecord(key: string): Promise<KeyRecord | null> {
     const decoded = decodeKey(key, this.config.keyPrefix);
     if (!decoded.ok) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
     let lookup: TokenLookup;
@@ -582,8 +594,8 @@ export class KeysService {
       }
       throw err;
     }
-    if (!lookup.meta?.latchkey_app) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
-    return { key, record: await this.index.get(lookup.accessor) };
+    if (!keyIdentity(lookup, this.config.vault.rolePrefix)) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'wrapping token does not hold a latchkey key');
+    return this.index.get(lookup.accessor);
   }
 
   // --- index rebuild ------------------------------------------------------------------
@@ -599,7 +611,7 @@ export class KeysService {
       } catch {
         continue; // expired between list and lookup
       }
-      const fromVault = recordFromLookup(lookup);
+      const fromVault = recordFromLookup(lookup, this.config.vault.rolePrefix);
       if (!fromVault) continue;
       const existing = await this.index.get(a);
       await this.index.put(existing ? { ...existing, ...fromVault, state: existing.state === 'rotating' ? 'rotating' : 'active', previousKeyId: existing.previousKeyId, successorKeyId: existing.successorKeyId, revokeAt: existing.revokeAt } : fromVault);
@@ -644,17 +656,21 @@ function toLive(l: TokenLookup): LiveKeyState {
   };
 }
 
-/** A key record from Vault's view of a token (index rebuild), or null if it is not a latchkey key. */
-export function recordFromLookup(l: TokenLookup): KeyRecord | null {
+/**
+ * A key record from Vault's view of a token (index rebuild, reconciliation, resolve), or null if it is not a
+ * latchkey key: created through a latchkey role of the profile its metadata names (metadata alone proves nothing).
+ */
+export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord | null {
+  const identity = keyIdentity(l, rolePrefix);
+  if (!identity) return null;
   const meta = l.meta ?? {};
-  if (!meta.latchkey_app || !meta.latchkey_profile) return null;
   const own = Object.fromEntries(Object.entries(meta).filter(([k]) => !k.startsWith('latchkey_')));
   return {
     keyId: l.accessor,
-    appId: meta.latchkey_app,
-    name: meta.latchkey_name ?? '',
-    profile: meta.latchkey_profile,
-    role: l.role ?? '',
+    appId: identity.appId,
+    name: identity.name,
+    profile: identity.profile,
+    role: identity.role,
     policies: (l.policies ?? []).filter((p) => p !== 'default').sort(),
     cidrs: l.bound_cidrs ?? [],
     meta: own,

@@ -13,14 +13,18 @@ export class ProfileAdminService {
     private readonly audit: AdminAuditRecorder,
   ) {}
 
-  async put(principal: Principal, name: string, input: ProfileInput, requestId?: string): Promise<{ profile: Profile; created: boolean }> {
+  async put(principal: Principal, name: string, input: ProfileInput, requestId?: string): Promise<{ profile: Profile; created: boolean; warnings: string[] }> {
     this.profiles.validateName(name);
     const exists = (await this.profiles.get(name, true)) !== null;
     await this.authz.require(principal, AuthzPath.profile(name), exists ? 'update' : 'create');
     try {
+      // No grant without possession: whoever writes a profile decides the policies of every key minted from it.
+      const built = this.profiles.build(name, input);
+      await this.authz.requireGrantable(principal, built.allowedPolicies);
+      const warnings = await this.profiles.missingPolicyWarnings(built.allowedPolicies);
       const out = await this.profiles.put(name, input);
       await this.audit.record({ action: out.created ? 'profile.create' : 'profile.update', outcome: 'success', actor: principal.accessor, actorName: principal.displayName, profile: name, requestId });
-      return out;
+      return { ...out, warnings };
     } catch (err) {
       await this.audit.record({ action: 'profile.put', outcome: 'failure', actor: principal.accessor, profile: name, detail: (err as Error).message, requestId });
       throw err;

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { DERIVED_SUFFIX_RE, isProfileName, PROFILE_NAME_RE, profileOfRole } from '@latchkey/authz';
 import { TokenRoleWrite, VaultClient } from '@latchkey/vault';
 import { cidrSetHash, normaliseCidrs } from './cidr';
 
@@ -34,9 +35,8 @@ export interface ProfileInput {
   rotation?: { every: string | number; grace?: string | number } | null;
 }
 
-/** Profile names may not look like derived CIDR roles (`<profile>-c<10 hex>`). */
-export const PROFILE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,47}$/;
-const DERIVED_SUFFIX_RE = /-c[0-9a-f]{10}$/;
+/** Profile names may not look like derived CIDR roles (`<profile>-c<10 hex>`): see profileOfRole. */
+export { PROFILE_NAME_RE };
 /** Vault policy names: lowercase letters, digits, and - _ . ; "root" can never be granted through latchkey. */
 export const POLICY_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 
@@ -62,6 +62,10 @@ export class ProfilesService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  get rolePrefix(): string {
+    return this.config.vault.rolePrefix;
+  }
+
   roleName(profile: string): string {
     return `${this.config.vault.rolePrefix}${profile}`;
   }
@@ -71,7 +75,7 @@ export class ProfilesService {
   }
 
   validateName(name: string): void {
-    if (!PROFILE_NAME_RE.test(name) || DERIVED_SUFFIX_RE.test(name)) {
+    if (!isProfileName(name)) {
       throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'profile name must be 1-48 of a-z 0-9 _ -, starting with a letter or digit, and not end in -c<10 hex>');
     }
   }
@@ -137,6 +141,9 @@ export class ProfilesService {
       token_period: p.periodSeconds ?? 0,
       token_num_uses: p.numUses,
       token_bound_cidrs: cidrs,
+      // A key is an API key first: it is a Vault client with the default policy (lookup-self, cubbyhole,
+      // wrapping, …) only when its profile lists `default` explicitly.
+      token_no_default_policy: true,
     };
   }
 
@@ -153,6 +160,16 @@ export class ProfilesService {
     }
     this.cache.delete(name);
     return { profile, created: !existed };
+  }
+
+  /**
+   * Vault's words for policies it does not have, as it says them when a token is created with one ("Policy
+   * \"x\" does not exist"): a profile may name them (a key's policies are also its permissions on verify), but
+   * the caller should know such a key gets no Vault rights from them.
+   */
+  async missingPolicyWarnings(policies: string[]): Promise<string[]> {
+    const known = new Set(await this.vault.listPolicies());
+    return policies.filter((p) => !known.has(p)).map((p) => `Policy "${p}" does not exist`);
   }
 
   /** Read from Vault (cached for a few seconds: mint reads the profile every time). */
@@ -225,13 +242,18 @@ export class ProfilesService {
       existing &&
       JSON.stringify([...existing.allowed_policies].sort()) === JSON.stringify(wanted.allowed_policies) &&
       existing.token_explicit_max_ttl === wanted.token_explicit_max_ttl &&
+      existing.token_no_default_policy === wanted.token_no_default_policy &&
       JSON.stringify([...(existing.token_bound_cidrs ?? [])].sort()) === JSON.stringify(cidrs);
     if (!same) await this.vault.writeRole(name, wanted);
     return name;
   }
 
+  /** This profile's derived CIDR roles: exactly those whose one reading (profileOfRole) names it, never a longer profile's. */
   private async derivedRoles(profile: string): Promise<string[]> {
-    const base = `${this.roleName(profile)}-c`;
-    return (await this.vault.listRoles()).filter((r) => r.startsWith(base) && DERIVED_SUFFIX_RE.test(r));
+    const prefix = this.config.vault.rolePrefix;
+    return (await this.vault.listRoles()).filter((r) => {
+      const owner = profileOfRole(r, prefix);
+      return owner?.derived === true && owner.profile === profile;
+    });
   }
 }

@@ -187,6 +187,12 @@ export class VaultClient {
     }
   }
 
+  /** Names of the ACL policies Vault has (LIST sys/policies/acl). */
+  async listPolicies(): Promise<string[]> {
+    const res = await this.call<VaultResponse<{ keys: string[] }>>({ method: 'LIST', path: 'sys/policies/acl', operation: 'policy list' });
+    return res.data?.keys ?? [];
+  }
+
   // --- authorization ------------------------------------------------------------
 
   /** Capabilities of a caller's token on each path (`sys/capabilities-self`, allowed by Vault's default policy). */
@@ -197,13 +203,23 @@ export class VaultClient {
       body: { paths },
       operation: 'capabilities-self',
     });
-    const data = (res.data ?? res) as Record<string, unknown>;
-    const out: Record<string, string[]> = {};
-    for (const p of paths) {
-      const caps = data[p] ?? (paths.length === 1 ? data.capabilities : undefined);
-      out[p] = Array.isArray(caps) ? (caps as string[]) : [];
-    }
-    return out;
+    return capabilitiesOf(res, paths);
+  }
+
+  /**
+   * Capabilities of the token behind an accessor on each path (`sys/capabilities-accessor`, asked with
+   * latchkey's own token). Unlike capabilities-self it does not need the caller's token to carry Vault's
+   * `default` policy, which keys do not (profiles set token_no_default_policy). 400 "invalid accessor" when
+   * the token is gone.
+   */
+  async capabilitiesAccessor(accessor: string, paths: string[]): Promise<Record<string, string[]>> {
+    const res = await this.call<Record<string, unknown> & VaultResponse<Record<string, string[]>>>({
+      method: 'POST',
+      path: 'sys/capabilities-accessor',
+      body: { accessor, paths },
+      operation: 'capabilities-accessor',
+    });
+    return capabilitiesOf(res, paths);
   }
 
   // --- KV v2 ------------------------------------------------------------------
@@ -307,4 +323,15 @@ export class VaultClient {
     const res = await this.call<VaultResponse<{ certificate?: string }>>({ method: 'GET', path: `${mount}/cert/crl`, operation: 'pki crl' });
     return res.data?.certificate ?? '';
   }
+}
+
+/** Vault answers capabilities per path, and for a single path also as `capabilities`. */
+function capabilitiesOf(res: Record<string, unknown> & VaultResponse<Record<string, string[]>>, paths: string[]): Record<string, string[]> {
+  const data = (res.data ?? res) as Record<string, unknown>;
+  const out: Record<string, string[]> = {};
+  for (const p of paths) {
+    const caps = data[p] ?? (paths.length === 1 ? data.capabilities : undefined);
+    out[p] = Array.isArray(caps) ? (caps as string[]) : [];
+  }
+  return out;
 }

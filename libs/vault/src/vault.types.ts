@@ -45,6 +45,8 @@ export interface TokenLookup {
   /** Blank for lookup-accessor. */
   id: string;
   policies: string[];
+  /** Policies from the token's identity entity and groups (Vault adds them at request time). */
+  identity_policies?: string[];
   meta: Record<string, string> | null;
   display_name: string;
   num_uses: number;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Counter, Histogram, register } from 'prom-client';
 import { UsageCounter } from '@latchkey/audit';
+import { keyIdentity } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { decodeKey } from '@latchkey/keys';
@@ -206,8 +207,10 @@ export class VerifyService implements OnModuleDestroy {
     }
     verifyLookups.labels('found').inc();
     const meta = l.meta ?? {};
-    // Only tokens latchkey minted are keys: a Vault token wrapped in the key format is not.
-    if (!meta.latchkey_app || l.type !== 'service') {
+    // Only tokens minted through a latchkey role are keys: a Vault token wrapped in the key format is not,
+    // whatever metadata it carries.
+    const identity = keyIdentity(l, this.config.vault.rolePrefix);
+    if (!identity) {
       this.cache.setUnknown(hash);
       return null;
     }
@@ -219,12 +222,12 @@ export class VerifyService implements OnModuleDestroy {
     const entry: CachedKey = {
       kind: 'key',
       keyId: l.accessor,
-      appId: this.strings.intern(meta.latchkey_app, meta.latchkey_app),
-      name: meta.latchkey_name ?? '',
+      appId: this.strings.intern(identity.appId, identity.appId),
+      name: identity.name,
       policies: this.lists.intern(policies.join('\n'), policies),
       meta: this.metas.intern(JSON.stringify(own), own),
       bound: cidrs.length > 0,
-      certSerial: meta.latchkey_cert ?? null,
+      certSerial: identity.certSerial,
       cidrs: this.cidrSets.intern(cidrs.join(','), parseCidrs(cidrs)),
       expiresAt: l.expire_time ? new Date(expiresAtMs).toISOString() : null,
       expiresAtMs,

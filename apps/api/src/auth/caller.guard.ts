@@ -3,43 +3,95 @@ import type { FastifyRequest } from 'fastify';
 import { AuthzService, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { decodeKey } from '@latchkey/keys';
+import { decodeKey, ipInCidrs, normaliseCidr } from '@latchkey/keys';
+import { ClientIdentity, ClientIdentityResolver } from './client-identity';
 
 type WithPrincipal = FastifyRequest & { principal?: Principal };
+const BEARER_RE = /^Bearer\s+(\S+)$/i;
+
+/**
+ * Bindings everywhere: a token bound to CIDRs, or a key bound to a client certificate, is held to them on
+ * every route where it authenticates, exactly as verify holds it. Vault's own CIDR check would only ever see
+ * latchkey's address, so it proves nothing here.
+ */
+export async function requireBindings(principal: Principal, client: ClientIdentity): Promise<void> {
+  if (principal.boundCidrs.length) {
+    const cidrs = principal.boundCidrs.map((c) => normaliseCidr(c)).filter((c): c is string => c !== null);
+    if (!client.ip || !ipInCidrs(client.ip, cidrs)) {
+      throw new LatchkeyError(ErrorCode.FORBIDDEN_IP, 'This credential may not be used from your address');
+    }
+  }
+  const bound = principal.key?.certSerial;
+  if (bound) {
+    const presented = await client.presentedCertSerial();
+    if (presented === null) throw new LatchkeyError(ErrorCode.CERT_REQUIRED, 'This key is bound to a client certificate; present it');
+    if (presented !== bound) throw new LatchkeyError(ErrorCode.CERT_MISMATCH, 'This key is bound to another client certificate');
+  }
+}
 
 /**
  * Admin endpoints: the caller presents a Vault token (`X-Vault-Token`) or a
  * latchkey management key (`Authorization: Bearer lk_…`), which is itself a
- * Vault token. Either way the token is resolved once (cached) to a principal;
- * what it may do is decided per operation by Vault policies.
+ * Vault token. Either way the token is resolved once (cached, budgeted) to a
+ * principal and held to its bindings; what it may do is decided per operation
+ * by Vault policies.
  */
 @Injectable()
 export class CallerGuard implements CanActivate {
   constructor(
     private readonly authz: AuthzService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly identity: ClientIdentityResolver,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const req = ctx.switchToHttp().getRequest<WithPrincipal>();
     const vaultToken = req.headers['x-vault-token'];
-    const auth = req.headers.authorization;
     if (typeof vaultToken === 'string' && vaultToken.length > 0 && vaultToken.length <= 1024) {
       req.principal = await this.authz.authenticate(vaultToken, false);
-      return true;
+    } else if (typeof req.headers.authorization === 'string') {
+      req.principal = await authenticateKey(this.authz, this.config, req.headers.authorization);
+    } else {
+      throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Present a Vault token (X-Vault-Token) or a management key (Authorization: Bearer)');
     }
-    if (typeof auth === 'string') {
-      const m = /^Bearer\s+(\S+)$/i.exec(auth);
-      const decoded = m ? decodeKey(m[1], this.config.keyPrefix) : null;
-      if (!decoded?.ok) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Authorization must be "Bearer <latchkey key>"');
-      req.principal = await this.authz.authenticate(decoded.token, true);
-      return true;
-    }
-    throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Present a Vault token (X-Vault-Token) or a management key (Authorization: Bearer)');
+    await requireBindings(req.principal, this.identity.of(req));
+    return true;
   }
 }
 
-/** The authenticated caller of an admin endpoint. */
+/**
+ * Self-service endpoints: the holder authenticates with the key itself
+ * (`Authorization: Bearer lk_…`), held to the key's bindings like everywhere else.
+ */
+@Injectable()
+export class KeyHolderGuard implements CanActivate {
+  constructor(
+    private readonly authz: AuthzService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly identity: ClientIdentityResolver,
+  ) {}
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const req = ctx.switchToHttp().getRequest<WithPrincipal>();
+    const auth = req.headers.authorization;
+    if (typeof auth !== 'string') throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Authorization: Bearer <your key> is required');
+    req.principal = await authenticateKey(this.authz, this.config, auth);
+    await requireBindings(req.principal, this.identity.of(req));
+    return true;
+  }
+}
+
+/** A Bearer credential must be a latchkey key: a token minted through a latchkey role, whatever its metadata says. */
+async function authenticateKey(authz: AuthzService, config: AppConfig, header: string): Promise<Principal> {
+  const m = BEARER_RE.exec(header);
+  const decoded = m ? decodeKey(m[1], config.keyPrefix) : null;
+  if (!decoded?.ok) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Authorization must be "Bearer <latchkey key>"');
+  const principal = await authz.authenticate(decoded.token, true);
+  if (!principal.key) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'The credential is not a latchkey key');
+  return principal;
+}
+
+/** The authenticated caller of an admin or self-service endpoint. */
 export const Caller = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => {
   const p = ctx.switchToHttp().getRequest<WithPrincipal>().principal;
   if (!p) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'not authenticated');
@@ -48,11 +100,3 @@ export const Caller = createParamDecorator((_: unknown, ctx: ExecutionContext): 
 
 /** The request id, for audit records. */
 export const RequestId = createParamDecorator((_: unknown, ctx: ExecutionContext): string => String(ctx.switchToHttp().getRequest<FastifyRequest>().id));
-
-/** The raw bearer value for self-service endpoints (the key itself). */
-export const BearerKey = createParamDecorator((_: unknown, ctx: ExecutionContext): string => {
-  const auth = ctx.switchToHttp().getRequest<FastifyRequest>().headers.authorization;
-  const m = typeof auth === 'string' ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
-  if (!m) throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Authorization: Bearer <your key> is required');
-  return m[1];
-});

@@ -93,6 +93,8 @@ export class ProfileDto {
 export class ProfileResponse {
   @ApiProperty({ example: 'default' }) name!: string;
   @ApiProperty({ example: 'latchkey-default', description: 'the Vault token role' }) role!: string;
+  @ApiPropertyOptional({ example: ['Policy "orders-read" does not exist'], description: "Vault's warnings (policies Vault does not have: keys get no Vault rights from them); on create or replace only" })
+  warnings?: string[];
   @ApiProperty({ example: ['orders-read'] }) allowedPolicies!: string[];
   @ApiProperty({ example: '720h' }) ttl!: string;
   @ApiProperty({ example: '2160h' }) maxTtl!: string;
@@ -216,6 +218,8 @@ export class ListKeysQuery {
 export class KeyResponse {
   @ApiPropertyOptional({ description: 'the key: shown once, at mint or rotate; absent when wrapped or replayed', example: 'lk_1…_…' }) key?: string;
   @ApiProperty({ description: 'the Vault token accessor (safe to log)', example: 'UyPy8oZXtPSO8jCrSQPwiOAU' }) keyId!: string;
+  @ApiPropertyOptional({ example: ['Policy "orders-read" does not exist'], description: "Vault's warnings for the mint, e.g. policies Vault does not have (the key gets no Vault rights from them)" })
+  warnings?: string[];
   @ApiProperty({ example: 'orders' }) appId!: string;
   @ApiProperty({ example: 'orders-prod' }) name!: string;
   @ApiProperty({ example: 'default' }) profile!: string;

@@ -5,7 +5,7 @@ import type { Principal } from '@latchkey/authz';
 import { CertIndex, certState, normalizeSerial } from '@latchkey/certs';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { KeysService } from '@latchkey/keys';
-import { BearerKey, Caller, CallerGuard, RequestId } from '../auth/caller.guard';
+import { Caller, CallerGuard, KeyHolderGuard, RequestId } from '../auth/caller.guard';
 import { ApiErrors } from '../http/api-errors';
 import { KeyDetailResponse, KeyListResponse, KeyResponse, ListKeysQuery, MintKeyDto, RenewKeyDto, RotateKeyDto, RevokeAllResponse, UnwrapDto, UnwrapResponse } from './dto';
 import { presentKey, presentMint } from './presenters';
@@ -14,6 +14,7 @@ import { presentKey, presentMint } from './presenters';
 @ApiTags('keys: self-service')
 @ApiBearerAuth('managementKey')
 @ApiErrors(401, 403, 404)
+@UseGuards(KeyHolderGuard)
 @Controller('v1/keys/self')
 export class SelfKeysController {
   constructor(private readonly keys: KeysService) {}
@@ -24,8 +25,8 @@ export class SelfKeysController {
   @ApiBody({ type: RenewKeyDto, required: false })
   @ApiResponse({ status: 200, type: KeyDetailResponse })
   @ApiErrors(409)
-  async renew(@BearerKey() key: string, @Body() body: RenewKeyDto, @RequestId() requestId: string): Promise<KeyDetailResponse> {
-    const { record, live } = await this.keys.selfRenew(key, body.increment, { requestId });
+  async renew(@Caller() holder: Principal, @Body() body: RenewKeyDto, @RequestId() requestId: string): Promise<KeyDetailResponse> {
+    const { record, live } = await this.keys.selfRenew(holder, body.increment, { requestId });
     return { ...presentKey(record), live };
   }
 
@@ -34,8 +35,8 @@ export class SelfKeysController {
   @ApiBody({ type: RotateKeyDto, required: false })
   @ApiResponse({ status: 201, type: KeyResponse })
   @ApiErrors(409)
-  async rotate(@BearerKey() key: string, @Body() body: RotateKeyDto, @RequestId() requestId: string): Promise<KeyResponse> {
-    const out = await this.keys.selfRotate(key, body.grace, { requestId });
+  async rotate(@Caller() holder: Principal, @Body() body: RotateKeyDto, @RequestId() requestId: string): Promise<KeyResponse> {
+    const out = await this.keys.selfRotate(holder, body.grace, { requestId });
     return { ...presentMint(out), previousKeyId: out.previousKeyId };
   }
 }

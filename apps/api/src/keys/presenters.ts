@@ -28,9 +28,9 @@ export function presentKey(r: KeyRecord, extra: Partial<KeyResponse> = {}): KeyR
 
 export function presentMint(m: MintResult): KeyResponse {
   if (m.wrapToken) {
-    return presentKey(m.record, { wrapToken: m.wrapToken, wrapTtl: dur(m.wrapTtlSeconds ?? 0) });
+    return presentKey(m.record, { wrapToken: m.wrapToken, wrapTtl: dur(m.wrapTtlSeconds ?? 0), ...(m.warnings ? { warnings: m.warnings } : {}) });
   }
-  return presentKey(m.record, { key: m.key, ...(m.replayed ? { replayed: true } : {}) });
+  return presentKey(m.record, { key: m.key, ...(m.replayed ? { replayed: true } : {}), ...(m.warnings ? { warnings: m.warnings } : {}) });
 }
 
 

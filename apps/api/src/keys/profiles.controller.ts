@@ -39,9 +39,9 @@ export class ProfilesController {
     @RequestId() requestId: string,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ProfileResponse> {
-    const { profile, created } = await this.profiles.put(caller, name, body, requestId);
+    const { profile, created, warnings } = await this.profiles.put(caller, name, body, requestId);
     void reply.status(created ? 201 : 200);
-    return presentProfile(profile);
+    return { ...presentProfile(profile), ...(warnings.length ? { warnings } : {}) };
   }
 
   @Get(':name')
