@@ -106,7 +106,7 @@ describe('secret-leak scan', () => {
     const { token: op } = await operatorToken();
     addSecret('operator Vault token', op);
     const appId = uniqueId('leak');
-    const profile = await createProfile(api.url, op, { cidrs: [] });
+    const profile = await createProfile(api.url, op, { cidrs: [], selfService: { renew: true, rotate: true } });
     const rotProfile = await createProfile(api.url, op, { rotation: { every: '3s', grace: '2s' } });
     await req('GET', `/v1/profiles/${profile}`, { token: op });
     await req('GET', '/v1/profiles', { token: op });
