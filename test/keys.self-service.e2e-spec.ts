@@ -122,6 +122,19 @@ describe('key self-service: opt-in per profile, delivery of self-rotated success
     }
   });
 
+  it('documents the setting and the refusal in the OpenAPI document', async () => {
+    const doc = (await call(api.url, 'GET', '/openapi.json')).body;
+    const schemas = doc.components.schemas;
+    expect(schemas.ProfileDto.properties.selfService).toMatchObject({ nullable: true });
+    expect(Object.keys(schemas.SelfServiceDto.properties).sort()).toEqual(['renew', 'rotate']);
+    expect(schemas.ProfileResponse.required).toContain('selfService');
+    for (const action of ['renew', 'rotate']) {
+      const op = doc.paths[`/v1/keys/self/${action}`].post;
+      expect(op.description).toContain('SELF_SERVICE_DISABLED');
+      expect(Object.keys(op.responses)).toContain('403');
+    }
+  });
+
   it("delivers a self-rotated successor to the owner's KV path and webhook like a scheduled one, with ids only in the job", async () => {
     const worker: SpawnedProcess = spawnApp('worker', { LOG_LEVEL: 'info', ...ENV });
     const receiver = await webhookReceiver([503]); // first attempt fails: the retry must deliver the same key
