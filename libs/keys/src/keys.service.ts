@@ -557,8 +557,8 @@ export class KeysService {
 
   /**
    * The successor goes to the caller (the holder) and, like a scheduled rotation's, to the owner's KV delivery
-   * path (before the rotation completes: if that write fails, nothing changed) and webhook: a leaked key
-   * cannot rotate itself into a successor that only the thief holds.
+   * path (before the rotation completes: if that write fails, the successor is revoked and the old key stays
+   * as it was) and webhook: a leaked key cannot rotate itself into a successor that only the thief holds.
    */
   async selfRotate(key: string, grace: string | number | undefined, ctx: RequestContext = {}) {
     const { principal, record } = await this.selfRecord(key);
