@@ -307,7 +307,7 @@ describe('worker jobs: rotation, delivery, reconciliation, expiry, queue view', 
       }
     } while (cursor !== '0');
     expect(payloads.length).toBeGreaterThan(3);
-    const allowed = new Set(['keyId', 'appId', 'generation', 'successorKeyId', 'reason', 'previousKeyId', 'kvPath', 'event']);
+    const allowed = new Set(['keyId', 'appId', 'generation', 'successorKeyId', 'reason', 'previousKeyId', 'kvPath', 'event', 'trigger']);
     for (const p of payloads) for (const field of Object.keys(JSON.parse(p))) expect(allowed.has(field) ? field : `unexpected field ${field}`).toBe(field);
   });
 });

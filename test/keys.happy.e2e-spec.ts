@@ -205,7 +205,7 @@ describe('key lifecycle: happy paths', () => {
   });
 
   it('lets a key holder renew and rotate their own key', async () => {
-    const profile = await createProfile(api.url, op);
+    const profile = await createProfile(api.url, op, { selfService: { renew: true, rotate: true } });
     const k = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'self', ttl: '10m' });
     const renewed = await call(api.url, 'POST', '/v1/keys/self/renew', { bearer: k.key, body: { increment: '20m' } });
     expect(renewed.status).toBe(200);

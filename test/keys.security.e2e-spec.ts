@@ -41,7 +41,8 @@ describe('key endpoints: security', () => {
     url = api.url;
     redis = new Redis(process.env.REDIS_URL!, { lazyConnect: false, maxRetriesPerRequest: 2 });
     operator = (await operatorToken()).token;
-    profile = await createProfile(url, operator);
+    // Self-service is opt-in per profile; these tests exercise it.
+    profile = await createProfile(url, operator, { selfService: { renew: true, rotate: true } });
   });
   afterAll(async () => {
     await redis?.quit();

@@ -106,7 +106,7 @@ describe('secret-leak scan', () => {
     const { token: op } = await operatorToken();
     addSecret('operator Vault token', op);
     const appId = uniqueId('leak');
-    const profile = await createProfile(api.url, op, { cidrs: [] });
+    const profile = await createProfile(api.url, op, { cidrs: [], selfService: { renew: true, rotate: true } });
     const rotProfile = await createProfile(api.url, op, { rotation: { every: '3s', grace: '2s' } });
     await req('GET', `/v1/profiles/${profile}`, { token: op });
     await req('GET', '/v1/profiles', { token: op });
@@ -199,9 +199,13 @@ describe('secret-leak scan', () => {
     await rawReq('POST', '/v1/keys/self/renew', { 'content-type': 'text/plain', authorization: `Bearer ${k}` }, k);
 
     // Revoke-all (kill switch), then let the worker rotate, deliver and ingest the audit log.
-    const delivered = await waitFor('webhook delivery', async () => hooks.find((h) => h.includes('wrapToken')), 40_000);
+    // Two deliveries to the app's webhook: the self-rotated successor and the scheduled one.
+    const deliveryOf = (name: string) => hooks.find((h) => h.includes('wrapToken') && (JSON.parse(h) as { name: string }).name === name);
+    const delivered = await waitFor('webhook delivery', async () => deliveryOf('rot'), 40_000);
     const hookBody = JSON.parse(delivered) as { wrapToken: string; name: string };
     addSecret('webhook wrap token', hookBody.wrapToken);
+    const selfDelivered = await waitFor('webhook delivery of the self-rotation', async () => deliveryOf('idem'), 20_000);
+    addSecret('self-rotation webhook wrap token', (JSON.parse(selfDelivered) as { wrapToken: string }).wrapToken);
     const kv = await rootVault().kvRead<{ key: string }>('latchkey-kv', `delivery/${appId}/rot`);
     addSecret('scheduled-rotation successor', kv?.key);
     await req('POST', `/v1/apps/${appId}/keys/revoke-all`, { token: op });

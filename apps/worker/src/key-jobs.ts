@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { DeliveryService } from '@latchkey/delivery';
+import { DeliveryService, SuccessorDelivery } from '@latchkey/delivery';
 import { JOB, JOB_QUEUE, JobPayloads, JobsProducer, jobId } from '@latchkey/jobs';
 import { KeyIndex, KeyMaintenance, KeysService, ScheduledRotationOutcome } from '@latchkey/keys';
 import { REDIS, withLease } from '@latchkey/redis';
@@ -23,6 +23,7 @@ export class KeyJobs {
     private readonly maintenance: KeyMaintenance,
     private readonly index: KeyIndex,
     private readonly delivery: DeliveryService,
+    private readonly successors: SuccessorDelivery,
     private readonly jobs: JobsProducer,
     private readonly audit: AdminAuditRecorder,
     @Inject(REDIS) private readonly redis: Redis,
@@ -58,16 +59,7 @@ export class KeyJobs {
     const pause = this.config.jobs.rotationPause;
     const out = await this.keys.rotateScheduled(data.keyId, data.generation, {
       deliver: async ({ key, record }, old) => {
-        await this.delivery.writeSecret({
-          key,
-          keyId: record.keyId,
-          previousKeyId: old.keyId,
-          appId: record.appId,
-          name: record.name,
-          profile: record.profile,
-          expiresAt: record.expiresAt,
-          deliveredAt: new Date().toISOString(),
-        });
+        await this.successors.toVault(key, record, old.keyId);
       },
       pause: pause
         ? async (step) => {
@@ -78,20 +70,9 @@ export class KeyJobs {
         : undefined,
     });
     if (out.outcome === 'rotated') {
+      // The successor carries the old key's name: its delivery path is the old key's.
       const old = await this.index.get(data.keyId);
-      if (old && (await this.delivery.getWebhook(data.appId))) {
-        const kvPath = this.delivery.kvPath(old.appId, old.name);
-        await this.jobs.add(
-          JOB.webhookDeliver,
-          { appId: data.appId, keyId: out.successorKeyId, previousKeyId: data.keyId, kvPath, event: 'key.rotated' },
-          {
-            jobId: jobId(JOB.webhookDeliver, out.successorKeyId),
-            attempts: this.config.delivery.webhookAttempts,
-            backoff: { type: 'exponential', delay: this.config.delivery.webhookBackoffMs },
-          },
-        );
-        if (!out.replayed) await this.delivery.setStatus(data.appId, { keyId: out.successorKeyId, state: 'pending', attempts: 0, at: new Date().toISOString() });
-      }
+      if (old) await this.successors.queueWebhook({ keyId: out.successorKeyId, appId: data.appId, name: old.name }, data.keyId, 'scheduled', { replayed: out.replayed });
       this.logger.log(`key ${data.keyId} rotated: successor ${out.successorKeyId}, old key revoked at ${out.revokeAt}`);
     } else {
       this.logger.log(`rotation of ${data.keyId} ${out.outcome}${'reason' in out ? `: ${out.reason}` : ''}`);

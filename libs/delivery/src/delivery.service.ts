@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { ErrorCode, LatchkeyError, redactText } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { RotationTrigger } from '@latchkey/jobs';
 import { REDIS } from '@latchkey/redis';
 import { VaultClient, VaultResponse } from '@latchkey/vault';
 import { SIGNATURE_HEADER, signWebhook } from './signing';
@@ -44,6 +45,8 @@ export interface WebhookEvent {
   previousKeyId: string;
   kvPath: string;
   event: 'key.rotated';
+  /** Absent in jobs queued before self-service delivery existed: those were all scheduled. */
+  trigger?: RotationTrigger;
 }
 
 const KV_SEGMENT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -161,6 +164,7 @@ export class DeliveryService {
     const body = JSON.stringify({
       id: randomUUID(),
       type: e.event,
+      trigger: e.trigger ?? 'scheduled',
       createdAt: new Date().toISOString(),
       appId: e.appId,
       keyId: e.keyId,

@@ -1,3 +1,4 @@
 export * from './signing';
 export * from './delivery.service';
+export * from './successor-delivery';
 export * from './delivery.module';

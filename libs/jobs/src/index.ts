@@ -2,3 +2,4 @@ export * from './jobs';
 export * from './jobs.producer';
 export * from './schedules';
 export * from './queue-view';
+export * from './jobs.module';

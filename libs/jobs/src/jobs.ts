@@ -37,6 +37,9 @@ export const JOB = {
 } as const;
 export type JobName = (typeof JOB)[keyof typeof JOB];
 
+/** Who rotated a delivered key: the profile's schedule, or the key's holder through self-service. */
+export type RotationTrigger = 'scheduled' | 'self';
+
 /** Scheduled scans take no input. */
 export type ScanPayload = Record<string, never>;
 
@@ -47,7 +50,7 @@ export interface JobPayloads {
   /** `generation`: rotations so far in the key's lineage; a job for a stale generation does nothing. */
   [JOB.keyRotate]: { keyId: string; appId: string; generation: number };
   /** Ids only: the worker re-reads the secret from Vault KV and wraps it for each attempt. */
-  [JOB.webhookDeliver]: { appId: string; keyId: string; previousKeyId: string; kvPath: string; event: 'key.rotated' };
+  [JOB.webhookDeliver]: { appId: string; keyId: string; previousKeyId: string; kvPath: string; event: 'key.rotated'; trigger?: RotationTrigger };
   [JOB.reconcile]: ScanPayload;
   [JOB.expirySweep]: ScanPayload;
   [JOB.certRenewScan]: ScanPayload;

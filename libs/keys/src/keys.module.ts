@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { AuthzModule } from '@latchkey/authz';
-import { JobsProducer } from '@latchkey/jobs';
+import { DeliveryModule } from '@latchkey/delivery';
+import { JobsModule } from '@latchkey/jobs';
 import { IdempotencyStore } from './idempotency';
 import { KeyIndex } from './key-index';
 import { KeyMaintenance } from './key-maintenance';
@@ -11,8 +12,8 @@ import { ProfilesService } from './profiles.service';
 
 /** Key lifecycle services (Vault, Redis and config come from their global modules). */
 @Module({
-  imports: [AuthzModule],
-  providers: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AdminAuditRecorder, JobsProducer],
-  exports: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, AuthzModule, AdminAuditRecorder, JobsProducer],
+  imports: [AuthzModule, JobsModule, DeliveryModule],
+  providers: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AdminAuditRecorder],
+  exports: [KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, AuthzModule, AdminAuditRecorder, JobsModule],
 })
 export class KeysModule {}

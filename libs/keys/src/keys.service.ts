@@ -3,6 +3,7 @@ import { AdminAuditRecorder } from '@latchkey/audit';
 import { AuthzPath, AuthzService, Capability, keyIdentity, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { SuccessorDelivery } from '@latchkey/delivery';
 import { JOB, JOB_QUEUE, JobsProducer, jobId } from '@latchkey/jobs';
 import { RevocationBus } from '@latchkey/revocation';
 import { TokenLookup, VaultClient, VaultResponse } from '@latchkey/vault';
@@ -10,7 +11,7 @@ import { cidrWithin, normaliseCidrs } from './cidr';
 import { decodeKey, encodeKey } from './format';
 import { IdempotencyStore } from './idempotency';
 import { KeyIndex, KeyPage, KeyRecord } from './key-index';
-import { Profile, ProfilesService } from './profiles.service';
+import { Profile, ProfilesService, SelfServiceSettings } from './profiles.service';
 
 export const APP_ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const KEY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -88,6 +89,7 @@ export class KeysService {
     private readonly bus: RevocationBus,
     private readonly jobs: JobsProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly successors: SuccessorDelivery,
   ) {}
 
   // --- mint -----------------------------------------------------------------------
@@ -342,7 +344,12 @@ export class KeysService {
     return this.withAudit(principal, 'key.rotate', record, ctx, () => this.rotateUnchecked(record, grace));
   }
 
-  private async rotateUnchecked(old: KeyRecord, grace: string | number | undefined): Promise<MintResult & { previousKeyId: string; revokeAt: string }> {
+  /** `deliver` hands the successor to someone besides the caller; if it fails, the rotation is undone. */
+  private async rotateUnchecked(
+    old: KeyRecord,
+    grace: string | number | undefined,
+    deliver?: (successor: MintResult) => Promise<void>,
+  ): Promise<MintResult & { previousKeyId: string; revokeAt: string }> {
     if (old.state === 'revoked' || old.state === 'expired') throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
     const live = await this.live(old.keyId);
     if (!live) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
@@ -360,17 +367,22 @@ export class KeysService {
     }
     const revokeAt = new Date(Date.now() + graceSeconds * 1000).toISOString();
     const job = jobId(JOB.revokeAfterGrace, old.keyId);
+    let minted: MintResult | undefined;
     try {
       // Schedule the revocation before minting: if scheduling fails nothing has changed yet.
       await this.jobs.add(JOB.revokeAfterGrace, { keyId: old.keyId, appId: old.appId, successorKeyId: '', reason: 'rotation' }, { jobId: job, delay: graceSeconds * 1000 });
-      const minted = await this.mintUnchecked(
+      minted = await this.mintUnchecked(
         { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: old.policies.length ? old.policies : ['default'], cidrs: old.cidrs },
         old,
       );
-      await this.index.update(old.keyId, (r) => ({ ...r, state: 'rotating', successorKeyId: minted.record.keyId, revokeAt }));
-      await this.index.completeRotation(old.keyId, minted.record.keyId, Math.max(live.ttlSeconds, 3600));
+      await deliver?.(minted);
+      const successorKeyId = minted.record.keyId;
+      await this.index.update(old.keyId, (r) => ({ ...r, state: 'rotating', successorKeyId, revokeAt }));
+      await this.index.completeRotation(old.keyId, successorKeyId, Math.max(live.ttlSeconds, 3600));
       return { ...minted, previousKeyId: old.keyId, revokeAt };
     } catch (err) {
+      // The caller gets an error, not the successor: nobody can rely on it, so it must not stay alive.
+      if (minted) await this.revokeUnchecked(minted.record, 'revoked: the rotation that minted it failed').catch(() => undefined);
       await this.jobs.queue(JOB_QUEUE[JOB.revokeAfterGrace]).remove(job).catch(() => undefined);
       await this.index.releaseRotation(old.keyId).catch(() => undefined);
       throw err;
@@ -547,13 +559,49 @@ export class KeysService {
 
   async selfRenew(principal: Principal, increment: string | number | undefined, ctx: RequestContext = {}) {
     const record = await this.selfRecord(principal);
-    return this.withAudit(principal, 'key.self-renew', record, ctx, () => this.renewUnchecked(record, increment));
+    return this.withAudit(principal, 'key.self-renew', record, ctx, async () => {
+      await this.requireSelfService(record, 'renew');
+      return this.renewUnchecked(record, increment);
+    });
   }
 
+  /**
+   * The successor goes to the caller (the holder) and, like a scheduled rotation's, to the owner's KV delivery
+   * path (before the rotation completes: if that write fails, the successor is revoked and the old key stays
+   * as it was) and webhook: a leaked key cannot rotate itself into a successor that only the thief holds.
+   */
   async selfRotate(principal: Principal, grace: string | number | undefined, ctx: RequestContext = {}) {
     const record = await this.selfRecord(principal);
-    const out = await this.withAudit(principal, 'key.self-rotate', record, ctx, () => this.rotateUnchecked(record, grace));
-    return out;
+    const fields = { appId: record.appId, keyId: record.keyId, profile: record.profile };
+    try {
+      await this.requireSelfService(record, 'rotate');
+      let kvPath = '';
+      const out = await this.rotateUnchecked(record, grace, async (successor) => {
+        kvPath = await this.successors.toVault(successor.key as string, successor.record, record.keyId);
+      });
+      // The key is in KV (the durable delivery) and the holder gets it in this response: a webhook that could
+      // not be queued is reported, not a reason to undo a finished rotation.
+      const webhook = await this.successors.queueWebhook(out.record, record.keyId, 'self').then(
+        (queued) => (queued ? 'webhook queued' : 'no webhook configured'),
+        (err: Error) => {
+          this.logger.warn(`self-rotation of key ${record.keyId}: webhook for successor ${out.record.keyId} not queued: ${err.message}`);
+          return `webhook not queued: ${err.message.slice(0, 200)}`;
+        },
+      );
+      await this.record(principal, 'key.self-rotate', 'success', { ...fields, detail: `self-rotated by the key holder; successor ${out.record.keyId} delivered to ${kvPath}; ${webhook}` }, ctx);
+      return out;
+    } catch (err) {
+      await this.record(principal, 'key.self-rotate', 'failure', { ...fields, detail: (err as Error).message }, ctx);
+      throw err;
+    }
+  }
+
+  /** Read fresh from Vault, not the few-seconds cache: an operator turning self-service off is obeyed at once by every api. */
+  private async requireSelfService(record: KeyRecord, action: keyof SelfServiceSettings): Promise<void> {
+    const profile = await this.profiles.get(record.profile, true);
+    if (!profile?.selfService[action]) {
+      throw new LatchkeyError(ErrorCode.SELF_SERVICE_DISABLED, `self-service ${action} is not enabled for keys of profile "${record.profile}"`);
+    }
   }
 
   // --- wrapping -----------------------------------------------------------------------

@@ -12,6 +12,20 @@ export interface RotationSettings {
   graceSeconds: number;
 }
 
+/**
+ * What the holder of a key may do with the key alone (`/v1/keys/self/*`). Off unless the profile opts in:
+ * a leaked key must not be able to renew itself past its owner's plans, or rotate into a successor.
+ */
+export interface SelfServiceSettings {
+  renew: boolean;
+  rotate: boolean;
+}
+
+/** Only a literal `true` opts in (settings in KV may have been written by hand). */
+function selfServiceOf(v: { renew?: unknown; rotate?: unknown } | null | undefined): SelfServiceSettings {
+  return { renew: v?.renew === true, rotate: v?.rotate === true };
+}
+
 /** A profile as latchkey sees it: the token role plus latchkey's own settings. */
 export interface Profile {
   name: string;
@@ -23,6 +37,7 @@ export interface Profile {
   numUses: number;
   cidrs: string[];
   rotation: RotationSettings | null;
+  selfService: SelfServiceSettings;
 }
 
 export interface ProfileInput {
@@ -33,6 +48,8 @@ export interface ProfileInput {
   numUses?: number;
   cidrs?: string[];
   rotation?: { every: string | number; grace?: string | number } | null;
+  /** Absent or null: both off. */
+  selfService?: { renew?: boolean; rotate?: boolean } | null;
 }
 
 /** Profile names may not look like derived CIDR roles (`<profile>-c<10 hex>`): see profileOfRole. */
@@ -44,6 +61,7 @@ interface StoredSettings {
   ttl: number;
   maxTtl: number;
   rotation: RotationSettings | null;
+  selfService?: SelfServiceSettings;
   updatedAt?: string;
 }
 
@@ -117,6 +135,10 @@ export class ProfilesService {
       }
     }
     if (input.numUses !== undefined && (!Number.isInteger(input.numUses) || input.numUses < 0)) problems.push('numUses must be a non-negative integer');
+    for (const action of ['renew', 'rotate'] as const) {
+      const v: unknown = input.selfService?.[action];
+      if (v !== undefined && typeof v !== 'boolean') problems.push(`selfService.${action} must be true or false`);
+    }
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
     return {
       name,
@@ -128,6 +150,7 @@ export class ProfilesService {
       numUses: input.numUses ?? 0,
       cidrs: cidrs.ok ? cidrs.cidrs : [],
       rotation,
+      selfService: selfServiceOf(input.selfService),
     };
   }
 
@@ -152,7 +175,7 @@ export class ProfilesService {
     const profile = this.build(name, input);
     const existed = (await this.vault.readRole(profile.role)) !== null;
     await this.vault.writeRole(profile.role, this.roleBody(profile, profile.cidrs));
-    const settings: StoredSettings = { ttl: profile.ttlSeconds, maxTtl: profile.maxTtlSeconds, rotation: profile.rotation, updatedAt: new Date().toISOString() };
+    const settings: StoredSettings = { ttl: profile.ttlSeconds, maxTtl: profile.maxTtlSeconds, rotation: profile.rotation, selfService: profile.selfService, updatedAt: new Date().toISOString() };
     await this.vault.kvWrite(this.config.vault.kvMount, `profiles/${name}`, settings as unknown as Record<string, unknown>);
     for (const derived of await this.derivedRoles(name)) {
       const role = await this.vault.readRole(derived);
@@ -195,6 +218,7 @@ export class ProfilesService {
         numUses: role.token_num_uses ?? 0,
         cidrs: role.token_bound_cidrs ?? [],
         rotation: settings?.rotation ?? null,
+        selfService: selfServiceOf(settings?.selfService),
       };
     }
     this.cache.set(name, { at: Date.now(), profile });

@@ -120,8 +120,8 @@ export async function bootstrapVault(vault: VaultClient, config: AppConfig, opts
       token_type: 'service',
       token_explicit_max_ttl: secondsOf(p.maxTtl),
     });
-    // Same shape ProfilesService writes: durations in seconds.
-    await vault.kvWrite(kvMount, `profiles/${p.name}`, { ttl: secondsOf(p.ttl), maxTtl: secondsOf(p.maxTtl), rotation: null });
+    // Same shape ProfilesService writes: durations in seconds. No self-service: an operator opts a profile in.
+    await vault.kvWrite(kvMount, `profiles/${p.name}`, { ttl: secondsOf(p.ttl), maxTtl: secondsOf(p.maxTtl), rotation: null, selfService: { renew: false, rotate: false } });
     log(`profile ${p.name} created (token role ${roleName})`);
   }
 

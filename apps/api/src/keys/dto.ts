@@ -3,6 +3,7 @@ import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   IsArray,
+  IsBoolean,
   IsInt,
   IsObject,
   IsOptional,
@@ -42,6 +43,28 @@ export class RotationDto {
   @Optional()
   @IsDuration()
   grace?: string | number;
+}
+
+export class SelfServiceDto {
+  @ApiPropertyOptional({ example: false, default: false, description: 'the holder may renew the key with the key alone (POST /v1/keys/self/renew)' })
+  @Optional()
+  @IsBoolean()
+  renew?: boolean;
+
+  @ApiPropertyOptional({
+    example: false,
+    default: false,
+    description: "the holder may rotate the key with the key alone (POST /v1/keys/self/rotate); the successor is also delivered to the owner's Vault KV path and webhook",
+  })
+  @Optional()
+  @IsBoolean()
+  rotate?: boolean;
+}
+
+/** Both always present in responses. */
+export class SelfServiceResponse {
+  @ApiProperty({ example: false }) renew!: boolean;
+  @ApiProperty({ example: false }) rotate!: boolean;
 }
 
 export class ProfileDto {
@@ -88,6 +111,17 @@ export class ProfileDto {
   @ValidateNested()
   @Type(() => RotationDto)
   rotation?: RotationDto | null;
+
+  @ApiPropertyOptional({
+    type: SelfServiceDto,
+    nullable: true,
+    description: 'what a key holder may do with the key alone; absent or null: nothing (self-service renew and rotate answer 403 SELF_SERVICE_DISABLED)',
+  })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @ValidateNested()
+  @Type(() => SelfServiceDto)
+  selfService?: SelfServiceDto | null;
 }
 
 export class ProfileResponse {
@@ -102,6 +136,7 @@ export class ProfileResponse {
   @ApiProperty({ example: 0 }) numUses!: number;
   @ApiProperty({ example: [] }) cidrs!: string[];
   @ApiProperty({ type: RotationDto, nullable: true }) rotation!: RotationDto | null;
+  @ApiProperty({ type: SelfServiceResponse, description: 'what a key holder may do with the key alone' }) selfService!: SelfServiceResponse;
 }
 
 export class ProfileListResponse {

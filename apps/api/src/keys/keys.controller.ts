@@ -21,7 +21,10 @@ export class SelfKeysController {
 
   @Post('renew')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Renew the key presented in Authorization: Bearer' })
+  @ApiOperation({
+    summary: 'Renew the key presented in Authorization: Bearer',
+    description: "Only if the key's profile opts in (selfService.renew); otherwise 403 SELF_SERVICE_DISABLED.",
+  })
   @ApiBody({ type: RenewKeyDto, required: false })
   @ApiResponse({ status: 200, type: KeyDetailResponse })
   @ApiErrors(409)
@@ -31,12 +34,17 @@ export class SelfKeysController {
   }
 
   @Post('rotate')
-  @ApiOperation({ summary: 'Rotate the key presented in Authorization: Bearer', description: 'Returns the successor once; the presented key keeps working for the grace period.' })
+  @ApiOperation({
+    summary: 'Rotate the key presented in Authorization: Bearer',
+    description:
+      "Only if the key's profile opts in (selfService.rotate); otherwise 403 SELF_SERVICE_DISABLED. Returns the successor once and, like a scheduled rotation, also delivers it to the owner's Vault KV path and the app's webhook (trigger \"self\"). The presented key keeps working for the grace period.",
+  })
   @ApiBody({ type: RotateKeyDto, required: false })
   @ApiResponse({ status: 201, type: KeyResponse })
   @ApiErrors(409)
-  async rotate(@Caller() holder: Principal, @Body() body: RotateKeyDto, @RequestId() requestId: string): Promise<KeyResponse> {
+  async rotate(@Caller() holder: Principal, @Body() body: RotateKeyDto, @RequestId() requestId: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<KeyResponse> {
     const out = await this.keys.selfRotate(holder, body.grace, { requestId });
+    void reply.header('Cache-Control', 'no-store');
     return { ...presentMint(out), previousKeyId: out.previousKeyId };
   }
 }

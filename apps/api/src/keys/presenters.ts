@@ -45,5 +45,6 @@ export function presentProfile(p: Profile): ProfileResponse {
     numUses: p.numUses,
     cidrs: p.cidrs,
     rotation: p.rotation ? { every: dur(p.rotation.everySeconds), grace: dur(p.rotation.graceSeconds) } : null,
+    selfService: { renew: p.selfService.renew, rotate: p.selfService.rotate },
   };
 }

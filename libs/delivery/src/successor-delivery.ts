@@ -1,0 +1,63 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { JOB, JobsProducer, RotationTrigger, jobId } from '@latchkey/jobs';
+import { DeliveryService } from './delivery.service';
+
+/** What delivery needs to know about a successor (libs/keys depends on this lib, never the reverse). */
+export interface SuccessorRef {
+  keyId: string;
+  appId: string;
+  name: string;
+  profile: string;
+  expiresAt: string | null;
+}
+
+/**
+ * How the successor of a rotation reaches the key's owner, whoever rotated it (the schedule in the
+ * worker, or the holder through self-service in the api): first Vault KV — the durable copy, written
+ * while the key still exists in the rotating process's memory — then, if the app has a webhook, a
+ * delivery job that carries ids only and re-reads the key from KV for each attempt.
+ */
+@Injectable()
+export class SuccessorDelivery {
+  constructor(
+    private readonly delivery: DeliveryService,
+    private readonly jobs: JobsProducer,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Write the successor to the owner's KV delivery path (stable per app and key name); returns that path. */
+  async toVault(key: string, successor: SuccessorRef, previousKeyId: string): Promise<string> {
+    return this.delivery.writeSecret({
+      key,
+      keyId: successor.keyId,
+      previousKeyId,
+      appId: successor.appId,
+      name: successor.name,
+      profile: successor.profile,
+      expiresAt: successor.expiresAt,
+      deliveredAt: new Date().toISOString(),
+    });
+  }
+
+  /**
+   * Queue the webhook for a successor already written with `toVault`, if the app has a webhook; false if not.
+   * The job id is the successor's key id and the attempt checks that KV still holds that key id, so a retried
+   * or re-enqueued job never delivers a different key (a newer one makes it "superseded").
+   */
+  async queueWebhook(successor: Pick<SuccessorRef, 'keyId' | 'appId' | 'name'>, previousKeyId: string, trigger: RotationTrigger, opts: { replayed?: boolean } = {}): Promise<boolean> {
+    if (!(await this.delivery.getWebhook(successor.appId))) return false;
+    const kvPath = this.delivery.kvPath(successor.appId, successor.name);
+    await this.jobs.add(
+      JOB.webhookDeliver,
+      { appId: successor.appId, keyId: successor.keyId, previousKeyId, kvPath, event: 'key.rotated', trigger },
+      {
+        jobId: jobId(JOB.webhookDeliver, successor.keyId),
+        attempts: this.config.delivery.webhookAttempts,
+        backoff: { type: 'exponential', delay: this.config.delivery.webhookBackoffMs },
+      },
+    );
+    if (!opts.replayed) await this.delivery.setStatus(successor.appId, { keyId: successor.keyId, state: 'pending', attempts: 0, at: new Date().toISOString() });
+    return true;
+  }
+}
