@@ -84,7 +84,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     done();
   });
 
-  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver));
+  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ErrorFilter());
 
