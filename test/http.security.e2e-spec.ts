@@ -146,11 +146,13 @@ describe('forward auth: required permissions come from the gateway only', () => 
     expect(await forwardAuth(fromBoth.url, '/v1/auth?permissions=orders-read', h('orders-read'))).toEqual({ status: 204, code: undefined });
   });
 
-  it('documents where the requirement comes from', async () => {
+  it('documents where the requirement comes from, the depth bound and the timeout', async () => {
     const doc = (await call(dflt.url, 'GET', '/openapi.json')).body;
     const params = doc.paths['/v1/auth'].get.parameters as { name: string; description: string }[];
     expect(params.find((p) => p.name === 'permissions')?.description).toMatch(/Ignored unless LATCHKEY_AUTH_PERMISSIONS_FROM/);
     expect(params.find((p) => p.name === 'X-Latchkey-Permissions')?.description).toMatch(/Repeated headers add requirements/);
+    expect(doc.paths['/v1/keys/verify'].post.responses['400'].description).toMatch(/JSON_TOO_DEEP/);
+    expect(doc.paths['/v1/keys/unwrap'].post.responses['408'].description).toMatch(/REQUEST_TIMEOUT/);
   });
 });
 

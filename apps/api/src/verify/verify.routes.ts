@@ -173,7 +173,7 @@ function addPermissions(into: Set<string>, raw: unknown): void {
 /** Document the hot-path routes (registered outside Nest) from the same schemas. */
 export function documentVerifyRoutes(doc: OpenAPIObject): void {
   const err = { description: 'No verdict: Vault unreachable and the key not cached (Retry-After set)', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } };
-  const bad = { description: 'Invalid body (VALIDATION_FAILED, MALFORMED_JSON)', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } };
+  const bad = { description: 'Invalid body (VALIDATION_FAILED, MALFORMED_JSON, JSON_TOO_DEEP: nested deeper than 32)', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } };
   doc.paths['/v1/keys/verify'] = {
     post: {
       tags: ['verify'],
