@@ -20,15 +20,23 @@ function forwardAuth(url: string, headers: http.OutgoingHttpHeaders): Promise<{ 
 describe('API key bound to a client certificate', () => {
   let api: RunningApi;
   let proxied: RunningApi;
+  let hops: RunningApi;
+  let hopsListed: RunningApi;
   let op: string;
   let profile: string;
 
   beforeAll(async () => {
-    [api, proxied, { token: op }] = await Promise.all([startApi(), startApi({ LATCHKEY_TRUST_PROXY: '127.0.0.1' }), operatorToken()]);
+    [api, proxied, hops, hopsListed, { token: op }] = await Promise.all([
+      startApi(),
+      startApi({ LATCHKEY_TRUST_PROXY: '127.0.0.1' }),
+      startApi({ LATCHKEY_TRUST_PROXY: '1' }),
+      startApi({ LATCHKEY_TRUST_PROXY: '1', LATCHKEY_CERT_HEADER_PROXIES: '127.0.0.1' }),
+      operatorToken(),
+    ]);
     profile = await createProfile(api.url, op);
   });
   afterAll(async () => {
-    await Promise.all([api.close(), proxied.close()]);
+    await Promise.all([api?.close(), proxied?.close(), hops?.close(), hopsListed?.close()]);
   });
 
   const issue = async (appId: string, cn: string) => {
@@ -84,5 +92,24 @@ describe('API key bound to a client certificate', () => {
     expect(await forwardAuth(proxied.url, header)).toEqual({ status: 204, code: undefined });
     expect(await forwardAuth(proxied.url, { 'x-api-key': key, 'x-forwarded-client-cert': `Cert="${encodeURIComponent(cert.certificate)}"` })).toEqual({ status: 204, code: undefined });
     expect(await forwardAuth(proxied.url, { 'x-api-key': key })).toEqual({ status: 403, code: 'CERT_REQUIRED' });
+  });
+
+  it('ignores certificate headers with a hop-count LATCHKEY_TRUST_PROXY unless the proxies are listed', async () => {
+    const appId = uniqueId('app');
+    const cert = await issue(appId, uniqueId('svc'));
+    const minted = await call(api.url, 'POST', '/v1/keys', { token: op, body: { appId, profile, name: 'hops', certSerial: cert.serial } });
+    const key: string = minted.body.key;
+    const pem = { 'x-api-key': key, 'x-client-cert': encodeURIComponent(cert.certificate) };
+    const xfcc = { 'x-api-key': key, 'x-forwarded-client-cert': `Cert="${encodeURIComponent(cert.certificate)}"` };
+    // A hop count says how many proxies to skip, not who they are: any client reaching latchkey could send the header.
+    expect(await forwardAuth(hops.url, pem)).toEqual({ status: 403, code: 'CERT_REQUIRED' });
+    expect(await forwardAuth(hops.url, xfcc)).toEqual({ status: 403, code: 'CERT_REQUIRED' });
+    const warning = /client-certificate headers \(X-Forwarded-Client-Cert, X-Client-Cert\) are ignored/g;
+    expect(hops.process.output().match(warning)).toHaveLength(1);
+    // With the proxies listed, their headers count again.
+    expect(await forwardAuth(hopsListed.url, pem)).toEqual({ status: 204, code: undefined });
+    expect(await forwardAuth(hopsListed.url, xfcc)).toEqual({ status: 204, code: undefined });
+    expect(await forwardAuth(hopsListed.url, { 'x-api-key': key })).toEqual({ status: 403, code: 'CERT_REQUIRED' });
+    expect(hopsListed.process.output()).not.toMatch(warning);
   });
 });

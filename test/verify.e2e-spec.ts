@@ -120,7 +120,7 @@ describe('verify', () => {
     expect(missing.headers['www-authenticate']).toMatch(/Bearer/);
     expect((await forwardAuth(api.url, { 'x-api-key': 'lk_nope' })).status).toBe(401);
     expect((await forwardAuth(api.url, { 'x-api-key': encodeKey('s.' + 'unknownunknownunknownunk') })).status).toBe(401);
-    const perm = await forwardAuth(api.url, { 'x-api-key': k.key }, '/v1/auth?permissions=admin');
+    const perm = await forwardAuth(api.url, { 'x-api-key': k.key, 'x-latchkey-permissions': 'admin' });
     expect(perm.status).toBe(403);
     expect(perm.headers['x-latchkey-code']).toBe('INSUFFICIENT_PERMISSIONS');
     expect((await forwardAuth(api.url, { 'x-api-key': k.key, 'x-latchkey-permissions': 'orders-read' })).status).toBe(204);

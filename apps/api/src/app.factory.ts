@@ -17,6 +17,8 @@ import { createValidationPipe } from './http/validation';
 import { declareFrameworkErrors, ErrorResponse } from './http/api-errors';
 import { answerMethodNotAllowed } from './http/method-not-allowed';
 import { ClientIdentityResolver } from './auth/client-identity';
+import { registerJsonParser } from './http/json-body';
+import { answerClientError, requestTimeoutOptions } from './http/request-timeouts';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -34,10 +36,16 @@ function trustProxyOption(config: AppConfig): number | string[] | false {
 /** Build the api application (used by main.ts and by the end-to-end tests). */
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   const log = pino(pinoOptions(config.logLevel, 'latchkey-api'));
+  const timeouts = requestTimeoutOptions(config);
   const adapter = new FastifyAdapter({
     loggerInstance: log,
     bodyLimit: config.http.bodyLimit,
     trustProxy: trustProxyOption(config),
+    // Slow clients (a body trickled a byte at a time) get 408 instead of holding a connection forever.
+    // Fastify overwrites the server's requestTimeout with its own option after creating it, so both are set.
+    requestTimeout: timeouts.requestTimeout,
+    http: timeouts,
+    clientErrorHandler: answerClientError,
     // Accept a caller's request id when it is sane, so traces join up across gateways.
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
       const h = req.headers['x-request-id'];
@@ -70,12 +78,13 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   answerMethodNotAllowed(fastify);
   // Fastify also parses text/plain by default; every endpoint takes JSON, anything else is a 415.
   fastify.removeContentTypeParser('text/plain');
+  registerJsonParser(fastify);
   fastify.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
     done();
   });
 
-  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver));
+  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ErrorFilter());
 

@@ -53,6 +53,30 @@ describe('loadConfig', () => {
     expect(problems({ ...base, LATCHKEY_TRUST_PROXY: 'true' }).join()).toMatch(/LATCHKEY_TRUST_PROXY/);
   });
 
+  it('believes certificate headers only from an address list, never from a hop count', () => {
+    expect(loadConfig(base).http.certHeaderProxies).toEqual([]);
+    expect(loadConfig({ ...base, LATCHKEY_TRUST_PROXY: '2' }).http.certHeaderProxies).toEqual([]);
+    expect(loadConfig({ ...base, LATCHKEY_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).http.certHeaderProxies).toEqual(['10.0.0.0/8', '127.0.0.1']);
+    expect(loadConfig({ ...base, LATCHKEY_TRUST_PROXY: '2', LATCHKEY_CERT_HEADER_PROXIES: '10.1.2.3,fd00::/8' }).http.certHeaderProxies).toEqual(['10.1.2.3', 'fd00::/8']);
+    // When set, the explicit list wins over the trusted proxies.
+    expect(loadConfig({ ...base, LATCHKEY_TRUST_PROXY: '10.0.0.0/8', LATCHKEY_CERT_HEADER_PROXIES: '10.9.9.9' }).http.certHeaderProxies).toEqual(['10.9.9.9']);
+    expect(problems({ ...base, LATCHKEY_CERT_HEADER_PROXIES: '2' }).join()).toMatch(/LATCHKEY_CERT_HEADER_PROXIES/);
+  });
+
+  it('reads forward-auth permissions from the header only unless configured', () => {
+    expect(loadConfig(base).verify.authPermissionsFrom).toEqual({ header: true, query: false });
+    expect(loadConfig({ ...base, LATCHKEY_AUTH_PERMISSIONS_FROM: 'query' }).verify.authPermissionsFrom).toEqual({ header: false, query: true });
+    expect(loadConfig({ ...base, LATCHKEY_AUTH_PERMISSIONS_FROM: 'header, query' }).verify.authPermissionsFrom).toEqual({ header: true, query: true });
+    expect(problems({ ...base, LATCHKEY_AUTH_PERMISSIONS_FROM: 'cookie' }).join()).toMatch(/LATCHKEY_AUTH_PERMISSIONS_FROM/);
+  });
+
+  it('bounds the time a request may take to arrive', () => {
+    expect(loadConfig(base).http.requestTimeoutMs).toBe(30_000);
+    expect(loadConfig({ ...base, LATCHKEY_REQUEST_TIMEOUT: '2s' }).http.requestTimeoutMs).toBe(2000);
+    expect(problems({ ...base, LATCHKEY_REQUEST_TIMEOUT: '0' }).join()).toMatch(/LATCHKEY_REQUEST_TIMEOUT/);
+    expect(problems({ ...base, LATCHKEY_REQUEST_TIMEOUT: 'never' }).join()).toMatch(/LATCHKEY_REQUEST_TIMEOUT/);
+  });
+
   it('never echoes a value, which may be a secret', () => {
     const secret = 's.' + 'SECRETSECRETSECRETSECRET';
     const p = problems({ VAULT_ADDR: secret, VAULT_TOKEN: secret, VAULT_TIMEOUT_MS: secret });

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { isIP } from 'node:net';
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { parseDuration } from '@latchkey/common';
@@ -13,7 +14,17 @@ export type TrustProxy = { hops: number } | { addresses: string[] } | null;
 
 /** The typed configuration every part of latchkey receives. Built once, frozen. */
 export interface AppConfig {
-  http: { host: string; port: number; bodyLimit: number; trustProxy: TrustProxy; shutdownGraceMs: number };
+  http: {
+    host: string;
+    port: number;
+    bodyLimit: number;
+    trustProxy: TrustProxy;
+    /** Peers (IPs/CIDRs) whose client-certificate headers are believed; empty: nobody's. */
+    certHeaderProxies: string[];
+    /** Time for a whole request (headers and body) to arrive; also bounds the headers alone. */
+    requestTimeoutMs: number;
+    shutdownGraceMs: number;
+  };
   logLevel: string;
   keyPrefix: string;
   vault: {
@@ -29,8 +40,17 @@ export interface AppConfig {
     auditLogPath?: string;
   };
   redis: { url: string; prefix: string };
-  /** lookupBudgetPerSecond: cache-miss Vault lookups per second (token bucket, burst = the same); 0 = unlimited. */
-  verify: { cacheMax: number; maxStalenessMs: number; negativeTtlMs: number; lookupBudgetPerSecond: number };
+  /**
+   * lookupBudgetPerSecond: cache-miss Vault lookups per second (token bucket, burst = the same); 0 = unlimited.
+   * authPermissionsFrom: where forward auth reads required permissions (the gateway's configuration only).
+   */
+  verify: {
+    cacheMax: number;
+    maxStalenessMs: number;
+    negativeTtlMs: number;
+    lookupBudgetPerSecond: number;
+    authPermissionsFrom: { header: boolean; query: boolean };
+  };
   /**
    * lookupBudgetPerSecond: Vault lookups per second for credentials presented to the api (X-Vault-Token, Bearer
    * keys, wrapping tokens) that are not cached; 0 = unlimited. grantableOwnPolicies: latchkey's own policies
@@ -103,6 +123,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (raw.LATCHKEY_TRUST_PROXY !== undefined && /^(true|\*)$/i.test(raw.LATCHKEY_TRUST_PROXY)) {
     problems.push('LATCHKEY_TRUST_PROXY: "true" would trust any X-Forwarded-For; give a hop count or an address list');
   }
+  if (raw.LATCHKEY_CERT_HEADER_PROXIES !== undefined && !raw.LATCHKEY_CERT_HEADER_PROXIES.split(',').every((a) => isAddressOrCidr(a.trim()))) {
+    problems.push('LATCHKEY_CERT_HEADER_PROXIES must be a comma-separated list of IPs/CIDRs');
+  }
+  const requestTimeoutS = parseDuration(raw.LATCHKEY_REQUEST_TIMEOUT ?? '30s') ?? 0;
+  if (requestTimeoutS <= 0) problems.push('LATCHKEY_REQUEST_TIMEOUT must be positive (slow clients must not hold connections forever)');
   if (raw.LATCHKEY_TLS_PORT !== undefined && (!raw.LATCHKEY_TLS_CERT || !raw.LATCHKEY_TLS_KEY)) {
     problems.push('LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY (PEM files) are required with LATCHKEY_TLS_PORT');
   }
@@ -118,6 +143,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         ? null
         : { hops: Number(trust) }
       : { addresses: trust.split(',').map((s) => s.trim()).filter(Boolean) };
+
+  const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+  // A hop count says how many proxies to skip in X-Forwarded-For, not who they are: it cannot vouch for a certificate header.
+  const certHeaderProxies = raw.LATCHKEY_CERT_HEADER_PROXIES ? list(raw.LATCHKEY_CERT_HEADER_PROXIES) : trustProxy && 'addresses' in trustProxy ? trustProxy.addresses : [];
+  const permissionsFrom = list(raw.LATCHKEY_AUTH_PERMISSIONS_FROM ?? 'header');
 
   const auth: VaultAuthConfig = raw.VAULT_TOKEN
     ? { method: 'token', token: raw.VAULT_TOKEN }
@@ -139,6 +169,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       port: raw.LATCHKEY_PORT ?? 8080,
       bodyLimit: raw.LATCHKEY_BODY_LIMIT ?? 64 * 1024,
       trustProxy,
+      certHeaderProxies,
+      requestTimeoutMs: requestTimeoutS * 1000,
       shutdownGraceMs: ms(raw.SHUTDOWN_GRACE, '10s'),
     },
     logLevel: raw.LOG_LEVEL ?? 'info',
@@ -161,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxStalenessMs: ms(raw.VERIFY_MAX_STALENESS, '60s'),
       negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
       lookupBudgetPerSecond: raw.VERIFY_LOOKUP_BUDGET ?? 500,
+      authPermissionsFrom: { header: permissionsFrom.includes('header'), query: permissionsFrom.includes('query') },
     },
     authz: {
       cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s'),
@@ -205,6 +238,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
   };
   return deepFreeze(config);
+}
+
+function isAddressOrCidr(v: string): boolean {
+  const [addr, prefix, ...rest] = v.split('/');
+  const family = isIP(addr);
+  if (!family || rest.length) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
 }
 
 function deepFreeze<T>(o: T): T {

@@ -52,6 +52,21 @@ export class EnvSchema {
     message: 'LATCHKEY_TRUST_PROXY must be a hop count or a comma-separated list of IPs/CIDRs',
   })
   LATCHKEY_TRUST_PROXY?: string;
+  /**
+   * Peers whose client-certificate headers (X-Forwarded-Client-Cert, X-Client-Cert) are believed: a comma
+   * list of IPs/CIDRs (checked in loadConfig). Default: LATCHKEY_TRUST_PROXY when that is an address list;
+   * with a hop count, nobody.
+   */
+  @IsOptional() @Transform(emptyToUndefined) @IsString() LATCHKEY_CERT_HEADER_PROXIES?: string;
+  /** Where forward auth reads the permissions a request must carry: header, query, or both ("header,query"). */
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^(header|query)(\s*,\s*(header|query))?$/, {
+    message: 'LATCHKEY_AUTH_PERMISSIONS_FROM must be header, query or header,query',
+  })
+  LATCHKEY_AUTH_PERMISSIONS_FROM?: string;
+  /** The whole request (headers and body) must arrive within this; slower clients get 408. */
+  @IsOptional() @IsDuration() LATCHKEY_REQUEST_TIMEOUT?: string;
   @IsOptional() @Matches(/^[a-z][a-z0-9]{0,15}$/, { message: 'LATCHKEY_KEY_PREFIX must be 1-16 lowercase letters/digits, starting with a letter' })
   LATCHKEY_KEY_PREFIX?: string;
 

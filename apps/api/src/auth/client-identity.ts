@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { CertVerifier, CertVerifyResult } from '@latchkey/certs';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
@@ -42,7 +42,13 @@ export class ClientIdentityResolver {
     @Inject(APP_CONFIG) config: AppConfig,
     private readonly certs: CertVerifier,
   ) {
-    this.trusted = peerTrusted(config);
+    this.trusted = certHeaderPeer(config);
+    if (config.http.trustProxy && 'hops' in config.http.trustProxy && config.http.certHeaderProxies.length === 0) {
+      new Logger(ClientIdentityResolver.name).warn(
+        'LATCHKEY_TRUST_PROXY is a hop count: client-certificate headers (X-Forwarded-Client-Cert, X-Client-Cert) are ignored. ' +
+          'List the proxies that set them in LATCHKEY_CERT_HEADER_PROXIES (or give LATCHKEY_TRUST_PROXY as addresses).',
+      );
+    }
   }
 
   of(req: FastifyRequest): ClientIdentity {
@@ -51,7 +57,8 @@ export class ClientIdentityResolver {
 
   /**
    * The client certificate comes from our own mTLS listener's handshake, or —
-   * only through a trusted proxy — from Envoy's X-Forwarded-Client-Cert or an
+   * only from a listed proxy (LATCHKEY_CERT_HEADER_PROXIES, else an address-list
+   * LATCHKEY_TRUST_PROXY) — from Envoy's X-Forwarded-Client-Cert or an
    * URL-encoded PEM in X-Client-Cert (nginx $ssl_client_escaped_cert, Traefik
    * passTLSClientCert). A certificate is public, so a header from anyone else
    * proves nothing.
@@ -71,12 +78,15 @@ export class ClientIdentityResolver {
   }
 }
 
-/** Is the TCP peer one of the configured trusted proxies (whose certificate headers may be believed)? */
-function peerTrusted(config: AppConfig): (req: FastifyRequest) => boolean {
-  const tp = config.http.trustProxy;
-  if (!tp) return () => false;
-  if ('hops' in tp) return () => true;
-  const cidrs = tp.addresses.map((a) => normaliseCidr(a)).filter((c): c is string => c !== null);
+/**
+ * Is the TCP peer one of the proxies whose certificate headers may be believed? Only an explicit address
+ * list can say so: a hop count tells how many X-Forwarded-For entries to skip, not who the peer is, and
+ * believing any peer would let every client that reaches latchkey directly present anyone's (public)
+ * certificate.
+ */
+function certHeaderPeer(config: AppConfig): (req: FastifyRequest) => boolean {
+  const cidrs = config.http.certHeaderProxies.map((a) => normaliseCidr(a)).filter((c): c is string => c !== null);
+  if (cidrs.length === 0) return () => false;
   return (req) => ipInCidrs(req.socket.remoteAddress ?? '', cidrs);
 }
 

@@ -7,6 +7,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { CaStore, CertVerifier, CertVerifyResult } from '@latchkey/certs';
 import type { AppConfig } from '@latchkey/config';
 import { RevocationBus } from '@latchkey/revocation';
+import { answerClientError, requestTimeoutOptions } from '../http/request-timeouts';
 
 const REFRESH_EVERY_MS = 60_000;
 
@@ -42,7 +43,8 @@ export async function startMtlsListener(app: NestFastifyApplication, config: App
   const verdicts = new WeakMap<TLSSocket, CertVerifyResult>();
 
   const server = https.createServer(
-    { ...(await context()), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
+    // The same bound on slow requests as the plain listener.
+    { ...(await context()), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', ...requestTimeoutOptions(config) },
     (req: IncomingMessage, res: ServerResponse) => {
       void (async () => {
         const socket = req.socket as TLSSocket;
@@ -68,6 +70,7 @@ export async function startMtlsListener(app: NestFastifyApplication, config: App
       });
     },
   );
+  server.on('clientError', answerClientError);
   server.on('tlsClientError', (err) => log.debug?.(`TLS handshake refused: ${err.message}`));
 
   let refreshing: NodeJS.Timeout | undefined;

@@ -32,10 +32,11 @@ export class ErrorResponse {
 }
 
 const DESCRIPTIONS: Record<number, string> = {
-  400: 'Invalid input (VALIDATION_FAILED, MALFORMED_JSON, VAULT_BAD_REQUEST)',
+  400: 'Invalid input (VALIDATION_FAILED, MALFORMED_JSON, JSON_TOO_DEEP, VAULT_BAD_REQUEST)',
   401: 'Missing or invalid credential (UNAUTHENTICATED)',
   403: 'Vault policy does not allow this (FORBIDDEN, POLICY_NOT_ALLOWED, VAULT_PERMISSION_DENIED)',
   404: 'Not found',
+  408: 'The request (headers and body) did not arrive within LATCHKEY_REQUEST_TIMEOUT (REQUEST_TIMEOUT); the connection is closed',
   409: 'Conflict (KEY_ALREADY_ROTATED, IDEMPOTENCY_CONFLICT)',
   413: 'Body too large (PAYLOAD_TOO_LARGE)',
   415: 'Unsupported content type: every body is JSON (UNSUPPORTED_MEDIA_TYPE)',
@@ -52,8 +53,9 @@ const errorContent = { 'application/json': { schema: { $ref: '#/components/schem
 
 /**
  * Answers Fastify gives before any handler runs, declared where they can happen:
- * every operation can get a 400 (bad URL or parameter) and a 503 (shutting down),
- * every operation taking a body a 413 (over LATCHKEY_BODY_LIMIT) and a 415 (not JSON),
+ * every operation can get a 400 (bad URL or parameter), a 408 (request too slow to arrive) and a 503
+ * (shutting down), every operation taking a body a 413 (over LATCHKEY_BODY_LIMIT), a 415 (not JSON) and
+ * a 400 JSON_TOO_DEEP,
  * every operation with a path parameter a 404 (parameter over 128 characters).
  */
 export function declareFrameworkErrors(doc: OpenAPIObject): void {
@@ -64,7 +66,7 @@ export function declareFrameworkErrors(doc: OpenAPIObject): void {
     for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const) {
       const op = item[method];
       if (!op) continue;
-      const statuses = [...(op.requestBody ? [400, 413, 415, 503] : [400, 503]), ...(hasPathParam ? [404] : [])];
+      const statuses = [...(op.requestBody ? [400, 408, 413, 415, 503] : [400, 408, 503]), ...(hasPathParam ? [404] : [])];
       for (const s of statuses) op.responses[s] ??= { description: DESCRIPTIONS[s], content: errorContent };
     }
   }

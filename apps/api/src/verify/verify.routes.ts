@@ -59,7 +59,19 @@ interface VerifyBody {
   xfcc?: string;
 }
 
-export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyService, certs: CertVerifier, identity: ClientIdentityResolver): void {
+/** Where forward auth reads required permissions: only places the gateway's configuration controls. */
+export interface PermissionSources {
+  header: boolean;
+  query: boolean;
+}
+
+export function registerVerifyRoutes(
+  fastify: FastifyInstance,
+  verifier: VerifyService,
+  certs: CertVerifier,
+  identity: ClientIdentityResolver,
+  permissionsFrom: PermissionSources,
+): void {
   const logger = new Logger('Verify');
   // A spent lookup budget is logged as a summary by VerifyService, not once per request.
   const quiet = { warn: () => undefined, error: () => undefined } as unknown as Logger;
@@ -104,7 +116,7 @@ export function registerVerifyRoutes(fastify: FastifyInstance, verifier: VerifyS
       }
       // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
       const client = identity.of(req);
-      const result = await verifier.verify({ key, ip: client.ip, permissions: extractPermissions(req), presentedCertSerial: client.presentedCertSerial });
+      const result = await verifier.verify({ key, ip: client.ip, permissions: requiredPermissions(req, permissionsFrom), presentedCertSerial: client.presentedCertSerial });
       if (result.valid) {
         void reply.code(204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
         return;
@@ -131,22 +143,37 @@ function extractKey(req: FastifyRequest): string | null {
   return typeof apiKey === 'string' && apiKey.length > 0 ? apiKey.trim() : null;
 }
 
-function extractPermissions(req: FastifyRequest): string[] | undefined {
-  const q = (req.query as Record<string, unknown> | undefined)?.permissions;
-  const h = req.headers['x-latchkey-permissions'];
-  const raw = typeof q === 'string' ? q : typeof h === 'string' ? h : undefined;
-  if (!raw) return undefined;
-  return raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .slice(0, 32);
+/**
+ * The permissions a forward-auth request must carry: the union of every
+ * configured source and every value in it. Envoy ext_authz forwards the
+ * client's own path and query (and a client may add headers a gateway
+ * appends to rather than replaces), so nothing found here may ever remove or
+ * weaken a requirement: repeated values add to it, an empty value adds
+ * nothing, and the list is never truncated (Node's header and URL size limits
+ * bound it).
+ */
+export function requiredPermissions(req: FastifyRequest, from: PermissionSources): string[] | undefined {
+  const required = new Set<string>();
+  if (from.header) addPermissions(required, req.headers['x-latchkey-permissions']);
+  if (from.query) addPermissions(required, (req.query as Record<string, unknown> | undefined)?.permissions);
+  return required.size ? [...required] : undefined;
+}
+
+function addPermissions(into: Set<string>, raw: unknown): void {
+  if (typeof raw === 'string') {
+    for (const p of raw.split(',')) {
+      const t = p.trim();
+      if (t) into.add(t);
+    }
+  } else if (Array.isArray(raw)) {
+    for (const v of raw) addPermissions(into, v);
+  }
 }
 
 /** Document the hot-path routes (registered outside Nest) from the same schemas. */
 export function documentVerifyRoutes(doc: OpenAPIObject): void {
   const err = { description: 'No verdict: Vault unreachable and the key not cached (Retry-After set)', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } };
-  const bad = { description: 'Invalid body (VALIDATION_FAILED, MALFORMED_JSON)', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } };
+  const bad = { description: 'Invalid body (VALIDATION_FAILED, MALFORMED_JSON, JSON_TOO_DEEP: nested deeper than 32)', content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorResponse' } } } };
   doc.paths['/v1/keys/verify'] = {
     post: {
       tags: ['verify'],
@@ -170,8 +197,24 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
     parameters: [
       { name: 'X-API-Key', in: 'header' as const, required: false, schema: { type: 'string' } },
       { name: 'Authorization', in: 'header' as const, required: false, schema: { type: 'string' }, description: 'Bearer <key>' },
-      { name: 'X-Latchkey-Permissions', in: 'header' as const, required: false, schema: { type: 'string' }, description: 'comma-separated policies the key must carry' },
-      { name: 'permissions', in: 'query' as const, required: false, schema: { type: 'string' }, description: 'comma-separated policies the key must carry' },
+      {
+        name: 'X-Latchkey-Permissions',
+        in: 'header' as const,
+        required: false,
+        schema: { type: 'string' },
+        description:
+          'comma-separated policies the key must carry, set by the gateway. Read unless LATCHKEY_AUTH_PERMISSIONS_FROM=query. Repeated headers add requirements; an empty value adds none and removes none.',
+      },
+      {
+        name: 'permissions',
+        in: 'query' as const,
+        required: false,
+        schema: { type: 'array', items: { type: 'string' } },
+        style: 'form' as const,
+        explode: true,
+        description:
+          'comma-separated policies the key must carry. Ignored unless LATCHKEY_AUTH_PERMISSIONS_FROM includes query (only for gateways that cannot set a header and whose clients cannot reach this query string). Repeated parameters add requirements; with both sources the requirement is their union.',
+      },
     ],
     responses: {
       204: {
@@ -183,7 +226,7 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
         },
       },
       401: { description: 'missing, malformed or unknown key' },
-      403: { description: 'CIDR or permission failure' },
+      403: { description: 'CIDR, permission or client-certificate failure (X-Latchkey-Code: FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH)' },
       503: err,
     },
   });
