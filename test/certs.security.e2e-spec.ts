@@ -134,7 +134,7 @@ describe('certificate endpoints: security', () => {
     const appId = uniqueId('app');
     for (const u of ['spiffe://example.org./x', 'spiffe://example..org/x', 'spiffe://.example.org/x']) {
       const res = await call(url, 'POST', '/v1/certs', { token: op, body: { appId, commonName: `${appId}-dot`, uriSans: [u], ttl: '1h' } });
-      expect({ u, status: res.status, code: res.body.error?.code, retry: res.headers['retry-after'] }).toEqual({ u, status: 400, code: 'VALIDATION_FAILED', retry: undefined });
+      expect({ u, status: res.status, code: res.body.error?.code, retry: res.headers.get('retry-after') }).toEqual({ u, status: 400, code: 'VALIDATION_FAILED', retry: null });
     }
     for (const commonName of [`${appId}.`, `${appId}..x`]) {
       const res = await call(url, 'POST', '/v1/certs', { token: op, body: { appId, commonName, ttl: '1h' } });
