@@ -28,6 +28,8 @@ const ENV: NodeJS.ProcessEnv = {
   EXPIRY_SWEEP_EVERY: '2s',
   JOB_LOCK_DURATION: '3s',
   WEBHOOK_ALLOW_HTTP: 'true',
+  // The receiver listens on loopback, which webhooks may not reach by default.
+  WEBHOOK_ALLOW_PRIVATE: 'true',
   WEBHOOK_BACKOFF: '500ms',
   // Verify answers stay cached for long: only a revocation broadcast can make a cached key invalid.
   VERIFY_MAX_STALENESS: '10m',

@@ -1,3 +1,4 @@
 export * from './signing';
 export * from './delivery.service';
 export * from './delivery.module';
+export * from './webhook-address';
