@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { lexPage, REDIS } from '@latchkey/redis';
+import { lexPage, REDIS, waitReady } from '@latchkey/redis';
 import { normalizeCommonName, uriOwnershipKey } from './names';
 
 export type CertState = 'active' | 'revoked' | 'expired';
@@ -207,6 +207,7 @@ export class CertIndex {
    * after a full pass, so every instance that starts before it exists runs it.
    */
   async migrateLegacyClaims(log: (m: string) => void = () => undefined): Promise<number> {
+    if (!(await waitReady(this.redis, 2000))) throw new Error('Redis is not ready');
     const marker = `${this.p}:certs:owner-normalised-v1`;
     if (await this.redis.exists(marker)) return 0;
     const prefix = `${this.p}:certs:owner:`;

@@ -73,6 +73,7 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(CertsService.name);
   private sweeper?: NodeJS.Timeout;
   private sweeping = false;
+  private claimsMigrated = false;
 
   constructor(
     private readonly vault: VaultClient,
@@ -85,12 +86,23 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    // Before serving: name claims written before normalisation must be found under their normalised keys.
-    const moved = await this.index.migrateLegacyClaims((m) => this.logger.warn(m));
-    if (moved) this.logger.log(`normalised ${moved} legacy certificate name claims`);
+    // Before serving if Redis is there; else retried by the sweeper (start-up must not depend on Redis).
+    await this.migrateClaims();
     // Revocations after a renewal grace: any instance may take each one (claimed atomically in Redis).
-    this.sweeper = setInterval(() => void this.revokeDue(), SWEEP_EVERY_MS);
+    this.sweeper = setInterval(() => void this.migrateClaims().then(() => this.revokeDue()), SWEEP_EVERY_MS);
     this.sweeper.unref();
+  }
+
+  /** Name claims written before normalisation must be found under their normalised keys. */
+  private async migrateClaims(): Promise<void> {
+    if (this.claimsMigrated) return;
+    try {
+      const moved = await this.index.migrateLegacyClaims((m) => this.logger.warn(m));
+      this.claimsMigrated = true;
+      if (moved) this.logger.log(`normalised ${moved} legacy certificate name claims`);
+    } catch (err) {
+      this.logger.warn(`certificate name claims not normalised yet (retrying): ${(err as Error).message}`);
+    }
   }
 
   onModuleDestroy(): void {
