@@ -104,6 +104,62 @@ describe('certificate endpoints: security', () => {
     expect((await call(url, 'POST', '/v1/certs', { token: op, body: { appId: b, csr, ttl: '1h' } })).status).toBe(403);
   });
 
+  it('names are compared in canonical form: case, dot segments and percent-encoding do not get around an owner', async () => {
+    const a = uniqueId('app');
+    const b = uniqueId('app');
+    const [{ token: ta }, { token: tb }] = await Promise.all([appManagerToken(a), appManagerToken(b)]);
+    const cn = uniqueId('payments-api');
+    const ns = `spiffe://example.org/${uniqueId('ns')}/prod/sa`;
+    const mine = await call(url, 'POST', '/v1/certs', { token: ta, body: { appId: a, commonName: cn, uriSans: [`${ns}/payments`], ttl: '1h' } });
+    expect(mine.status).toBe(201);
+    for (const body of [
+      { appId: b, commonName: cn.toUpperCase(), ttl: '1h' },
+      { appId: b, commonName: `${b}-x`, uriSans: [`${ns}/x/../payments`], ttl: '1h' },
+      { appId: b, commonName: `${b}-y`, uriSans: [`${ns}/p%61yments`], ttl: '1h' },
+      { appId: b, commonName: `${b}-z`, uriSans: [`${ns}/%2e/payments`], ttl: '1h' },
+    ]) {
+      const res = await call(url, 'POST', '/v1/certs', { token: tb, body });
+      expect({ body, status: res.status, code: res.body.error?.code }).toEqual({ body, status: 403, code: 'POLICY_NOT_ALLOWED' });
+    }
+    // Nor through a CSR's CN.
+    const csr = csrOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, `/CN=${cn.toUpperCase()}`);
+    expect((await call(url, 'POST', '/v1/certs', { token: tb, body: { appId: b, csr, ttl: '1h' } })).status).toBe(403);
+    // The certificate carries the canonical form, so what was claimed is what a relying party sees.
+    const again = await call(url, 'POST', '/v1/certs', { token: ta, body: { appId: a, commonName: cn, uriSans: [`${ns}/x/../p%61yments`], ttl: '1h' } });
+    expect(again.status).toBe(201);
+    expect(again.body.uriSans).toEqual([`${ns}/payments`]);
+  });
+
+  it('input Vault fails on after signing is a 400, not a 503', async () => {
+    const appId = uniqueId('app');
+    for (const u of ['spiffe://example.org./x', 'spiffe://example..org/x', 'spiffe://.example.org/x']) {
+      const res = await call(url, 'POST', '/v1/certs', { token: op, body: { appId, commonName: `${appId}-dot`, uriSans: [u], ttl: '1h' } });
+      expect({ u, status: res.status, code: res.body.error?.code, retry: res.headers.get('retry-after') }).toEqual({ u, status: 400, code: 'VALIDATION_FAILED', retry: null });
+    }
+    for (const commonName of [`${appId}.`, `${appId}..x`]) {
+      const res = await call(url, 'POST', '/v1/certs', { token: op, body: { appId, commonName, ttl: '1h' } });
+      expect({ commonName, status: res.status, code: res.body.error?.code }).toEqual({ commonName, status: 400, code: 'VALIDATION_FAILED' });
+    }
+    const zone = await call(url, 'POST', '/v1/certs', { token: op, body: { appId, commonName: `${appId}-ip`, ipSans: ['fe80::1%eth0'], ttl: '1h' } });
+    expect({ status: zone.status, code: zone.body.error?.code }).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
+  });
+
+  it('a failed issue does not keep the name: another app can take it right after', async () => {
+    const a = uniqueId('app');
+    const b = uniqueId('app');
+    const cn = uniqueId('orders');
+    const spiffe = `spiffe://example.org/${uniqueId('svc')}/orders`;
+    // A CSR whose signature does not verify: latchkey's own checks pass, Vault refuses it after the names were claimed.
+    const der = Buffer.from(csrOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, `/CN=${cn}`).replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    der[der.length - 5] ^= 0x01;
+    const broken = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`;
+    const failed = await call(url, 'POST', '/v1/certs', { token: op, body: { appId: b, csr: broken, uriSans: [spiffe], ttl: '1h' } });
+    expect(failed.status).toBe(400);
+    expect(failed.body.error.message).toMatch(/signature/);
+    const res = await call(url, 'POST', '/v1/certs', { token: op, body: { appId: a, commonName: cn, uriSans: [spiffe], ttl: '1h' } });
+    expect(res.status).toBe(201);
+  });
+
   it('rejects CSRs with weak or unsupported keys, mismatched or missing CNs, and garbage — before Vault signs anything', async () => {
     const appId = uniqueId('app');
     const before = (await rootVault().pkiListCerts('pki_latchkey')).length;

@@ -28,6 +28,8 @@ const ENV: NodeJS.ProcessEnv = {
   EXPIRY_SWEEP_EVERY: '2s',
   JOB_LOCK_DURATION: '3s',
   WEBHOOK_ALLOW_HTTP: 'true',
+  // The receiver listens on loopback, which webhooks may not reach by default.
+  WEBHOOK_ALLOW_PRIVATE: 'true',
   WEBHOOK_BACKOFF: '500ms',
   // Verify answers stay cached for long: only a revocation broadcast can make a cached key invalid.
   VERIFY_MAX_STALENESS: '10m',
@@ -285,6 +287,35 @@ describe('worker jobs: rotation, delivery, reconciliation, expiry, queue view', 
       worker = undefined;
     }
   });
+
+  it('a webhook whose host resolves to a non-public address is refused at delivery: failed for good, visible, no wrapping token sent', async () => {
+    // The api (WEBHOOK_ALLOW_PRIVATE) accepts the URL; this worker does not allow private addresses.
+    worker = await startWorker({ WEBHOOK_ALLOW_PRIVATE: 'false' });
+    const receiver = await webhookReceiver([]);
+    try {
+      const profile = await createProfile(api.url, op, { rotation: { every: '3s', grace: '2s' } });
+      const appId = uniqueId('app');
+      const url = receiver.url.replace('127.0.0.1', 'localhost');
+      expect((await call(api.url, 'PUT', `/v1/apps/${appId}/webhook`, { token: op, body: { url } })).status).toBe(200);
+      const k1 = await mintKey(api.url, op, { appId, profile, name: 'svc' });
+      secrets.push(k1.key);
+      const status = await waitFor('webhook failed', async () => {
+        const s = await call(api.url, 'GET', `/v1/apps/${appId}/webhook`, { token: op });
+        return s.body.lastDelivery?.state === 'failed' ? s.body.lastDelivery : undefined;
+      }, 30_000);
+      await call(api.url, 'PUT', `/v1/profiles/${profile}`, { token: op, body: { allowedPolicies: ['default', 'orders-read', 'orders-write'], ttl: '1h', maxTtl: '24h' } });
+      // Not retried: a refused destination stays refused.
+      expect(status).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(status.error).toMatch(/not allowed.*loopback/);
+      expect(receiver.hooks).toEqual([]);
+      const kv = await rootVault().kvRead<{ key: string }>('latchkey-kv', `delivery/${appId}/svc`);
+      secrets.push(kv!.key);
+    } finally {
+      await receiver.close();
+      await worker?.stop();
+      worker = undefined;
+    }
+  }, 60_000);
 
   it('no job payload holds a secret (ids only)', async () => {
     const tokensOf = secrets.map((s) => {

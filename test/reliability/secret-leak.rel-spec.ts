@@ -34,6 +34,8 @@ const ENV: NodeJS.ProcessEnv = {
   AUDIT_INGEST_EVERY: '1s',
   USAGE_FLUSH_EVERY: '1s',
   WEBHOOK_ALLOW_HTTP: 'true',
+  // The receiver listens on loopback, which webhooks may not reach by default.
+  WEBHOOK_ALLOW_PRIVATE: 'true',
   WEBHOOK_BACKOFF: '500ms',
 };
 

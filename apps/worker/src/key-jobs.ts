@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AdminAuditRecorder } from '@latchkey/audit';
+import { isLatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { DeliveryService, SuccessorDelivery } from '@latchkey/delivery';
 import { JOB, JOB_QUEUE, JobPayloads, JobsProducer, jobId } from '@latchkey/jobs';
@@ -86,7 +87,8 @@ export class KeyJobs {
     try {
       return await this.delivery.sendWebhook(data, attempt);
     } catch (err) {
-      const last = attempt >= (job.opts.attempts ?? 1);
+      // A refused destination (or other permanent error) is not retried: it is the last attempt.
+      const last = attempt >= (job.opts.attempts ?? 1) || (isLatchkeyError(err) && err.permanent);
       await this.delivery.setStatus(data.appId, { keyId: data.keyId, state: last ? 'failed' : 'pending', attempts: attempt, at: new Date().toISOString(), error: (err as Error).message.slice(0, 300) });
       if (last) {
         await this.audit.record({ action: 'key.delivery-webhook', outcome: 'failure', actor: 'latchkey-worker', appId: data.appId, keyId: data.keyId, detail: (err as Error).message.slice(0, 300) });

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { lexPage, REDIS } from '@latchkey/redis';
+import { lexPage, REDIS, waitReady } from '@latchkey/redis';
+import { normalizeCommonName, uriOwnershipKey } from './names';
 
 export type CertState = 'active' | 'revoked' | 'expired';
 
@@ -160,26 +161,129 @@ export class CertIndex {
   }
 
   /**
-   * Claim subject names (CN, URI SANs) for an app: the first app to get a
-   * certificate for a name keeps it, so another app cannot obtain a
-   * certificate that impersonates it. Returns the names held by another app.
+   * Claim subject names (CN, URI SANs, in the normalised forms of ./names) for
+   * an app: the first app to get a certificate for a name keeps it, so another
+   * app cannot obtain a certificate that impersonates it. A name not yet owned
+   * is claimed provisionally (with a TTL) until the certificate exists
+   * (confirmSubject) or the issue fails (releaseSubject), so a failed issue
+   * leaves it free. All or nothing: if any name belongs to another app,
+   * nothing is claimed. Returns the names held by another app and the names
+   * this call claimed.
    */
-  async claimSubject(appId: string, cn: string, uris: string[]): Promise<string[]> {
-    const names: Array<['cn' | 'uri', string]> = [['cn', cn], ...uris.map((u): ['cn' | 'uri', string] => ['uri', u])];
-    const tx = this.redis.multi();
-    // SETNX + GET (not SET NX GET, which needs Redis 7): the GET sees the winner.
-    for (const [k, v] of names) tx.setnx(this.ownerKey(k, v), appId).get(this.ownerKey(k, v));
-    const res = (await tx.exec()) ?? [];
-    return names
-      .filter((_, i) => {
-        const owner = res[i * 2 + 1]?.[1];
-        return typeof owner === 'string' && owner !== appId;
-      })
-      .map(([, v]) => v);
+  async claimSubject(appId: string, cn: string, uris: string[], provisionalMs = PROVISIONAL_MS): Promise<{ taken: string[]; claimed: SubjectName[] }> {
+    const names = subjectNames(cn, uris);
+    const res = (await this.redis.eval(CLAIM_LUA, names.length, ...names.map(([k, v]) => this.ownerKey(k, v)), appId, String(provisionalMs))) as [number, number[]];
+    const [ok, idx] = res;
+    if (ok === 0) return { taken: idx.map((i) => names[i - 1][1]), claimed: [] };
+    return { taken: [], claimed: idx.map((i) => names[i - 1]) };
+  }
+
+  /**
+   * Make an app's claims permanent once its certificate exists. Returns the
+   * names that another app took meanwhile (a provisional claim expired or was
+   * released by a failed concurrent issue): the caller must not hand out the certificate.
+   */
+  async confirmSubject(appId: string, cn: string, uris: string[]): Promise<string[]> {
+    const names = subjectNames(cn, uris);
+    const lost = (await this.redis.eval(CONFIRM_LUA, names.length, ...names.map(([k, v]) => this.ownerKey(k, v)), appId)) as number[];
+    return lost.map((i) => names[i - 1][1]);
+  }
+
+  /** Give back provisional claims of a failed issue; a claim another call has confirmed meanwhile stays. */
+  async releaseSubject(appId: string, claimed: SubjectName[]): Promise<void> {
+    if (!claimed.length) return;
+    await this.redis.eval(RELEASE_LUA, claimed.length, ...claimed.map(([k, v]) => this.ownerKey(k, v)), appId);
   }
 
   /** Re-assert ownership found in Vault (index rebuild); never takes a name from another app. */
   async adoptSubject(appId: string, cn: string, uris: string[]): Promise<void> {
-    await this.claimSubject(appId, cn, uris);
+    await this.confirmSubject(appId, cn, uris);
+  }
+
+  /**
+   * Claims written before names were normalised are keyed by the exact string
+   * (e.g. `cn:PAYMENTS-API`): give each one's normalised key to the same app,
+   * unless another app already holds it. Idempotent; the marker is set only
+   * after a full pass, so every instance that starts before it exists runs it.
+   */
+  async migrateLegacyClaims(log: (m: string) => void = () => undefined): Promise<number> {
+    if (!(await waitReady(this.redis, 2000))) throw new Error('Redis is not ready');
+    const marker = `${this.p}:certs:owner-normalised-v1`;
+    if (await this.redis.exists(marker)) return 0;
+    const prefix = `${this.p}:certs:owner:`;
+    let cursor = '0';
+    let moved = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      for (const key of keys) {
+        const rest = key.slice(prefix.length);
+        const kind = rest.startsWith('cn:') ? 'cn' : rest.startsWith('uri:') ? 'uri' : null;
+        if (!kind) continue;
+        const raw = rest.slice(kind.length + 1);
+        const norm = kind === 'cn' ? normalizeCommonName(raw) : uriOwnershipKey(raw);
+        if (norm === raw) continue;
+        const owner = await this.redis.get(key);
+        if (!owner) continue;
+        const holder = await this.redis.eval(ADOPT_LUA, 1, this.ownerKey(kind, norm), owner);
+        if (holder !== owner) log(`legacy claim ${kind}:${raw.slice(0, 80)} of app ${owner} normalises to a name app ${String(holder)} holds; left with ${String(holder)}`);
+        moved++;
+      }
+    } while (cursor !== '0');
+    await this.redis.set(marker, new Date().toISOString());
+    return moved;
   }
 }
+
+export type SubjectName = ['cn' | 'uri', string];
+
+/** How long a name stays claimed for an issue in flight (longer than any Vault call it waits for). */
+const PROVISIONAL_MS = 120_000;
+
+function subjectNames(cn: string, uris: string[]): SubjectName[] {
+  const names: SubjectName[] = [['cn', normalizeCommonName(cn)], ...uris.map((u): SubjectName => ['uri', uriOwnershipKey(u)])];
+  const seen = new Set<string>();
+  return names.filter(([k, v]) => (seen.has(`${k}:${v}`) ? false : (seen.add(`${k}:${v}`), true)));
+}
+
+// KEYS: owner keys; ARGV[1]: app, ARGV[2]: provisional TTL ms. Returns {1, newly claimed indexes} or {0, taken indexes}.
+const CLAIM_LUA = `
+local taken = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if v and v ~= ARGV[1] then taken[#taken + 1] = i end
+end
+if #taken > 0 then return {0, taken} end
+local claimed = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('SET', k, ARGV[1], 'PX', ARGV[2], 'NX') then claimed[#claimed + 1] = i end
+end
+return {1, claimed}`;
+
+// Persist the app's claims (set them if they lapsed); returns the indexes held by another app.
+const CONFIRM_LUA = `
+local lost = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if not v then redis.call('SET', k, ARGV[1])
+  elseif v == ARGV[1] then redis.call('PERSIST', k)
+  else lost[#lost + 1] = i end
+end
+return lost`;
+
+// Delete the app's claims that are still provisional (have a TTL).
+const RELEASE_LUA = `
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] and redis.call('PTTL', k) > 0 then redis.call('DEL', k) end
+end
+return 0`;
+
+// Set a permanent claim unless one exists; returns the holder.
+const ADOPT_LUA = `
+local v = redis.call('GET', KEYS[1])
+if v then
+  if v == ARGV[1] then redis.call('PERSIST', KEYS[1]) end
+  return v
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]`;

@@ -55,11 +55,41 @@ describe('CertsService (real OpenBao + Redis)', () => {
     expect(await index.get(b.record.serial)).toMatchObject({ appId, revoked: true });
     expect((await index.list(appId, 10)).items.map((r) => r.serial)).toEqual([a.record.serial]);
     // Ownership of names is restored as well.
-    expect(await index.claimSubject('someone-else', `${appId}-a`, [])).toEqual([`${appId}-a`]);
+    expect((await index.claimSubject('someone-else', `${appId}-A.`, [])).taken).toEqual([`${appId}-a`]);
 
     // The rebuilt record carries no secret: only what the certificate shows.
     expect(JSON.stringify(ra)).not.toMatch(/PRIVATE KEY/);
     expect(verifier.isKnownRevoked(b.record.serial)).toBe(true);
+  });
+
+  it('claims written before normalisation are found under their normalised names after the migration', async () => {
+    const owner = `app-${randomBytes(3).toString('hex')}`;
+    const tag = randomBytes(3).toString('hex');
+    // What the old code stored: exact strings.
+    await redis.set(`${prefix}:certs:owner:cn:LEGACY-${tag}`, owner);
+    await redis.set(`${prefix}:certs:owner:uri:spiffe://example.org/${tag}/x/../payments`, owner);
+    await redis.del(`${prefix}:certs:owner-normalised-v1`);
+    expect(await index.migrateLegacyClaims()).toBeGreaterThanOrEqual(2);
+    const other = await index.claimSubject('someone-else', `legacy-${tag}`, [`spiffe://example.org/${tag}/payments`]);
+    expect(other.taken).toEqual([`legacy-${tag}`, `spiffe://example.org/${tag}/payments`]);
+    // The owner still has them, permanently.
+    const mine = await index.claimSubject(owner, `Legacy-${tag}.`, [`spiffe://example.org/${tag}/p%61yments`]);
+    expect(mine).toEqual({ taken: [], claimed: [] });
+  });
+
+  it('a claim is provisional until confirmed, released on failure, and a confirmed claim survives a release', async () => {
+    const [a, b] = [`app-${randomBytes(3).toString('hex')}`, `app-${randomBytes(3).toString('hex')}`];
+    const cn = `name-${randomBytes(3).toString('hex')}`;
+    const first = await index.claimSubject(a, cn, []);
+    expect(first.claimed).toEqual([['cn', cn]]);
+    expect(await redis.pttl(`${prefix}:certs:owner:cn:${cn}`)).toBeGreaterThan(0);
+    await index.releaseSubject(a, first.claimed);
+    expect((await index.claimSubject(b, cn, [])).taken).toEqual([]);
+    await index.releaseSubject(b, [['cn', cn]]);
+    const again = await index.claimSubject(a, cn, []);
+    expect(await index.confirmSubject(a, cn, [])).toEqual([]);
+    await index.releaseSubject(a, again.claimed);
+    expect((await index.claimSubject(b, cn, [])).taken).toEqual([cn]);
   });
 
   it('resolves a certificate missing from the index from Vault, and revocation done directly in Vault is noticed', async () => {

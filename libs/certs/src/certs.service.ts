@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
@@ -11,6 +10,7 @@ import { appUrn, certFacts, CertFacts, RESERVED_URN_PREFIX } from './cert-info';
 import { CertIndex, CertPage, CertRecord, renewAtOf } from './cert-index';
 import { CertVerifier } from './cert-verifier';
 import { CsrError, inspectCsr, keyWeakness } from './csr';
+import { hostHasEmptyLabel, normalizeIp, normalizeUri } from './names';
 import { normalizeSerial } from './serial';
 
 export const CERT_APP_ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -73,6 +73,7 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(CertsService.name);
   private sweeper?: NodeJS.Timeout;
   private sweeping = false;
+  private claimsMigrated = false;
 
   constructor(
     private readonly vault: VaultClient,
@@ -84,10 +85,24 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    // Before serving if Redis is there; else retried by the sweeper (start-up must not depend on Redis).
+    await this.migrateClaims();
     // Revocations after a renewal grace: any instance may take each one (claimed atomically in Redis).
-    this.sweeper = setInterval(() => void this.revokeDue(), SWEEP_EVERY_MS);
+    this.sweeper = setInterval(() => void this.migrateClaims().then(() => this.revokeDue()), SWEEP_EVERY_MS);
     this.sweeper.unref();
+  }
+
+  /** Name claims written before normalisation must be found under their normalised keys. */
+  private async migrateClaims(): Promise<void> {
+    if (this.claimsMigrated) return;
+    try {
+      const moved = await this.index.migrateLegacyClaims((m) => this.logger.warn(m));
+      this.claimsMigrated = true;
+      if (moved) this.logger.log(`normalised ${moved} legacy certificate name claims`);
+    } catch (err) {
+      this.logger.warn(`certificate name claims not normalised yet (retrying): ${(err as Error).message}`);
+    }
   }
 
   onModuleDestroy(): void {
@@ -116,15 +131,25 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
   /** Validate, claim the subject for the app, then issue (Vault key) or sign (client CSR). No authorization here. */
   private async issueUnchecked(input: IssueInput, previous?: CertRecord): Promise<IssueResult> {
     const problems: string[] = [];
-    const uriSans = [...new Set(input.uriSans ?? [])];
-    const ipSans = [...new Set(input.ipSans ?? [])];
+    // Canonical forms go into the certificate, so what is claimed is exactly what a relying party sees.
+    const uriSans: string[] = [];
+    for (const u of new Set(input.uriSans ?? [])) {
+      const n = normalizeUri(u);
+      if (n === null) problems.push(`uriSans: ${u.slice(0, 80)} has a malformed scheme or percent-encoding`);
+      else if (n.startsWith(RESERVED_URN_PREFIX)) problems.push(`uriSans: ${u.slice(0, 80)} is reserved for latchkey`);
+      // Go's x509 parser (inside Vault) refuses an empty host label only after signing, as a 500.
+      else if (hostHasEmptyLabel(u.toLowerCase())) problems.push(`uriSans: ${u.slice(0, 80)} has an empty host label (leading, trailing or double dot)`);
+      else if (!URI_SAN_RE.test(n)) problems.push(`uriSans: ${u.slice(0, 80)} is not a SPIFFE ID (spiffe://…) or URN (urn:…)`);
+      else if (!uriSans.includes(n)) uriSans.push(n);
+    }
     if (uriSans.length > MAX_SANS) problems.push(`at most ${MAX_SANS} uriSans`);
-    for (const u of uriSans) {
-      if (u.toLowerCase().startsWith(RESERVED_URN_PREFIX)) problems.push(`uriSans: ${u.slice(0, 80)} is reserved for latchkey`);
-      else if (!URI_SAN_RE.test(u)) problems.push(`uriSans: ${u.slice(0, 80)} is not a SPIFFE ID (spiffe://…) or URN (urn:…)`);
+    const ipSans: string[] = [];
+    for (const ip of new Set(input.ipSans ?? [])) {
+      const n = normalizeIp(ip);
+      if (n === null) problems.push(`ipSans: ${ip.slice(0, 60)} is not an IP address`);
+      else if (!ipSans.includes(n)) ipSans.push(n);
     }
     if (ipSans.length > MAX_SANS) problems.push(`at most ${MAX_SANS} ipSans`);
-    for (const ip of ipSans) if (isIP(ip) === 0) problems.push(`ipSans: ${ip.slice(0, 60)} is not an IP address`);
     const ttl = input.ttl === undefined ? this.config.certs.defaultTtlSeconds : parseDuration(input.ttl);
     if (ttl === null || ttl < 1) problems.push('ttl is not a valid duration');
     else if (ttl > this.config.certs.maxTtlSeconds) problems.push(`ttl exceeds the maximum (${this.config.certs.maxTtlSeconds}s)`);
@@ -147,33 +172,33 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
     }
     if (commonName === undefined) problems.push('commonName is required (or a csr carrying it)');
     else if (!COMMON_NAME_RE.test(commonName)) problems.push('commonName must be 1-64 of A-Z a-z 0-9 space . _ @ : -, starting with a letter or digit');
+    // Vault's IDNA check refuses these; say so before anything is claimed.
+    else if (/\.\.|\.$/.test(commonName)) problems.push('commonName must not end with a dot or contain two dots in a row');
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
     const cn = commonName as string;
 
-    const taken = await this.index.claimSubject(input.appId, cn, uriSans);
-    if (taken.length) {
-      throw new LatchkeyError(ErrorCode.POLICY_NOT_ALLOWED, `subject not allowed for app ${input.appId}: ${taken.map((t) => t.slice(0, 80)).join(', ')} already belongs to another app`);
-    }
-
-    const params = {
-      common_name: cn,
-      uri_sans: [...uriSans, appUrn(input.appId)],
-      ip_sans: ipSans,
-      ttl: `${ttl}s`,
-      format: 'pem',
-    };
+    const { taken, claimed } = await this.index.claimSubject(input.appId, cn, uriSans);
+    if (taken.length) throw this.notAllowed(input.appId, taken);
     let issued: PkiIssued;
-    if (input.csr) {
-      issued = await this.vault.pkiSign(this.mount, `${this.config.vault.pkiRole}${PKI_CLIENT_ROLE_SUFFIX_CSR}`, { ...params, csr: input.csr });
-    } else {
-      issued = await this.vault.pkiIssue(this.mount, this.config.vault.pkiRole, { ...params, private_key_format: 'pkcs8' });
-    }
-    const x509 = new X509Certificate(issued.certificate);
-    const facts = certFacts(x509);
-    if (facts.appId !== input.appId || facts.commonName !== cn || (csrKeyDer && !x509.publicKey.export({ format: 'der', type: 'spki' }).equals(csrKeyDer))) {
-      // Vault's role did not apply what latchkey asked for (e.g. a production role rewriting subjects): never hand it out.
-      await this.vault.pkiRevoke(this.mount, facts.serial).catch(() => undefined);
-      throw new LatchkeyError(ErrorCode.VAULT_ERROR, `the PKI role ${this.config.vault.pkiRole} issued a certificate with a different subject, app URN or key; revoked it`);
+    let facts: CertFacts;
+    try {
+      issued = await this.mint(input, cn, uriSans, ipSans, ttl as number);
+      const x509 = new X509Certificate(issued.certificate);
+      facts = certFacts(x509);
+      if (facts.appId !== input.appId || facts.commonName !== cn || (csrKeyDer && !x509.publicKey.export({ format: 'der', type: 'spki' }).equals(csrKeyDer))) {
+        // Vault's role did not apply what latchkey asked for (e.g. a production role rewriting subjects): never hand it out.
+        await this.vault.pkiRevoke(this.mount, facts.serial).catch(() => undefined);
+        throw new LatchkeyError(ErrorCode.VAULT_ERROR, `the PKI role ${this.config.vault.pkiRole} issued a certificate with a different subject, app URN or key; revoked it`);
+      }
+      const lost = await this.index.confirmSubject(input.appId, cn, uriSans);
+      if (lost.length) {
+        // Our provisional claim lapsed and another app took the name meanwhile.
+        await this.vault.pkiRevoke(this.mount, facts.serial).catch(() => undefined);
+        throw this.notAllowed(input.appId, lost);
+      }
+    } catch (err) {
+      await this.index.releaseSubject(input.appId, claimed).catch(() => undefined);
+      throw err;
     }
     const now = new Date().toISOString();
     const record: CertRecord = {
@@ -202,6 +227,26 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
       ...(issued.private_key ? { privateKey: issued.private_key, privateKeyType: issued.private_key_type } : {}),
       caChain: issued.ca_chain?.length ? issued.ca_chain : [issued.issuing_ca],
     };
+  }
+
+  private async mint(input: IssueInput, cn: string, uriSans: string[], ipSans: string[], ttl: number): Promise<PkiIssued> {
+    const params = {
+      common_name: cn,
+      uri_sans: [...uriSans, appUrn(input.appId)],
+      ip_sans: ipSans,
+      ttl: `${ttl}s`,
+      format: 'pem',
+    };
+    try {
+      if (input.csr) return await this.vault.pkiSign(this.mount, `${this.config.vault.pkiRole}${PKI_CLIENT_ROLE_SUFFIX_CSR}`, { ...params, csr: input.csr });
+      return await this.vault.pkiIssue(this.mount, this.config.vault.pkiRole, { ...params, private_key_format: 'pkcs8' });
+    } catch (err) {
+      throw inputCausedVaultError(err);
+    }
+  }
+
+  private notAllowed(appId: string, names: string[]): LatchkeyError {
+    return new LatchkeyError(ErrorCode.POLICY_NOT_ALLOWED, `subject not allowed for app ${appId}: ${names.map((t) => t.slice(0, 80)).join(', ')} already belongs to another app`);
   }
 
   private checkAppId(appId: string): void {
@@ -415,6 +460,18 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
   private record(principal: Principal, action: string, outcome: 'success' | 'failure', appId: string, detail: string, ctx: RequestContext): Promise<void> {
     return this.audit.record({ action, outcome, actor: principal.accessor, actorName: principal.displayName, requestId: ctx.requestId, appId, detail });
   }
+}
+
+/**
+ * Vault answers 500 for some input it accepted and then failed on (Go's x509
+ * parser refusing the certificate it just built: "unable to parse created
+ * certificate"). That is the client's input, not an outage: a 400, not a 503 with Retry-After.
+ */
+export function inputCausedVaultError(err: unknown): unknown {
+  if (!(err instanceof LatchkeyError) || err.code !== ErrorCode.VAULT_UNAVAILABLE) return err;
+  if ((err.details as { vaultStatus?: number } | undefined)?.vaultStatus !== 500) return err;
+  if (!/unable to parse created certificate|cannot parse|invalid domain|idna:/i.test(err.message)) return err;
+  return new LatchkeyError(ErrorCode.VALIDATION_FAILED, `Vault refused the requested names: ${err.message.replace(/\s+/g, ' ').slice(0, 300)}`);
 }
 
 /** A record from a certificate in Vault (index rebuild, unknown serial), or null if latchkey did not issue it. */

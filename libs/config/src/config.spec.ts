@@ -77,6 +77,14 @@ describe('loadConfig', () => {
     expect(problems({ ...base, LATCHKEY_REQUEST_TIMEOUT: 'never' }).join()).toMatch(/LATCHKEY_REQUEST_TIMEOUT/);
   });
 
+  it('webhooks reach only public addresses unless allowed, by switch or by CIDR', () => {
+    expect(loadConfig(base).delivery).toMatchObject({ allowPrivate: false, allowedCidrs: [] });
+    const c = loadConfig({ ...base, WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_ALLOWED_CIDRS: '10.1.2.3/16, ::ffff:192.168.0.0/120,fd00::/8' });
+    expect(c.delivery).toMatchObject({ allowPrivate: true, allowedCidrs: ['10.1.0.0/16', '192.168.0.0/24', 'fd00::/8'] });
+    expect(problems({ ...base, WEBHOOK_ALLOWED_CIDRS: '10.0.0.0/33' }).join()).toMatch(/WEBHOOK_ALLOWED_CIDRS/);
+    expect(problems({ ...base, WEBHOOK_ALLOWED_CIDRS: 'localhost' }).join()).toMatch(/WEBHOOK_ALLOWED_CIDRS/);
+  });
+
   it('never echoes a value, which may be a secret', () => {
     const secret = 's.' + 'SECRETSECRETSECRETSECRET';
     const p = problems({ VAULT_ADDR: secret, VAULT_TOKEN: secret, VAULT_TIMEOUT_MS: secret });

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { isIP } from 'node:net';
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
+import ipaddr from 'ipaddr.js';
 import { parseDuration } from '@latchkey/common';
 import { EnvSchema } from './env.schema';
 
@@ -87,7 +88,17 @@ export interface AppConfig {
     rotationPause: { after: 'minted' | 'delivered'; ms: number } | null;
   };
   /** Delivery of rotated secrets (Vault KV, signed webhooks). */
-  delivery: { wrapTtlSeconds: number; webhookTimeoutMs: number; webhookAttempts: number; webhookBackoffMs: number; allowHttp: boolean };
+  delivery: {
+    wrapTtlSeconds: number;
+    webhookTimeoutMs: number;
+    webhookAttempts: number;
+    webhookBackoffMs: number;
+    allowHttp: boolean;
+    /** Webhooks may reach non-public addresses (WEBHOOK_ALLOW_PRIVATE). */
+    allowPrivate: boolean;
+    /** Canonical CIDRs webhooks may reach although not public (WEBHOOK_ALLOWED_CIDRS). */
+    allowedCidrs: string[];
+  };
 }
 
 export class ConfigError extends Error {
@@ -107,6 +118,22 @@ function flatten(errors: ValidationError[]): string[] {
     if (e.children?.length) out.push(...flatten(e.children));
   }
   return out;
+}
+
+/** "10.1.2.3/8" as "10.0.0.0/8"; IPv4-mapped IPv6 ranges as IPv4; null if not a CIDR. */
+function canonicalCidr(text: string): string | null {
+  try {
+    let [addr, bits] = ipaddr.parseCIDR(text);
+    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
+      if (bits < 96) return null;
+      addr = (addr as ipaddr.IPv6).toIPv4Address();
+      bits -= 96;
+    }
+    const net = addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${bits}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${bits}`);
+    return `${net.toString()}/${bits}`;
+  } catch {
+    return null;
+  }
 }
 
 /** Validate the environment once and return the typed configuration, or throw ConfigError naming every bad variable. */
@@ -133,6 +160,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   const certTtl = { dflt: parseDuration(raw.CERT_DEFAULT_TTL ?? '72h') ?? 0, max: parseDuration(raw.CERT_MAX_TTL ?? '720h') ?? 0 };
   if (certTtl.dflt <= 0 || certTtl.max <= 0 || certTtl.dflt > certTtl.max) problems.push('CERT_DEFAULT_TTL must be positive and at most CERT_MAX_TTL');
+  const webhookCidrs = (raw.WEBHOOK_ALLOWED_CIDRS ?? '').split(',').map((c) => c.trim()).filter(Boolean).map((c) => [c, canonicalCidr(c)] as const);
+  for (const [c, n] of webhookCidrs) if (!n) problems.push(`WEBHOOK_ALLOWED_CIDRS: ${c.slice(0, 64)} is not a CIDR (address/bits)`);
   if (problems.length) throw new ConfigError(problems);
 
   const trust = raw.LATCHKEY_TRUST_PROXY?.trim();
@@ -235,6 +264,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       webhookAttempts: raw.WEBHOOK_ATTEMPTS ?? 8,
       webhookBackoffMs: ms(raw.WEBHOOK_BACKOFF, '10s'),
       allowHttp: raw.WEBHOOK_ALLOW_HTTP === 'true' || raw.WEBHOOK_ALLOW_HTTP === '1',
+      allowPrivate: raw.WEBHOOK_ALLOW_PRIVATE === 'true' || raw.WEBHOOK_ALLOW_PRIVATE === '1',
+      allowedCidrs: webhookCidrs.map(([, n]) => n as string),
     },
   };
   return deepFreeze(config);

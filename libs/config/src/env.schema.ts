@@ -149,4 +149,11 @@ export class EnvSchema {
   @IsOptional() @IsDuration() WEBHOOK_BACKOFF?: string;
   /** Allow plain-http webhook URLs (development only; production should use https). */
   @IsOptional() @IsIn(['true', 'false', '1', '0']) WEBHOOK_ALLOW_HTTP?: string;
+  /** Let webhooks reach loopback, private, link-local and other non-public addresses (development only). */
+  @IsOptional() @IsIn(['true', 'false', '1', '0']) WEBHOOK_ALLOW_PRIVATE?: string;
+  /** Comma list of CIDRs webhooks may reach although they are not public (e.g. an internal receiver's subnet). */
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*$/, { message: 'WEBHOOK_ALLOWED_CIDRS must be a comma-separated list of CIDRs' })
+  WEBHOOK_ALLOWED_CIDRS?: string;
 }

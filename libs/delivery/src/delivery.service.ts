@@ -1,4 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { ErrorCode, LatchkeyError, redactText } from '@latchkey/common';
@@ -7,6 +9,7 @@ import { RotationTrigger } from '@latchkey/jobs';
 import { REDIS } from '@latchkey/redis';
 import { VaultClient, VaultResponse } from '@latchkey/vault';
 import { SIGNATURE_HEADER, signWebhook } from './signing';
+import { resolveWebhookHost, ResolvedAddress, WebhookAddressPolicy } from './webhook-address';
 
 /** What the owner reads at `<kv mount>/data/delivery/<app>/<key name>` (e.g. with a Vault Agent template). */
 export interface DeliveredSecret {
@@ -97,7 +100,18 @@ export class DeliveryService {
     return `webhooks/${appId}`;
   }
 
-  checkUrl(url: string): void {
+  /** Syntax, scheme, and where the host resolves to now (400 WEBHOOK_URL_NOT_ALLOWED for a non-public address). */
+  async checkUrl(url: string): Promise<void> {
+    const u = this.parseUrl(url);
+    const where = await resolveWebhookHost(u.hostname, this.addressPolicy);
+    if ('refused' in where) throw new LatchkeyError(ErrorCode.WEBHOOK_URL_NOT_ALLOWED, `url not allowed: ${where.refused} (see WEBHOOK_ALLOW_PRIVATE, WEBHOOK_ALLOWED_CIDRS)`);
+  }
+
+  private get addressPolicy(): WebhookAddressPolicy {
+    return { allowPrivate: this.config.delivery.allowPrivate, allowedCidrs: this.config.delivery.allowedCidrs };
+  }
+
+  private parseUrl(url: string): URL {
     let u: URL;
     try {
       u = new URL(url);
@@ -108,11 +122,12 @@ export class DeliveryService {
     if (!okProtocol) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, this.config.delivery.allowHttp ? 'url must be http(s)' : 'url must be https (WEBHOOK_ALLOW_HTTP is off)');
     if (u.username || u.password) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'url must not carry credentials');
     if (url.length > 2048) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'url is too long');
+    return u;
   }
 
   /** Set an app's webhook. Without a secret one is generated; either way it is returned once, here. */
   async putWebhook(appId: string, url: string, secret?: string): Promise<WebhookConfig> {
-    this.checkUrl(url);
+    await this.checkUrl(url);
     if (secret !== undefined && (secret.length < 16 || secret.length > 256)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'secret must be 16-256 characters');
     const cfg: WebhookConfig = { url, secret: secret ?? `whsec_${randomBytes(32).toString('base64url')}`, updatedAt: new Date().toISOString() };
     await this.vault.kvWrite(this.config.vault.kvMount, this.webhookPath(appId), cfg as unknown as Record<string, unknown>);
@@ -157,6 +172,12 @@ export class DeliveryService {
       await this.setStatus(e.appId, { keyId: e.keyId, state: 'superseded', attempts: attempt, at: new Date().toISOString() });
       return { state: 'superseded' };
     }
+    // Checked again now, before any wrapping token exists: DNS may have changed since registration (rebinding).
+    const target = new URL(cfg.url);
+    const where = await resolveWebhookHost(target.hostname, this.addressPolicy);
+    if ('refused' in where) {
+      throw new LatchkeyError(ErrorCode.WEBHOOK_URL_NOT_ALLOWED, `webhook ${target.host.slice(0, 100)} not allowed: ${where.refused}`);
+    }
     const wrapTtl = this.config.delivery.wrapTtlSeconds;
     const wrapped = await this.vault.raw<VaultResponse>('POST', 'sys/wrapping/wrap', { key: secret.key, keyId: secret.keyId, appId: secret.appId, name: secret.name }, { wrapTtl: `${wrapTtl}s`, operation: 'wrap' });
     const wrapToken = wrapped.wrap_info?.token;
@@ -178,23 +199,22 @@ export class DeliveryService {
     });
     let status: number;
     try {
-      const res = await fetch(cfg.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'latchkey-webhook/1', [SIGNATURE_HEADER]: signWebhook(cfg.secret, body), 'Latchkey-Event': e.event, 'Latchkey-Delivery-Attempt': String(attempt) },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.config.delivery.webhookTimeoutMs),
-      });
-      status = res.status;
-      await res.body?.cancel().catch(() => undefined);
+      status = await postPinned(target, where.addresses, body, {
+        'content-type': 'application/json',
+        'user-agent': 'latchkey-webhook/1',
+        [SIGNATURE_HEADER]: signWebhook(cfg.secret, body),
+        'Latchkey-Event': e.event,
+        'Latchkey-Delivery-Attempt': String(attempt),
+      }, this.config.delivery.webhookTimeoutMs);
     } catch (err) {
       await this.revokeWrap(wrapToken);
-      throw new Error(`webhook ${new URL(cfg.url).host} unreachable: ${redactText((err as Error).message)}`);
+      throw new Error(`webhook ${target.host} unreachable: ${redactText((err as Error).message)}`);
     }
     if (status < 200 || status >= 300) {
       // The receiver did not take it: make sure nobody can use this wrapping token.
       await this.revokeWrap(wrapToken);
-      throw new Error(`webhook ${new URL(cfg.url).host} answered HTTP ${status}`);
+      // Redirects are not followed (their target was never checked): a 3xx is a failed attempt like any other.
+      throw new Error(`webhook ${target.host} answered HTTP ${status}`);
     }
     await this.setStatus(e.appId, { keyId: e.keyId, state: 'delivered', attempts: attempt, at: new Date().toISOString(), httpStatus: status });
     this.logger.log(`webhook for key ${e.keyId} of app ${e.appId} delivered (attempt ${attempt})`);
@@ -208,4 +228,26 @@ export class DeliveryService {
   private async revokeWrap(wrapToken: string): Promise<void> {
     await this.vault.unwrap(wrapToken).catch(() => undefined);
   }
+}
+
+/**
+ * POST to the addresses that were checked, whatever DNS says by the time the
+ * socket connects: the custom lookup pins the connection (Host header and TLS
+ * name stay the URL's). No redirects are followed; no keep-alive socket is
+ * shared with another destination.
+ */
+function postPinned(url: URL, addresses: ResolvedAddress[], body: string, headers: Record<string, string>, timeoutMs: number): Promise<number> {
+  const lookup = ((_host: string, opts: { all?: boolean }, cb: (err: Error | null, address: string | ResolvedAddress[], family?: number) => void) => {
+    if (opts?.all) cb(null, addresses);
+    else cb(null, addresses[0].address, addresses[0].family);
+  }) as unknown as http.RequestOptions['lookup'];
+  const request = url.protocol === 'https:' ? https.request : http.request;
+  return new Promise<number>((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, lookup, agent: false, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -2,3 +2,4 @@ export * from './signing';
 export * from './delivery.service';
 export * from './successor-delivery';
 export * from './delivery.module';
+export * from './webhook-address';
