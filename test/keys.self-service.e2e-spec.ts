@@ -17,7 +17,7 @@ import { webhookReceiver } from './support/webhook';
  * carries ids only. Own Redis prefix: this file's queues and audit stream never mix with others'.
  */
 const PREFIX = `lks${randomBytes(4).toString('hex')}`;
-const ENV: NodeJS.ProcessEnv = { REDIS_PREFIX: PREFIX, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_BACKOFF: '300ms' };
+const ENV: NodeJS.ProcessEnv = { REDIS_PREFIX: PREFIX, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', WEBHOOK_BACKOFF: '300ms' };
 const KV_MOUNT = 'latchkey-kv';
 
 interface Delivered {
