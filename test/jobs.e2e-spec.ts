@@ -1,7 +1,5 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import * as http from 'node:http';
-import { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { LatchkeyError } from '@latchkey/common';
@@ -12,6 +10,7 @@ import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from '.
 import { call } from './support/http';
 import { appManagerToken, createProfile, mintKey, operatorToken } from './support/keys';
 import { rootVault, uniqueId } from './support/stack';
+import { webhookReceiver } from './support/webhook';
 
 /**
  * Worker jobs end to end: scheduled rotation with delivery (Vault KV + signed webhook carrying a
@@ -35,28 +34,6 @@ const ENV: NodeJS.ProcessEnv = {
   VERIFY_MAX_STALENESS: '10m',
 };
 
-interface Hook {
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  status: number;
-}
-
-/** A local webhook receiver answering with the given statuses in turn (then 200). */
-async function webhookReceiver(statuses: number[]): Promise<{ url: string; hooks: Hook[]; close(): Promise<void> }> {
-  const hooks: Hook[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const status = statuses[hooks.length] ?? 200;
-      hooks.push({ headers: req.headers, body, status });
-      res.writeHead(status).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/hooks/latchkey`, hooks, close: () => new Promise((r) => server.close(() => r())) };
-}
 
 async function verify(url: string, key: string): Promise<string> {
   return (await call(url, 'POST', '/v1/keys/verify', { body: { key } })).body.code;

@@ -29,6 +29,25 @@ export async function requireBindings(principal: Principal, client: ClientIdenti
   }
 }
 
+/** Authenticate the request's credential to a principal, then hold it to its bindings: one path for every guard. */
+@Injectable()
+abstract class CredentialGuard implements CanActivate {
+  constructor(
+    protected readonly authz: AuthzService,
+    @Inject(APP_CONFIG) protected readonly config: AppConfig,
+    private readonly identity: ClientIdentityResolver,
+  ) {}
+
+  protected abstract authenticate(req: WithPrincipal): Promise<Principal>;
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const req = ctx.switchToHttp().getRequest<WithPrincipal>();
+    req.principal = await this.authenticate(req);
+    await requireBindings(req.principal, this.identity.of(req));
+    return true;
+  }
+}
+
 /**
  * Admin endpoints: the caller presents a Vault token (`X-Vault-Token`) or a
  * latchkey management key (`Authorization: Bearer lk_…`), which is itself a
@@ -37,25 +56,12 @@ export async function requireBindings(principal: Principal, client: ClientIdenti
  * by Vault policies.
  */
 @Injectable()
-export class CallerGuard implements CanActivate {
-  constructor(
-    private readonly authz: AuthzService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly identity: ClientIdentityResolver,
-  ) {}
-
-  async canActivate(ctx: ExecutionContext): Promise<boolean> {
-    const req = ctx.switchToHttp().getRequest<WithPrincipal>();
+export class CallerGuard extends CredentialGuard {
+  protected authenticate(req: WithPrincipal): Promise<Principal> {
     const vaultToken = req.headers['x-vault-token'];
-    if (typeof vaultToken === 'string' && vaultToken.length > 0 && vaultToken.length <= 1024) {
-      req.principal = await this.authz.authenticate(vaultToken, false);
-    } else if (typeof req.headers.authorization === 'string') {
-      req.principal = await authenticateKey(this.authz, this.config, req.headers.authorization);
-    } else {
-      throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Present a Vault token (X-Vault-Token) or a management key (Authorization: Bearer)');
-    }
-    await requireBindings(req.principal, this.identity.of(req));
-    return true;
+    if (typeof vaultToken === 'string' && vaultToken.length > 0 && vaultToken.length <= 1024) return this.authz.authenticate(vaultToken, false);
+    if (typeof req.headers.authorization === 'string') return authenticateKey(this.authz, this.config, req.headers.authorization);
+    throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Present a Vault token (X-Vault-Token) or a management key (Authorization: Bearer)');
   }
 }
 
@@ -64,20 +70,11 @@ export class CallerGuard implements CanActivate {
  * (`Authorization: Bearer lk_…`), held to the key's bindings like everywhere else.
  */
 @Injectable()
-export class KeyHolderGuard implements CanActivate {
-  constructor(
-    private readonly authz: AuthzService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly identity: ClientIdentityResolver,
-  ) {}
-
-  async canActivate(ctx: ExecutionContext): Promise<boolean> {
-    const req = ctx.switchToHttp().getRequest<WithPrincipal>();
+export class KeyHolderGuard extends CredentialGuard {
+  protected authenticate(req: WithPrincipal): Promise<Principal> {
     const auth = req.headers.authorization;
     if (typeof auth !== 'string') throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Authorization: Bearer <your key> is required');
-    req.principal = await authenticateKey(this.authz, this.config, auth);
-    await requireBindings(req.principal, this.identity.of(req));
-    return true;
+    return authenticateKey(this.authz, this.config, auth);
   }
 }
 
