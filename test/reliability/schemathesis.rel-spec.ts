@@ -147,7 +147,8 @@ describe('API fuzzing (schemathesis against /openapi.json)', () => {
     // and "management" included) and revokes keys, which broke suites sharing the stack with it.
     bao = await startBao();
     await bootstrapPrivate(bao.addr, bao.rootToken);
-    api = await startApi({ LOG_LEVEL: 'error', VAULT_ADDR: bao.addr, VAULT_TOKEN: bao.rootToken, AUDIT_LOG_PATH: bao.auditLogPath, REDIS_PREFIX: uniqueId('lkst') });
+    // The fuzzer authenticates as a management key (latchkey-operator), which only this setting makes grantable.
+    api = await startApi({ LOG_LEVEL: 'error', VAULT_ADDR: bao.addr, VAULT_TOKEN: bao.rootToken, AUDIT_LOG_PATH: bao.auditLogPath, REDIS_PREFIX: uniqueId('lkst'), LATCHKEY_GRANTABLE_OWN_POLICIES: 'latchkey-operator' });
   }, 300_000);
 
   afterAll(async () => {
