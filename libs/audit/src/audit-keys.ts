@@ -53,13 +53,28 @@ local offset = redis.call('HGET', KEYS[1], 'offset') or ''
 if file ~= a.ef or offset ~= a.eo then return {-2, 0} end
 local added, dups = 0, 0
 local buckets = {}
+-- A token's metadata proves nothing (anyone allowed to create tokens can write latchkey_app=…): an event
+-- is attributed to a key, and counted in its usage, only when the key index knows the accessor.
+local keyFields = { keyId = true, appId = true, name = true, profile = true }
 for _, e in ipairs(a.ev) do
   local sk = a.p .. ':audit:seen:' .. e[1]
   if redis.call('SADD', sk, e[2]) == 1 then
     buckets[sk] = true
-    redis.call('XADD', KEYS[3], '*', unpack(e[3]))
+    local fields = e[3]
+    local known = e[5] ~= nil and redis.call('EXISTS', a.p .. ':key:' .. e[5]) == 1
+    if e[5] ~= nil and not known then
+      local kept = {}
+      for i = 1, #fields, 2 do
+        if not keyFields[fields[i]] then
+          kept[#kept + 1] = fields[i]
+          kept[#kept + 1] = fields[i + 1]
+        end
+      end
+      fields = kept
+    end
+    redis.call('XADD', KEYS[3], '*', unpack(fields))
     local u = e[4]
-    if type(u) == 'table' then usage(a.p, u[1], 'vault', 1, u[2], u[3], u[4], u[5], a.ut) end
+    if known and type(u) == 'table' then usage(a.p, u[1], 'vault', 1, u[2], u[3], u[4], u[5], a.ut) end
     added = added + 1
   else
     dups = dups + 1

@@ -46,6 +46,8 @@ describe('AuditIngester (real Redis, temporary files)', () => {
     lockTtlMs: 5000,
   });
   const streamLen = () => redis.xlen(auditStreamKey(prefix));
+  /** The key index record (KeyIndex writes the same key): only indexed accessors are keys. */
+  const indexed = (key: string) => redis.hset(`${prefix}:key:${key}`, 'keyId', key);
 
   beforeAll(() => {
     redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -171,6 +173,7 @@ describe('AuditIngester (real Redis, temporary files)', () => {
 
   it('per-key usage from response lines: count, per day, last address, errors; merged with verify counts', async () => {
     const key = 'KEYaccessor0000000000001';
+    await indexed(key);
     fs.writeFileSync(file, pairs('a', 3, { key, ip: '10.0.0.1' }) + pairs('b', 2, { key, ip: '10.0.0.9', error: 'permission denied' }) + pairs('c', 4));
     await new AuditIngester(redis, opts()).run();
     const config = loadConfig({ ...process.env, VAULT_ADDR: process.env.VAULT_ADDR ?? 'http://127.0.0.1:8200', VAULT_TOKEN: 'x', REDIS_PREFIX: prefix });
@@ -191,8 +194,24 @@ describe('AuditIngester (real Redis, temporary files)', () => {
     expect((await reader.get('UNUSEDkey00000000000000x')).count).toBe(0);
   });
 
+  it('attributes nothing to a token latchkey does not know, whatever its metadata says', async () => {
+    const forged = 'FORGEDaccessor0000000001';
+    fs.writeFileSync(file, pairs('f', 2, { key: forged }));
+    await new AuditIngester(redis, opts()).run();
+    const entries = await redis.xrange(auditStreamKey(prefix), '-', '+');
+    expect(entries).toHaveLength(4);
+    for (const [, fields] of entries) {
+      expect(fields).toEqual(expect.arrayContaining(['actor', forged]));
+      expect(fields).not.toContain('appId');
+      expect(fields).not.toContain('keyId');
+    }
+    const config = loadConfig({ ...process.env, VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_TOKEN: 'x', REDIS_PREFIX: prefix });
+    expect((await new UsageReader(redis, config).get(forged)).count).toBe(0);
+  });
+
   it('events query: filters and cursor over vault and admin events', async () => {
     const key = 'KEYaccessor0000000000002';
+    await indexed(key);
     fs.writeFileSync(file, pairs('a', 3, { key }) + pairs('b', 3, { path: 'sys/health' }));
     await new AuditIngester(redis, opts()).run();
     await redis.xadd(auditStreamKey(prefix), '*', 'source', 'latchkey', 'type', 'admin.mint', 'time', new Date().toISOString(), 'appId', 'orders', 'keyId', key, 'outcome', 'success');

@@ -402,11 +402,15 @@ class Batch {
     }
     this.lines++;
     const e = r.event;
-    const entry: unknown[] = [dedupBucket(e), dedupMember(e), streamFields(e)];
-    // Usage counts each request once, from its response line (which also tells whether it failed).
-    if (e.kind === 'response' && isKeyUse(e)) {
-      const at = e.timeMs || Date.now();
-      entry.push([e.accessor, e.error !== undefined ? 1 : 0, String(at), e.remoteAddress ?? '', utcDay(at)]);
+    // [bucket, member, stream fields, usage or false, accessor the commit must find in the key index].
+    const entry: unknown[] = [dedupBucket(e), dedupMember(e), streamFields(e), false];
+    if (isKeyUse(e)) {
+      // Usage counts each request once, from its response line (which also tells whether it failed).
+      if (e.kind === 'response') {
+        const at = e.timeMs || Date.now();
+        entry[3] = [e.accessor, e.error !== undefined ? 1 : 0, String(at), e.remoteAddress ?? '', utcDay(at)];
+      }
+      entry.push(e.accessor);
     }
     this.events.push(entry);
     if (e.timeMs) this.times.push(e.timeMs);
