@@ -30,7 +30,9 @@ describe('CertsService (real OpenBao + Redis)', () => {
     verifier = mod.get(CertVerifier);
     redis = mod.get(REDIS);
     const token = process.env.VAULT_TOKEN!;
-    root = { token, accessor: 'root-test', displayName: 'root', policies: ['root'], identityPolicies: [], viaKey: false, key: null, boundCidrs: [] };
+    // Authorization asks Vault by accessor: the principal carries the root token's real one.
+    const { accessor } = await mod.get(VaultClient).lookupToken(token);
+    root = { token, accessor, displayName: 'root', policies: ['root'], identityPolicies: [], viaKey: false, key: null, boundCidrs: [] };
   });
   afterAll(async () => {
     const keys = await redis.keys(`${prefix}:*`);
