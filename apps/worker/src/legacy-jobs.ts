@@ -3,11 +3,13 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB_QUEUE, JobName, QUEUE, QueueName, VAULT_STAMP, bullPrefix, checkStamp, legacyBullPrefix } from '@latchkey/jobs';
-import { createCommandConnection } from '@latchkey/redis';
+import { createWorkerConnection } from '@latchkey/redis';
 
 /** Waiting jobs move at once; the delayed ones keep the time they were due. */
 const STATES = ['waiting', 'delayed', 'prioritized', 'paused'] as const;
 const PAGE = 500;
+/** BullMQ's keys that hold pending jobs or schedulers (v5 layout). */
+const PENDING_KEYS = ['wait', 'paused', 'delayed', 'prioritized', 'repeat'];
 
 export interface AdoptReport {
   adopted: number;
@@ -48,11 +50,15 @@ export class LegacyJobs implements OnApplicationShutdown {
 
   async adopt(clusterId: string): Promise<AdoptReport> {
     if (!this.connection) {
-      this.connection = createCommandConnection(this.config.redis.url, 'latchkey-legacy-jobs');
+      // Waits for Redis (a worker may start before it), but never hangs shutdown on a dead one.
+      this.connection = createWorkerConnection(this.config.redis.url, 'latchkey-legacy-jobs', { commandTimeout: 15_000 });
       this.connection.on('error', () => undefined); // surfaced by the failing call
     }
     const report: AdoptReport = { adopted: 0, schedulersRemoved: 0, scanIterationsDropped: 0, left: 0 };
     for (const name of Object.values(QUEUE) as QueueName[]) {
+      // Plain EXISTS first: a BullMQ Queue object writes its meta key, which would litter an empty old namespace.
+      const base = `${legacyBullPrefix(this.config.redis.prefix)}:${name}`;
+      if ((await this.connection.exists(...PENDING_KEYS.map((k) => `${base}:${k}`))) === 0) continue;
       const from = new Queue(name, { connection: this.connection, prefix: legacyBullPrefix(this.config.redis.prefix) });
       const to = new Queue(name, { connection: this.connection, prefix: bullPrefix(this.config.redis.prefix, clusterId) });
       from.on('error', () => undefined);
@@ -73,7 +79,6 @@ export class LegacyJobs implements OnApplicationShutdown {
   }
 
   private async adoptQueue(from: Queue, to: Queue, clusterId: string, report: AdoptReport): Promise<void> {
-    if ((await from.count()) === 0 && (await from.getJobSchedulersCount()) === 0) return;
     for (const s of await from.getJobSchedulers(0, -1)) {
       if (await from.removeJobScheduler(String(s.key ?? s.id))) report.schedulersRemoved++;
     }
