@@ -85,8 +85,7 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
     this.legacy.start(clusterId);
   }
 
-  /** @internal exported for the stamp-check test */
-  async run(job: Job, token?: string): Promise<unknown> {
+  private async run(job: Job, token?: string): Promise<unknown> {
     const own = this.clusterId;
     const stamp = own ? checkStamp(job.data, own) : ({ ok: false, reason: 'unstamped' } as const);
     if (!stamp.ok) return this.refuse(job, token, stamp.reason === 'foreign' ? stamp.stamp : undefined);
