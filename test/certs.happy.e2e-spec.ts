@@ -11,7 +11,7 @@ import { freePort } from '@latchkey/devstack';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
 import { operatorToken } from './support/keys';
-import { rootVault, uniqueId } from './support/stack';
+import { redisPrefix, rootVault, uniqueId } from './support/stack';
 
 /**
  * Certificates end to end: the compiled api against the real OpenBao PKI and
@@ -354,7 +354,7 @@ describe('certificates: happy paths', () => {
     const values: string[] = [];
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', 'latchkey:*', 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix()}:*`, 'COUNT', 1000);
       cursor = next;
       for (const k of keys) {
         const type = await redis.type(k);

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { LatchkeyError } from '@latchkey/common';
 import { verifyWebhook } from '@latchkey/delivery';
 import { resolveBaoBinary, waitFor } from '@latchkey/devstack';
+import { VAULT_STAMP } from '@latchkey/jobs';
 import { decodeKey } from '@latchkey/keys';
 import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from './support/app';
 import { call } from './support/http';
@@ -315,7 +316,7 @@ describe('worker jobs: rotation, delivery, reconciliation, expiry, queue view', 
       }
     } while (cursor !== '0');
     expect(payloads.length).toBeGreaterThan(3);
-    const allowed = new Set(['keyId', 'appId', 'generation', 'successorKeyId', 'reason', 'previousKeyId', 'kvPath', 'event', 'trigger']);
+    const allowed = new Set(['keyId', 'appId', 'generation', 'successorKeyId', 'reason', 'previousKeyId', 'kvPath', 'event', 'trigger', VAULT_STAMP]);
     for (const p of payloads) for (const field of Object.keys(JSON.parse(p))) expect(allowed.has(field) ? field : `unexpected field ${field}`).toBe(field);
   });
 });

@@ -2,13 +2,14 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { auditStreamKey } from '@latchkey/audit';
 import { projectRoot, waitFor } from '@latchkey/devstack';
 import { decodeKey, keyRegex } from '@latchkey/keys';
 import { LatchkeyError } from '@latchkey/common';
 import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from './support/app';
 import { call } from './support/http';
 import { createProfile, mintKey, operatorToken } from './support/keys';
-import { rootVault, uniqueId } from './support/stack';
+import { redisPrefix, rootVault, uniqueId } from './support/stack';
 
 /** Is this key alive in Vault right now? (Vault is the source of truth.) */
 async function aliveInVault(key: string): Promise<boolean> {
@@ -185,7 +186,7 @@ describe('key lifecycle: happy paths', () => {
     expect(detail.body).toMatchObject({ state: 'revoked', live: null });
     expect((await call(api.url, 'GET', `/v1/keys?appId=${appId}`, { token: op })).body.items).toEqual([]);
 
-    const events = await redis.xrange('latchkey:audit:events', '-', '+');
+    const events = await redis.xrange(auditStreamKey(redisPrefix()), '-', '+');
     const revokes = events.map(([, f]) => Object.fromEntries(f.reduce<string[][]>((a, v, i) => (i % 2 ? (a[a.length - 1].push(v), a) : [...a, [v]]), []))).filter((e) => e.keyId === k.keyId && e.type === 'admin.key.revoke');
     expect(revokes).toHaveLength(2);
     expect(revokes[0]).toMatchObject({ outcome: 'success', appId, source: 'latchkey' });
@@ -237,8 +238,8 @@ describe('key lifecycle: happy paths', () => {
     const appId = uniqueId('app');
     const keys = await Promise.all([0, 1].map((i) => mintKey(api.url, op, { appId, profile, name: `r${i}`, meta: { owner: 'o' } })));
     // Lose the index for this app.
-    for (const k of keys) await redis.del(`latchkey:key:${k.keyId}`);
-    await redis.del(`latchkey:keys:app:${appId}`);
+    for (const k of keys) await redis.del(`${redisPrefix()}:key:${k.keyId}`);
+    await redis.del(`${redisPrefix()}:keys:app:${appId}`);
     expect((await call(api.url, 'GET', `/v1/keys?appId=${appId}`, { token: op })).body.items).toEqual([]);
 
     const { stdout } = await promisify(execFile)(process.execPath, [path.join(projectRoot(), 'dist/scripts/rebuild-index.js')], { env: process.env });

@@ -4,7 +4,7 @@ import { decodeKey, encodeKey } from '@latchkey/keys';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
 import { appManagerToken, createProfile, mintKey, operatorToken, vaultToken } from './support/keys';
-import { uniqueId } from './support/stack';
+import { redisPrefix, uniqueId } from './support/stack';
 
 /**
  * Security properties of the key endpoints, end to end: one real api process
@@ -323,7 +323,7 @@ describe('key endpoints: security', () => {
     const first = await call(url, 'POST', '/v1/keys', { token: operator, body, headers: { 'idempotency-key': idem } });
     expect(first.status).toBe(201);
     // The index is a cache of Vault (it can be lost and rebuilt); the replay guarantee must not depend on it.
-    expect(await redis.del(`latchkey:key:${first.body.keyId}`)).toBe(1);
+    expect(await redis.del(`${redisPrefix()}:key:${first.body.keyId}`)).toBe(1);
     const again = await call(url, 'POST', '/v1/keys', { token: operator, body, headers: { 'idempotency-key': idem } });
     expect({ status: again.status, keyId: again.body?.keyId, hasKey: again.body?.key !== undefined }).toEqual({ status: 200, keyId: first.body.keyId, hasKey: false });
     if (again.status === 201) await call(url, 'DELETE', `/v1/keys/${again.body.keyId}`, { token: operator });
@@ -395,7 +395,7 @@ describe('key endpoints: security', () => {
         else if (type === 'none') continue; // expired while scanning
         else throw new Error(`unexpected Redis type ${type} at ${name}`);
         leaksIn(`${type} ${name}`, JSON.stringify(value), leaks);
-        if (type === 'hash' && name.startsWith('latchkey:bull:')) {
+        if (type === 'hash' && name.startsWith(`${redisPrefix()}:bull:`)) {
           const data = (value as Record<string, string>).data;
           if (data !== undefined) jobData.push(data);
         }

@@ -8,7 +8,7 @@ import { decodeKey } from '@latchkey/keys';
 import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from './support/app';
 import { call } from './support/http';
 import { createProfile, mintKey, operatorToken } from './support/keys';
-import { rootVault, uniqueId } from './support/stack';
+import { rootVault, testBullPrefix, uniqueId, vaultClusterId } from './support/stack';
 import { webhookReceiver } from './support/webhook';
 
 /**
@@ -44,7 +44,7 @@ describe('key self-service: opt-in per profile, delivery of self-rotated success
 
   const selfCall = (action: 'renew' | 'rotate', key: string, body: Record<string, unknown> = {}) => call(api.url, 'POST', `/v1/keys/self/${action}`, { bearer: key, body });
   const refusal = (res: { status: number; body: { error?: { code?: string } } }) => [res.status, res.body?.error?.code];
-  const webhookJobKey = (successorKeyId: string) => `${PREFIX}:bull:${QUEUE.delivery}:${jobId(JOB.webhookDeliver, successorKeyId)}`;
+  const webhookJobKey = async (successorKeyId: string) => `${await testBullPrefix(PREFIX)}:${QUEUE.delivery}:${jobId(JOB.webhookDeliver, successorKeyId)}`;
 
   /** Admin audit events about a key, as stored in the audit stream. */
   const auditOf = async (keyId: string): Promise<Array<Record<string, string>>> => {
@@ -108,7 +108,7 @@ describe('key self-service: opt-in per profile, delivery of self-rotated success
     expect(rotated.body.previousKeyId).toBe(b.keyId);
     // No webhook for this app: the owner's KV path has the successor, and no delivery job exists.
     expect(await rootVault().kvRead<Delivered>(KV_MOUNT, `delivery/${appId}/b`)).toMatchObject({ key: rotated.body.key, keyId: rotated.body.keyId, previousKeyId: b.keyId });
-    expect(await redis.exists(webhookJobKey(rotated.body.keyId))).toBe(0);
+    expect(await redis.exists(await webhookJobKey(rotated.body.keyId))).toBe(0);
 
     // Opting out again is obeyed on the next call.
     const base = { allowedPolicies: ['default', 'orders-read', 'orders-write'], ttl: '1h', maxTtl: '24h' };
@@ -173,8 +173,8 @@ describe('key self-service: opt-in per profile, delivery of self-rotated success
       expect(events[0].detail).toContain(`self-rotated by the key holder; successor ${successorId} delivered to delivery/${appId}/svc; webhook queued`);
 
       // The job carries ids only; no key, Vault token or wrapping token anywhere in this file's queues.
-      const job = await redis.hgetall(webhookJobKey(successorId));
-      expect(JSON.parse(job.data)).toEqual({ appId, keyId: successorId, previousKeyId: k.keyId, kvPath: `delivery/${appId}/svc`, event: 'key.rotated', trigger: 'self' });
+      const job = await redis.hgetall(await webhookJobKey(successorId));
+      expect(JSON.parse(job.data)).toEqual({ appId, keyId: successorId, previousKeyId: k.keyId, kvPath: `delivery/${appId}/svc`, event: 'key.rotated', trigger: 'self', vaultClusterId: await vaultClusterId() });
       const tokenOf = (key: string) => {
         const d = decodeKey(key);
         if (!d.ok) throw new Error('not a key');

@@ -39,7 +39,7 @@ export class KeyJobs {
       for await (const r of this.maintenance.dueForRotation()) {
         const generation = r.generation ?? 0;
         const id = jobId(JOB.keyRotate, r.keyId, String(generation));
-        const existing = await this.jobs.queue(JOB_QUEUE[JOB.keyRotate]).getJob(id);
+        const existing = await (await this.jobs.queue(JOB_QUEUE[JOB.keyRotate])).getJob(id);
         if (existing && (await existing.isFailed())) {
           // Its retries ran out earlier (e.g. Vault was down for long): try again at scan pace.
           await existing.retry('failed');

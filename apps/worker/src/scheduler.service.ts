@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { JOB_QUEUE, JobsProducer, ScheduleSpec, schedules } from '@latchkey/jobs';
+import { JobsProducer, ScheduleSpec, schedules } from '@latchkey/jobs';
 
 /**
  * Registers every periodic job with BullMQ's `upsertJobScheduler` at each
@@ -35,17 +35,12 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   private async register(s: ScheduleSpec): Promise<void> {
-    const queue = this.jobs.queue(JOB_QUEUE[s.job]);
     if (s.everyMs <= 0) {
-      await queue.removeJobScheduler(s.id);
+      await this.jobs.removeScheduler(s.id, s.job);
       this.logger.log(`scheduler ${s.id} disabled`);
       return;
     }
-    await queue.upsertJobScheduler(
-      s.id,
-      { every: s.everyMs },
-      { name: s.job, data: {}, opts: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } } },
-    );
+    await this.jobs.upsertScheduler(s.id, s.job, s.everyMs, { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } });
     this.logger.log(`scheduler ${s.id}: ${s.job} every ${s.everyMs} ms`);
   }
 

@@ -11,6 +11,7 @@ import { AuditIngestJob, AuditWorkerModule } from './audit/audit-worker.module';
 import { JOB_HANDLERS, JobHandlers } from './job-handlers';
 import { CertJobs } from './cert-jobs';
 import { KeyJobs } from './key-jobs';
+import { LegacyJobs } from './legacy-jobs';
 import { SchedulerService } from './scheduler.service';
 import { WorkerService } from './worker.service';
 
@@ -38,6 +39,7 @@ export class WorkerModule {
           }),
           inject: [KeysService, KeyJobs, AuditIngestJob, CertJobs],
         },
+        LegacyJobs,
         WorkerService,
         SchedulerService,
       ],

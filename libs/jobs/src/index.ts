@@ -3,3 +3,4 @@ export * from './jobs.producer';
 export * from './schedules';
 export * from './queue-view';
 export * from './jobs.module';
+export * from './vault-cluster';

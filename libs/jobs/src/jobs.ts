@@ -84,3 +84,40 @@ export const QUEUE_CONCURRENCY: Record<QueueName, number> = {
 export function jobId(name: JobName, ...parts: string[]): string {
   return [name, ...parts].join('.').replace(/[^A-Za-z0-9._-]/g, '-');
 }
+
+/**
+ * The field of every job's data that names the Vault cluster it was enqueued
+ * for. The worker refuses a job whose stamp is not its own Vault's: a job
+ * carries only ids, and an id means something only in the Vault that issued it.
+ */
+export const VAULT_STAMP = 'vaultClusterId';
+export type Stamped<T> = T & { [VAULT_STAMP]?: string };
+
+/**
+ * BullMQ's key prefix: per deployment (REDIS_PREFIX) and per Vault cluster, so
+ * that two deployments sharing a Redis and a prefix by mistake never see each
+ * other's jobs. A Redis Cluster hash tag in REDIS_PREFIX stays the first one.
+ */
+export function bullPrefix(redisPrefix: string, clusterId: string): string {
+  return `${redisPrefix}:bull:${clusterId}`;
+}
+
+/** Where versions without the cluster namespace enqueued; the worker adopts what it finds there (see LegacyJobs). */
+export function legacyBullPrefix(redisPrefix: string): string {
+  return `${redisPrefix}:bull`;
+}
+
+export type StampCheck = { ok: true } | { ok: false; reason: 'foreign'; stamp: string } | { ok: false; reason: 'unstamped' };
+
+/** Whether a job's data was stamped for the given Vault cluster. */
+export function checkStamp(data: unknown, clusterId: string): StampCheck {
+  const stamp = data !== null && typeof data === 'object' ? (data as Record<string, unknown>)[VAULT_STAMP] : undefined;
+  if (typeof stamp !== 'string' || stamp === '') return { ok: false, reason: 'unstamped' };
+  return stamp === clusterId ? { ok: true } : { ok: false, reason: 'foreign', stamp };
+}
+
+/** The job's data as its handler expects it: without the stamp. */
+export function unstamped<T>(data: Stamped<T>): T {
+  const { [VAULT_STAMP]: _stamp, ...rest } = data;
+  return rest as T;
+}

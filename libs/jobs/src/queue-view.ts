@@ -32,7 +32,7 @@ export class QueueInspector {
   async view(failedLimit = 20): Promise<QueueView[]> {
     const out: QueueView[] = [];
     for (const name of Object.values(QUEUE)) {
-      const q = this.jobs.queue(name);
+      const q = await this.jobs.queue(name);
       const counts = await q.getJobCounts(...COUNT_STATES);
       const failedJobs = failedLimit > 0 ? await q.getFailed(0, failedLimit - 1) : [];
       const schedulers = await q.getJobSchedulers(0, 99, true);

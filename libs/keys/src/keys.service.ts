@@ -383,7 +383,10 @@ export class KeysService {
     } catch (err) {
       // The caller gets an error, not the successor: nobody can rely on it, so it must not stay alive.
       if (minted) await this.revokeUnchecked(minted.record, 'revoked: the rotation that minted it failed').catch(() => undefined);
-      await this.jobs.queue(JOB_QUEUE[JOB.revokeAfterGrace]).remove(job).catch(() => undefined);
+      await this.jobs
+        .queue(JOB_QUEUE[JOB.revokeAfterGrace])
+        .then((q) => q.remove(job))
+        .catch(() => undefined);
       await this.index.releaseRotation(old.keyId).catch(() => undefined);
       throw err;
     }

@@ -1,10 +1,9 @@
 import { Inject, Injectable, Logger, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AuditIngester, IngestReport } from '@latchkey/audit';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { JOB, QUEUE } from '@latchkey/jobs';
-import { createCommandConnection, createWorkerConnection } from '@latchkey/redis';
+import { JOB, JobsModule, JobsProducer } from '@latchkey/jobs';
+import { createWorkerConnection } from '@latchkey/redis';
 
 /** The scheduler id (stable: re-upserting it at every start replaces, never duplicates). */
 export const AUDIT_INGEST_SCHEDULER = 'audit-ingest';
@@ -62,36 +61,28 @@ export class AuditIngestJob implements OnApplicationShutdown {
 @Injectable()
 export class AuditScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(AuditScheduler.name);
-  private connection?: Redis;
-  private queue?: Queue;
   private retry?: NodeJS.Timeout;
   private stopped = false;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly jobs: JobsProducer,
+  ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    this.connection = createCommandConnection(this.config.redis.url, 'latchkey-audit-scheduler');
-    this.connection.on('error', () => undefined);
-    this.queue = new Queue(QUEUE.audit, { connection: this.connection, prefix: `${this.config.redis.prefix}:bull` });
-    this.queue.on('error', () => undefined);
     await this.register();
   }
 
   private async register(): Promise<void> {
-    const queue = this.queue;
-    if (!queue || this.stopped) return;
+    if (this.stopped) return;
     try {
       if (!this.config.vault.auditLogPath) {
-        await queue.removeJobScheduler(AUDIT_INGEST_SCHEDULER);
+        await this.jobs.removeScheduler(AUDIT_INGEST_SCHEDULER, JOB.auditIngest);
         this.logger.log('audit ingestion disabled (AUDIT_LOG_PATH is not set)');
         return;
       }
       const every = this.config.audit.ingestEveryMs;
-      await queue.upsertJobScheduler(
-        AUDIT_INGEST_SCHEDULER,
-        { every },
-        { name: JOB.auditIngest, data: {}, opts: { attempts: 1, removeOnComplete: { count: 50 }, removeOnFail: { count: 200 } } },
-      );
+      await this.jobs.upsertScheduler(AUDIT_INGEST_SCHEDULER, JOB.auditIngest, every, { attempts: 1, removeOnComplete: { count: 50 }, removeOnFail: { count: 200 } });
       this.logger.log(`scheduler ${AUDIT_INGEST_SCHEDULER}: ${JOB.auditIngest} every ${every} ms`);
     } catch (err) {
       if (this.stopped) return;
@@ -101,16 +92,15 @@ export class AuditScheduler implements OnApplicationBootstrap, OnApplicationShut
     }
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  onApplicationShutdown(): void {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
-    await this.queue?.close().catch(() => undefined);
-    await this.connection?.quit().catch(() => this.connection?.disconnect());
   }
 }
 
 /** Audit ingestion in the worker: the job (for JOB_HANDLERS) and its scheduler. */
 @Module({
+  imports: [JobsModule],
   providers: [AuditIngestJob, AuditScheduler],
   exports: [AuditIngestJob],
 })
