@@ -9,6 +9,7 @@ import { VAULT_STAMP } from '@latchkey/jobs';
 import { decodeKey } from '@latchkey/keys';
 import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from './support/app';
 import { call } from './support/http';
+import { dumpKeys } from './support/redis-dump';
 import { appManagerToken, createProfile, mintKey, operatorToken } from './support/keys';
 import { rootVault, uniqueId } from './support/stack';
 import { webhookReceiver } from './support/webhook';
@@ -303,18 +304,10 @@ describe('worker jobs: rotation, delivery, reconciliation, expiry, queue view', 
     const needles = [...secrets, ...tokensOf].filter((s) => s && s.length >= 16);
     expect(needles.length).toBeGreaterThan(8);
     const payloads: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, names] = await redis.scan(cursor, 'MATCH', `${PREFIX}:bull:*`, 'COUNT', 1000);
-      cursor = next;
-      for (const name of names) {
-        const type = await redis.type(name);
-        const dump = type === 'hash' ? await redis.hgetall(name) : type === 'string' ? await redis.get(name) : type === 'zset' ? await redis.zrange(name, 0, -1) : type === 'list' ? await redis.lrange(name, 0, -1) : type === 'stream' ? await redis.xrange(name, '-', '+') : null;
-        const text = JSON.stringify(dump);
-        for (const n of needles) expect(text.includes(n) ? `${name} holds a secret` : null).toBeNull();
-        if (type === 'hash' && dump && (dump as Record<string, string>).data !== undefined) payloads.push((dump as Record<string, string>).data);
-      }
-    } while (cursor !== '0');
+    for await (const { name, type, dump, text } of dumpKeys(redis, `${PREFIX}:bull:*`)) {
+      for (const n of needles) expect(text.includes(n) ? `${name} holds a secret` : null).toBeNull();
+      if (type === 'hash' && dump && (dump as Record<string, string>).data !== undefined) payloads.push((dump as Record<string, string>).data);
+    }
     expect(payloads.length).toBeGreaterThan(3);
     const allowed = new Set(['keyId', 'appId', 'generation', 'successorKeyId', 'reason', 'previousKeyId', 'kvPath', 'event', 'trigger', VAULT_STAMP]);
     for (const p of payloads) for (const field of Object.keys(JSON.parse(p))) expect(allowed.has(field) ? field : `unexpected field ${field}`).toBe(field);

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { auditStreamKey } from '@latchkey/audit';
-import { verifyWebhook } from '@latchkey/delivery';
+import { DeliveredSecret, verifyWebhook } from '@latchkey/delivery';
 import { waitFor } from '@latchkey/devstack';
 import { JOB, QUEUE, jobId } from '@latchkey/jobs';
 import { decodeKey } from '@latchkey/keys';
 import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from './support/app';
 import { call } from './support/http';
+import { dumpKeys } from './support/redis-dump';
 import { createProfile, mintKey, operatorToken } from './support/keys';
 import { rootVault, testBullPrefix, uniqueId, vaultClusterId } from './support/stack';
 import { webhookReceiver } from './support/webhook';
@@ -19,15 +20,6 @@ import { webhookReceiver } from './support/webhook';
 const PREFIX = `lks${randomBytes(4).toString('hex')}`;
 const ENV: NodeJS.ProcessEnv = { REDIS_PREFIX: PREFIX, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_CIDRS: '127.0.0.1/32', WEBHOOK_BACKOFF: '300ms' };
 const KV_MOUNT = 'latchkey-kv';
-
-interface Delivered {
-  key: string;
-  keyId: string;
-  previousKeyId: string;
-  appId: string;
-  name: string;
-  profile: string;
-}
 
 describe('key self-service: opt-in per profile, delivery of self-rotated successors', () => {
   let api: RunningApi;
@@ -107,7 +99,7 @@ describe('key self-service: opt-in per profile, delivery of self-rotated success
     expect(rotated.status).toBe(201);
     expect(rotated.body.previousKeyId).toBe(b.keyId);
     // No webhook for this app: the owner's KV path has the successor, and no delivery job exists.
-    expect(await rootVault().kvRead<Delivered>(KV_MOUNT, `delivery/${appId}/b`)).toMatchObject({ key: rotated.body.key, keyId: rotated.body.keyId, previousKeyId: b.keyId });
+    expect(await rootVault().kvRead<DeliveredSecret>(KV_MOUNT, `delivery/${appId}/b`)).toMatchObject({ key: rotated.body.key, keyId: rotated.body.keyId, previousKeyId: b.keyId });
     expect(await redis.exists(await webhookJobKey(rotated.body.keyId))).toBe(0);
 
     // Opting out again is obeyed on the next call.
@@ -153,7 +145,7 @@ describe('key self-service: opt-in per profile, delivery of self-rotated success
       const successorId: string = rotated.body.keyId;
 
       // Vault KV, read as the owner would (here with the root token).
-      const kv = await rootVault().kvRead<Delivered>(KV_MOUNT, `delivery/${appId}/svc`);
+      const kv = await rootVault().kvRead<DeliveredSecret>(KV_MOUNT, `delivery/${appId}/svc`);
       expect(kv).toMatchObject({ key: successor, keyId: successorId, previousKeyId: k.keyId, appId, name: 'svc', profile });
 
       // The webhook: retried after the 503, every attempt about the same successor, signed, no key in the body.
@@ -181,19 +173,11 @@ describe('key self-service: opt-in per profile, delivery of self-rotated success
         return d.token;
       };
       const needles = [successor, tokenOf(successor), k.key, tokenOf(k.key), ...bodies.map((b) => b.wrapToken as string)];
-      let cursor = '0';
       let scanned = 0;
-      do {
-        const [next, names] = await redis.scan(cursor, 'MATCH', `${PREFIX}:bull:*`, 'COUNT', 1000);
-        cursor = next;
-        for (const name of names) {
-          const type = await redis.type(name);
-          const dump = type === 'hash' ? await redis.hgetall(name) : type === 'string' ? await redis.get(name) : type === 'zset' ? await redis.zrange(name, 0, -1) : type === 'list' ? await redis.lrange(name, 0, -1) : type === 'stream' ? await redis.xrange(name, '-', '+') : null;
-          const text = JSON.stringify(dump);
-          scanned++;
-          for (const n of needles) expect(text.includes(n) ? `${name} holds a secret` : null).toBeNull();
-        }
-      } while (cursor !== '0');
+      for await (const { name, text } of dumpKeys(redis, `${PREFIX}:bull:*`)) {
+        scanned++;
+        for (const n of needles) expect(text.includes(n) ? `${name} holds a secret` : null).toBeNull();
+      }
       expect(scanned).toBeGreaterThan(3);
     } finally {
       await receiver.close();
