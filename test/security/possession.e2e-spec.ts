@@ -84,6 +84,40 @@ describe('security: no policy grant without possession', () => {
     expect(held.status).toBe(201);
   });
 
+  it('refuses to rotate a key into the hands of a caller who could not mint it (a successor carries the same policies)', async () => {
+    const app = uniqueId('app');
+    // A management key (latchkey-operator) an operator minted for this app's CI.
+    const mgmt = await call(url, 'POST', '/v1/keys', { token: rootToken(), body: { appId: app, profile: 'management', name: 'ci', ttl: '1h' } });
+    expect(mgmt.status).toBe(201);
+    const all = '["create", "read", "update", "delete", "list"]';
+    // The app's manager: every right on the app's keys and on minting from `management`, but it holds no latchkey-operator.
+    const manager = await writePolicy(
+      `test-sec-rot-${app}`,
+      `path "latchkey/apps/${app}/keys" {\n  capabilities = ${all}\n}\npath "latchkey/profiles/management/keys" {\n  capabilities = ["create"]\n}\n`,
+    );
+    const appOnly = await writePolicy(`test-sec-rot-app-${app}`, `path "latchkey/apps/${app}/keys" {\n  capabilities = ${all}\n}\n`);
+    const { token } = await vaultToken([manager]);
+    const { token: appOnlyToken } = await vaultToken([appOnly]);
+
+    // It may not mint such a key ...
+    const minted = await call(url, 'POST', '/v1/keys', { token, body: { appId: app, profile: 'management', name: 'mine', ttl: '1h' } });
+    expect([minted.status, minted.body?.error?.code]).toEqual([403, 'POLICY_NOT_HELD']);
+    // ... so it may not rotate one into its own hands either; nor may a caller without the right to mint from the profile.
+    const rotated = await call(url, 'POST', `/v1/keys/${mgmt.body.keyId}/rotate`, { token, body: { grace: '1m' } });
+    expect([rotated.status, rotated.body?.error?.code, rotated.body?.key]).toEqual([403, 'POLICY_NOT_HELD', undefined]);
+    const unprofiled = await call(url, 'POST', `/v1/keys/${mgmt.body.keyId}/rotate`, { token: appOnlyToken, body: { grace: '1m' } });
+    expect([unprofiled.status, unprofiled.body?.error?.code, unprofiled.body?.key]).toEqual([403, 'FORBIDDEN', undefined]);
+
+    // The key came through untouched, and whoever could mint it may still rotate it.
+    const after = await call(url, 'GET', `/v1/keys/${mgmt.body.keyId}`, { token: rootToken() });
+    expect([after.body.state, after.body.successorKeyId]).toEqual(['active', undefined]);
+    const byRoot = await call(url, 'POST', `/v1/keys/${mgmt.body.keyId}/rotate`, { token: rootToken(), body: { grace: '1m' } });
+    expect(byRoot.status).toBe(201);
+    // Managing the app's keys is otherwise unchanged: renew and revoke need no possession.
+    expect((await call(url, 'POST', `/v1/keys/${byRoot.body.keyId}/renew`, { token: appOnlyToken, body: { increment: '30m' } })).status).toBe(200);
+    expect((await call(url, 'DELETE', `/v1/keys/${byRoot.body.keyId}`, { token: appOnlyToken })).status).toBe(204);
+  });
+
   it('lets sudo on auth/token/create (Vault’s own rule) grant any policy that is not latchkey’s', async () => {
     const sudoCreate = await writePolicy('test-sec-sudo-create', 'path "auth/token/create" {\n  capabilities = ["create", "update", "sudo"]\n}\n');
     const { token } = await vaultToken([writer, sudoCreate]);

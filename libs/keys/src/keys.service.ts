@@ -341,7 +341,13 @@ export class KeysService {
   async rotate(principal: Principal, keyId: string, grace: string | number | undefined, ctx: RequestContext = {}): Promise<MintResult & { previousKeyId: string; revokeAt: string }> {
     const record = await this.resolve(keyId);
     await this.authorize(principal, record, 'update');
-    return this.withAudit(principal, 'key.rotate', record, ctx, () => this.rotateUnchecked(record, grace));
+    return this.withAudit(principal, 'key.rotate', record, ctx, async () => {
+      // The successor lands in the caller's hands with the old key's policies: rotating is minting, so the
+      // caller needs the mint rights too, or rights to manage a key would launder into holding an operator's.
+      await this.authz.require(principal, AuthzPath.profileKeys(record.profile), 'create');
+      await this.authz.requireGrantable(principal, record.policies.length ? record.policies : ['default']);
+      return this.rotateUnchecked(record, grace);
+    });
   }
 
   /** `deliver` hands the successor to someone besides the caller; if it fails, the rotation is undone. */

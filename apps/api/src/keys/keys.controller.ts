@@ -147,7 +147,7 @@ export class KeysController {
   @Post('keys/:keyId/rotate')
   @ApiOperation({
     summary: 'Rotate a key',
-    description: 'Mints a successor with the same attributes (returned once); the old key is revoked after the grace period, never later than its own expiry. Needs update on the key\'s app.',
+    description: 'Mints a successor with the same attributes (returned once); the old key is revoked after the grace period, never later than its own expiry. Needs update on the key\'s app and, as for a mint, create on latchkey/profiles/<profile>/keys and the right to grant the key\'s policies (403 POLICY_NOT_HELD).',
   })
   @ApiBody({ type: RotateKeyDto, required: false })
   @ApiResponse({ status: 201, type: KeyResponse })
