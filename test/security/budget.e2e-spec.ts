@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { BaoServer, startBao } from '@latchkey/devstack';
 import { RunningApi, startApi } from '../support/app';
 import { call } from '../support/http';
+import { metricValue } from '../support/metrics';
 import { auditRequestsSince, operations, randomKey, randomVaultToken } from '../support/security';
 import { uniqueId } from '../support/stack';
 import { bootstrapPrivate } from '../reliability/faults-support';
@@ -97,5 +98,18 @@ describe('security: every lookup of untrusted input is budgeted', () => {
     const elapsed = Date.now() - started;
     expect(statuses.filter((s) => !/ (401|429)$/.test(s))).toEqual([]);
     expect(vaultCalls(offset, 'auth/token/lookup')).toBeLessThanOrEqual(allowance(elapsed));
+  });
+  it('answers floods of the public routes that ask Vault (readiness, CRL) with a bounded number of Vault calls', async () => {
+    const vaultOps = (operation: string) => metricValue(url, 'latchkey_vault_request_duration_seconds_count', { operation });
+    const flood = (path: string) =>
+      Promise.all(Array.from({ length: 150 }, () => fetch(`${url}${path}`).then(async (r) => (await r.text(), r.status))));
+    const [health, crl] = [await vaultOps('health'), await vaultOps('pki crl')];
+    const started = Date.now();
+    const statuses = [...(await flood('/health/ready')), ...(await flood('/v1/certs/crl'))];
+    const elapsed = Date.now() - started;
+    expect([...new Set(statuses)]).toEqual([200]);
+    // Readiness: a few fresh checks a second (10, burst 10), the last answer in between; the CRL: one download per 5 s.
+    expect(await vaultOps('health')).toBeLessThanOrEqual(health + 10 + Math.ceil((10 * elapsed) / 1000) + 1);
+    expect(await vaultOps('pki crl')).toBeLessThanOrEqual(crl + 1 + Math.ceil(elapsed / 5000));
   });
 });

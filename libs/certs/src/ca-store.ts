@@ -20,6 +20,7 @@ export class CaStore {
   private chainLoading: Promise<void> | null = null;
   private lastForced = 0;
   private crl: { pem: string; at: number } | null = null;
+  private crlLoading: Promise<string> | null = null;
 
   constructor(
     private readonly vault: VaultClient,
@@ -69,8 +70,19 @@ export class CaStore {
   /** The current CRL (PEM), at most a few seconds old. */
   async crlPem(fresh = false): Promise<string> {
     if (!fresh && this.crl && Date.now() - this.crl.at < CRL_TTL_MS) return this.crl.pem;
-    const pem = await this.vault.pkiCrl(this.config.vault.pkiMount);
-    this.crl = { pem, at: Date.now() };
-    return pem;
+    // The CRL route is public: concurrent misses share one download instead of each asking Vault. A fresh
+    // read (after a revocation) never joins a download that may have started before it.
+    if (fresh || !this.crlLoading) {
+      const loading = this.vault.pkiCrl(this.config.vault.pkiMount).then((pem) => {
+        this.crl = { pem, at: Date.now() };
+        return pem;
+      });
+      this.crlLoading = loading;
+      void loading.then(
+        () => this.crlLoading === loading && (this.crlLoading = null),
+        () => this.crlLoading === loading && (this.crlLoading = null),
+      );
+    }
+    return this.crlLoading;
   }
 }

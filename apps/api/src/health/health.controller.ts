@@ -1,11 +1,18 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import { HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
+import { HealthCheckService, HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
 import { Redis } from 'ioredis';
+import { TokenBucket } from '@latchkey/common';
 import { REDIS } from '@latchkey/redis';
 import { VaultClient } from '@latchkey/vault';
 import { ShutdownState } from './shutdown-state';
+
+/**
+ * Readiness needs no credential, so each fresh check (one Vault and one Redis call) is rationed: a flood of
+ * probes must not become a flood against Vault, where it could also spend latchkey's own rate-limit quota.
+ */
+const FRESH_CHECKS_PER_SECOND = 10;
 
 /**
  * Liveness says the process serves HTTP; readiness says it can do its job:
@@ -14,6 +21,10 @@ import { ShutdownState } from './shutdown-state';
 @ApiExcludeController()
 @Controller('health')
 export class HealthController {
+  private readonly fresh = new TokenBucket(FRESH_CHECKS_PER_SECOND);
+  private running: Promise<HealthIndicatorResult[]> | null = null;
+  private last: Promise<HealthIndicatorResult[]> | null = null;
+
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicator: HealthIndicatorService,
@@ -30,12 +41,26 @@ export class HealthController {
   @Get('ready')
   async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<unknown> {
     try {
-      return await this.health.check([() => this.checkVault(), () => this.checkRedis(), () => this.checkShutdown()]);
+      const [vault, redis] = await this.dependencies();
+      return await this.health.check([() => vault, () => redis, () => this.checkShutdown()]);
     } catch (err) {
       // Terminus throws a 503 carrying the full report; answer with the report itself.
       void reply.status(503).header('Retry-After', '2');
       return (err as { getResponse?: () => unknown }).getResponse?.() ?? { status: 'error' };
     }
+  }
+
+  /** Concurrent probes share one check; beyond the ration they get the last answer. Shutting down is always current. */
+  private dependencies(): Promise<HealthIndicatorResult[]> {
+    if (this.running) return this.running;
+    if (this.last && !this.fresh.tryTake()) return this.last;
+    const run = Promise.all([this.checkVault(), this.checkRedis()]);
+    this.running = run;
+    void run.finally(() => {
+      this.running = null;
+      this.last = run;
+    });
+    return run;
   }
 
   private async checkVault() {
