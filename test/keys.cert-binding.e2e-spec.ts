@@ -28,9 +28,9 @@ describe('API key bound to a client certificate', () => {
   beforeAll(async () => {
     [api, proxied, hops, hopsListed, { token: op }] = await Promise.all([
       startApi(),
-      startApi({ LATCHKEY_TRUST_PROXY: '127.0.0.1' }),
-      startApi({ LATCHKEY_TRUST_PROXY: '1' }),
-      startApi({ LATCHKEY_TRUST_PROXY: '1', LATCHKEY_CERT_HEADER_PROXIES: '127.0.0.1' }),
+      startApi({ LATCHKEY_TRUST_PROXY: '127.0.0.1', LATCHKEY_CERT_HEADER: 'x-client-cert' }),
+      startApi({ LATCHKEY_TRUST_PROXY: '1', LATCHKEY_CERT_HEADER: 'x-forwarded-client-cert' }),
+      startApi({ LATCHKEY_TRUST_PROXY: '1', LATCHKEY_CERT_HEADER_PROXIES: '127.0.0.1', LATCHKEY_CERT_HEADER: 'x-forwarded-client-cert' }),
       operatorToken(),
     ]);
     profile = await createProfile(api.url, op);
@@ -90,7 +90,8 @@ describe('API key bound to a client certificate', () => {
     // Untrusted peer: a certificate is public, so the header proves nothing.
     expect(await forwardAuth(api.url, header)).toEqual({ status: 403, code: 'CERT_REQUIRED' });
     expect(await forwardAuth(proxied.url, header)).toEqual({ status: 204, code: undefined });
-    expect(await forwardAuth(proxied.url, { 'x-api-key': key, 'x-forwarded-client-cert': `Cert="${encodeURIComponent(cert.certificate)}"` })).toEqual({ status: 204, code: undefined });
+    // Only the header the proxy sets (LATCHKEY_CERT_HEADER): it passes the client's own copy of any other one on.
+    expect(await forwardAuth(proxied.url, { 'x-api-key': key, 'x-forwarded-client-cert': `Cert="${encodeURIComponent(cert.certificate)}"` })).toEqual({ status: 403, code: 'CERT_REQUIRED' });
     expect(await forwardAuth(proxied.url, { 'x-api-key': key })).toEqual({ status: 403, code: 'CERT_REQUIRED' });
   });
 
@@ -106,9 +107,9 @@ describe('API key bound to a client certificate', () => {
     expect(await forwardAuth(hops.url, xfcc)).toEqual({ status: 403, code: 'CERT_REQUIRED' });
     const warning = /client-certificate headers \(X-Forwarded-Client-Cert, X-Client-Cert\) are ignored/g;
     expect(hops.process.output().match(warning)).toHaveLength(1);
-    // With the proxies listed, their headers count again.
-    expect(await forwardAuth(hopsListed.url, pem)).toEqual({ status: 204, code: undefined });
+    // With the proxies listed, their header counts again (the one named in LATCHKEY_CERT_HEADER, never the other).
     expect(await forwardAuth(hopsListed.url, xfcc)).toEqual({ status: 204, code: undefined });
+    expect(await forwardAuth(hopsListed.url, pem)).toEqual({ status: 403, code: 'CERT_REQUIRED' });
     expect(await forwardAuth(hopsListed.url, { 'x-api-key': key })).toEqual({ status: 403, code: 'CERT_REQUIRED' });
     expect(hopsListed.process.output()).not.toMatch(warning);
   });

@@ -15,6 +15,8 @@ import { uniqueId } from './support/stack';
  */
 describe('forward auth behind nginx auth_request', () => {
   let api: RunningApi;
+  /** Behind nginx as the README says: nginx's address trusted, X-Client-Cert the certificate header nginx sets. */
+  let proxied: RunningApi;
   let nginx: ChildProcess;
   let upstream: http.Server;
   let base: string;
@@ -25,7 +27,11 @@ describe('forward auth behind nginx auth_request', () => {
   beforeAll(async () => {
     const bin = which('nginx') ?? ['/usr/sbin/nginx'].find((p) => fs.existsSync(p));
     if (!bin) throw new Error('nginx is required for this test (apt-get install nginx; .ci/run installs it)');
-    [api, { token: op }] = await Promise.all([startApi(), operatorToken()]);
+    [api, proxied, { token: op }] = await Promise.all([
+      startApi(),
+      startApi({ LATCHKEY_TRUST_PROXY: '127.0.0.1', LATCHKEY_CERT_HEADER: 'x-client-cert' }),
+      operatorToken(),
+    ]);
     profile = await createProfile(api.url, op);
 
     upstream = http.createServer((req, res) => {
@@ -36,6 +42,7 @@ describe('forward auth behind nginx auth_request', () => {
     const upstreamPort = (upstream.address() as { port: number }).port;
     const port = await freePort();
     const apiPort = new URL(api.url).port;
+    const proxiedPort = new URL(proxied.url).port;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-nginx-'));
     const conf = `
 daemon off;
@@ -59,6 +66,18 @@ http {
       proxy_set_header Content-Length "";
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Forwarded-For $remote_addr;
+    }
+    location = /_latchkey_bound {
+      internal;
+      proxy_pass http://127.0.0.1:${proxiedPort}/v1/auth;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Client-Cert $ssl_client_escaped_cert;
+    }
+    location /bound/ {
+      auth_request /_latchkey_bound;
+      proxy_pass http://127.0.0.1:${upstreamPort};
     }
     location /orders/ {
       auth_request /_latchkey;
@@ -85,7 +104,7 @@ http {
   afterAll(async () => {
     if (nginx) await stopProcess(nginx);
     upstream?.close();
-    await api?.close();
+    await Promise.all([api?.close(), proxied?.close()]);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -112,5 +131,20 @@ http {
     expect((await fetch(`${base}/orders/1`, { headers: { 'x-api-key': k.key } })).status).toBe(403);
     // A forged X-Forwarded-For from the client does not help: nginx replaces it and latchkey does not trust it anyway.
     expect((await fetch(`${base}/orders/1`, { headers: { 'x-api-key': k.key, 'x-forwarded-for': '10.1.2.3' } })).status).toBe(403);
+  });
+  it('does not let a client smuggle a certificate header past nginx for a key bound to a certificate', async () => {
+    const appId = uniqueId('app');
+    const cert = await call(api.url, 'POST', '/v1/certs', { token: op, body: { appId, commonName: uniqueId('svc'), ttl: '1h' } });
+    expect(cert.status).toBe(201);
+    const k = await mintKey(api.url, op, { appId, profile, name: 'bound', certSerial: cert.body.serial });
+    // Certificates are public. nginx forwards the client's own headers to auth_request, replacing only X-Client-Cert
+    // (empty here: the client presented no certificate), so neither header may vouch for the key.
+    const pem = encodeURIComponent(cert.body.certificate);
+    const statuses: number[] = [];
+    const attempts: Array<Record<string, string>> = [{}, { 'x-client-cert': pem }, { 'x-forwarded-client-cert': `Cert="${pem}"` }];
+    for (const smuggled of attempts) {
+      statuses.push((await fetch(`${base}/bound/1`, { headers: { 'x-api-key': k.key, ...smuggled } })).status);
+    }
+    expect(statuses).toEqual([403, 403, 403]);
   });
 });

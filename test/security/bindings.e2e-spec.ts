@@ -20,7 +20,7 @@ describe('security: a key is held to its bindings on every route where it authen
 
   beforeAll(async () => {
     // A proxy list, so that the certificate headers of a trusted proxy would count (they must still be presented).
-    api = await startApi({ LATCHKEY_GRANTABLE_OWN_POLICIES: 'latchkey-operator', LATCHKEY_TRUST_PROXY: '127.0.0.3' });
+    api = await startApi({ LATCHKEY_GRANTABLE_OWN_POLICIES: 'latchkey-operator', LATCHKEY_TRUST_PROXY: '127.0.0.3', LATCHKEY_CERT_HEADER: 'x-client-cert' });
     url = api.url;
     keyRoutes = (await operations(url)).filter((o) => o.security.includes('managementKey'));
   });

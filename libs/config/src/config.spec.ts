@@ -63,6 +63,15 @@ describe('loadConfig', () => {
     expect(problems({ ...base, LATCHKEY_CERT_HEADER_PROXIES: '2' }).join()).toMatch(/LATCHKEY_CERT_HEADER_PROXIES/);
   });
 
+  it('believes one named certificate header at most, none unless LATCHKEY_CERT_HEADER names it', () => {
+    expect(loadConfig({ ...base, LATCHKEY_TRUST_PROXY: '127.0.0.1' }).http.certHeader).toBeNull();
+    expect(loadConfig({ ...base, LATCHKEY_CERT_HEADER: 'X-Client-Cert' }).http.certHeader).toBe('x-client-cert');
+    expect(loadConfig({ ...base, LATCHKEY_CERT_HEADER: 'x-forwarded-client-cert' }).http.certHeader).toBe('x-forwarded-client-cert');
+    for (const bad of ['x-forwarded-client-cert,x-client-cert', 'x-forwarded-tls-client-cert', 'both']) {
+      expect(problems({ ...base, LATCHKEY_CERT_HEADER: bad }).join()).toMatch(/LATCHKEY_CERT_HEADER must be/);
+    }
+  });
+
   it('reads forward-auth permissions from the header only unless configured', () => {
     expect(loadConfig(base).verify.authPermissionsFrom).toEqual({ header: true, query: false });
     expect(loadConfig({ ...base, LATCHKEY_AUTH_PERMISSIONS_FROM: 'query' }).verify.authPermissionsFrom).toEqual({ header: false, query: true });

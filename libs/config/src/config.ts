@@ -22,6 +22,11 @@ export interface AppConfig {
     trustProxy: TrustProxy;
     /** Peers (IPs/CIDRs) whose client-certificate headers are believed; empty: nobody's. */
     certHeaderProxies: string[];
+    /**
+     * The single certificate header believed from those peers, or null for none. Never both: a proxy
+     * overwrites the header it sets, but passes a client's own copy of the other one through.
+     */
+    certHeader: 'x-forwarded-client-cert' | 'x-client-cert' | null;
     /** Time for a whole request (headers and body) to arrive; also bounds the headers alone. */
     requestTimeoutMs: number;
     shutdownGraceMs: number;
@@ -199,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       bodyLimit: raw.LATCHKEY_BODY_LIMIT ?? 64 * 1024,
       trustProxy,
       certHeaderProxies,
+      certHeader: (raw.LATCHKEY_CERT_HEADER as AppConfig['http']['certHeader'] | undefined) ?? null,
       requestTimeoutMs: requestTimeoutS * 1000,
       shutdownGraceMs: ms(raw.SHUTDOWN_GRACE, '10s'),
     },

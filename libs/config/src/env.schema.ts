@@ -58,6 +58,15 @@ export class EnvSchema {
    * with a hop count, nobody.
    */
   @IsOptional() @Transform(emptyToUndefined) @IsString() LATCHKEY_CERT_HEADER_PROXIES?: string;
+  /**
+   * The one client-certificate header those proxies set (and overwrite, so a client cannot send its own):
+   * x-forwarded-client-cert (Envoy XFCC) or x-client-cert (URL-encoded PEM, nginx $ssl_client_escaped_cert).
+   * Unset: no certificate header is believed.
+   */
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' && value.trim() ? value.trim().toLowerCase() : undefined))
+  @IsIn(['x-forwarded-client-cert', 'x-client-cert'], { message: 'LATCHKEY_CERT_HEADER must be x-forwarded-client-cert or x-client-cert' })
+  LATCHKEY_CERT_HEADER?: string;
   /** Where forward auth reads the permissions a request must carry: header, query, or both ("header,query"). */
   @IsOptional()
   @Transform(emptyToUndefined)

@@ -37,17 +37,22 @@ export async function validSerial(check: () => Promise<CertVerifyResult>): Promi
 @Injectable()
 export class ClientIdentityResolver {
   private readonly trusted: (req: FastifyRequest) => boolean;
+  private readonly header: AppConfig['http']['certHeader'];
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
     private readonly certs: CertVerifier,
   ) {
     this.trusted = certHeaderPeer(config);
+    this.header = config.http.certHeader;
+    const logger = new Logger(ClientIdentityResolver.name);
     if (config.http.trustProxy && 'hops' in config.http.trustProxy && config.http.certHeaderProxies.length === 0) {
-      new Logger(ClientIdentityResolver.name).warn(
+      logger.warn(
         'LATCHKEY_TRUST_PROXY is a hop count: client-certificate headers (X-Forwarded-Client-Cert, X-Client-Cert) are ignored. ' +
           'List the proxies that set them in LATCHKEY_CERT_HEADER_PROXIES (or give LATCHKEY_TRUST_PROXY as addresses).',
       );
+    } else if (config.http.certHeaderProxies.length && !this.header) {
+      logger.warn('No LATCHKEY_CERT_HEADER: certificate headers from proxies are ignored. Name the one header your proxy sets and overwrites.');
     }
   }
 
@@ -58,10 +63,12 @@ export class ClientIdentityResolver {
   /**
    * The client certificate comes from our own mTLS listener's handshake, or —
    * only from a listed proxy (LATCHKEY_CERT_HEADER_PROXIES, else an address-list
-   * LATCHKEY_TRUST_PROXY) — from Envoy's X-Forwarded-Client-Cert or an
-   * URL-encoded PEM in X-Client-Cert (nginx $ssl_client_escaped_cert, Traefik
-   * passTLSClientCert). A certificate is public, so a header from anyone else
-   * proves nothing.
+   * LATCHKEY_TRUST_PROXY) — from the one header LATCHKEY_CERT_HEADER names:
+   * Envoy's X-Forwarded-Client-Cert or an URL-encoded PEM in X-Client-Cert
+   * (nginx $ssl_client_escaped_cert). A certificate is public, so a header from
+   * anyone else proves nothing; and a proxy only overwrites the header it sets
+   * (nginx auth_request passes every other client header on), so the other one
+   * is never read.
    */
   private async presentedCert(req: FastifyRequest): Promise<string | null> {
     const sock = req.raw.socket as TLSSocket;
@@ -69,12 +76,10 @@ export class ClientIdentityResolver {
       const peer = sock.getPeerCertificate(false);
       if (peer?.raw) return validSerial(() => this.certs.verifyPem(new X509Certificate(peer.raw).toString()));
     }
-    if (!this.trusted(req)) return null;
-    const xfcc = req.headers['x-forwarded-client-cert'];
-    if (typeof xfcc === 'string' && xfcc) return validSerial(() => this.certs.verifyXfcc(xfcc));
-    const pem = req.headers['x-client-cert'];
-    if (typeof pem === 'string' && pem) return validSerial(() => this.certs.verifyPem(safeDecode(pem)));
-    return null;
+    if (!this.header || !this.trusted(req)) return null;
+    const value = req.headers[this.header];
+    if (typeof value !== 'string' || !value) return null;
+    return this.header === 'x-forwarded-client-cert' ? validSerial(() => this.certs.verifyXfcc(value)) : validSerial(() => this.certs.verifyPem(safeDecode(value)));
   }
 }
 
