@@ -373,13 +373,14 @@ describe('key endpoints: security', () => {
       for (const s of secrets) if (text.includes(s)) into.push(`${where} contains ${s.slice(0, 6)}…`);
     };
 
-    // Every Redis key, every type.
+    // Every Redis key this stack wrote (its prefix), every type. Not the whole server: a shared Redis may
+    // hold millions of other runs' keys.
     const leaks: string[] = [];
     const jobData: string[] = [];
     let cursor = '0';
     let scanned = 0;
     do {
-      const [next, names] = await redis.scan(cursor, 'COUNT', 1000);
+      const [next, names] = await redis.scan(cursor, 'MATCH', `${redisPrefix()}:*`, 'COUNT', 1000);
       cursor = next;
       for (const name of names) {
         scanned++;

@@ -28,6 +28,7 @@ describe('security: every lookup of untrusted input is budgeted', () => {
       VAULT_TOKEN: bao.rootToken,
       REDIS_PREFIX: uniqueId('budget'),
       AUTH_LOOKUP_BUDGET: String(BUDGET),
+      AUTH_CALLER_BUDGET: String(BUDGET),
       VERIFY_LOOKUP_BUDGET: String(BUDGET),
       VERIFY_NEGATIVE_TTL: '60s',
     });
@@ -111,5 +112,26 @@ describe('security: every lookup of untrusted input is budgeted', () => {
     // Readiness: a few fresh checks a second (10, burst 10), the last answer in between; the CRL: one download per 5 s.
     expect(await vaultOps('health')).toBeLessThanOrEqual(health + 10 + Math.ceil((10 * elapsed) / 1000) + 1);
     expect(await vaultOps('pki crl')).toBeLessThanOrEqual(crl + 1 + Math.ceil(elapsed / 5000));
+  });
+
+  it('caps the Vault calls one authenticated caller without rights can cause by naming ids and apps', async () => {
+    await new Promise((r) => setTimeout(r, 1500));
+    const minted = await call(url, 'POST', '/v1/keys', { token: bao.rootToken, body: { appId: uniqueId('app'), profile: 'default', name: 'nobody', ttl: '1h' } });
+    expect(minted.status).toBe(201);
+    const key: string = minted.body.key;
+    const offset = mark();
+    const started = Date.now();
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => [
+        call(url, 'GET', `/v1/keys/${randomVaultToken().slice(2)}`, { bearer: key }),
+        call(url, 'GET', `/v1/keys?appId=${uniqueId('x')}`, { bearer: key }),
+        call(url, 'GET', `/v1/certs/${(i + 4096).toString(16).padStart(4, '0')}:aa:bb`, { bearer: key }),
+      ]).flat().map((p) => p.then((r) => r.status)),
+    );
+    const elapsed = Date.now() - started;
+    expect(statuses.filter((s) => ![403, 404, 429].includes(s))).toEqual([]);
+    expect(statuses).toContain(429);
+    const calls = auditRequestsSince(bao.auditLogPath, offset).filter((e) => /^(auth\/token\/lookup-accessor|sys\/capabilities-accessor|pki_latchkey\/cert\/)/.test(e.path)).length;
+    expect(calls).toBeLessThanOrEqual(allowance(elapsed));
   });
 });

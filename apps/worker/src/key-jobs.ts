@@ -73,7 +73,7 @@ export class KeyJobs {
     if (out.outcome === 'rotated') {
       // The successor carries the old key's name: its delivery path is the old key's.
       const old = await this.index.get(data.keyId);
-      if (old) await this.successors.queueWebhook({ keyId: out.successorKeyId, appId: data.appId, name: old.name }, data.keyId, 'scheduled', { replayed: out.replayed });
+      if (old) await this.successors.queueWebhook({ keyId: out.successorKeyId, appId: data.appId, name: old.name, policies: old.policies }, data.keyId, 'scheduled', { replayed: out.replayed });
       this.logger.log(`key ${data.keyId} rotated: successor ${out.successorKeyId}, old key revoked at ${out.revokeAt}`);
     } else {
       this.logger.log(`rotation of ${data.keyId} ${out.outcome}${'reason' in out ? `: ${out.reason}` : ''}`);

@@ -44,6 +44,11 @@ const TOKEN_CREATE_PATH = 'auth/token/create';
 export const AuthzPath = {
   appKeys: (appId: string) => `latchkey/apps/${appId}/keys`,
   appCerts: (appId: string) => `latchkey/apps/${appId}/certs`,
+  /**
+   * Setting an app's delivery webhook: whoever sets it receives every rotated key of the app, so it is a right
+   * of its own (like minting every key the app has), not part of managing the app's keys.
+   */
+  appWebhook: (appId: string) => `latchkey/apps/${appId}/webhook`,
   allAppKeys: 'latchkey/apps/*/keys',
   profile: (name: string) => `latchkey/profiles/${name}`,
   /** Granting a policy one does not hold (sudo). */
@@ -69,6 +74,8 @@ export class AuthzService {
   private readonly unknown: LRUCache<string, true>;
   /** Caps the Vault lookups that credentials presented to the api can cause (AUTH_LOOKUP_BUDGET per second). */
   private readonly lookupBudget: TokenBucket;
+  /** Per authenticated caller: Vault calls its requests cause (capabilities, lookups of ids it names). */
+  private readonly callerBudgets: LRUCache<string, TokenBucket>;
   private readonly logger = new Logger(AuthzService.name);
   private shedSinceLog = 0;
   private shedLogAt = 0;
@@ -81,6 +88,7 @@ export class AuthzService {
     const ttl = Math.max(1, config.authz.cacheTtlMs);
     this.unknown = new LRUCache({ max: 100_000, ttl: Math.max(1, config.authz.negativeTtlMs) });
     this.lookupBudget = new TokenBucket(config.authz.lookupBudgetPerSecond);
+    this.callerBudgets = new LRUCache({ max: 10_000, ttl: 60_000 });
     this.principals = new LRUCache({ max: 10_000, ttl });
     this.caps = new LRUCache({ max: 50_000, ttl });
     this.hashByAccessor = new LRUCache({ max: 10_000, ttl });
@@ -148,6 +156,22 @@ export class AuthzService {
     }
   }
 
+  /**
+   * Spend one Vault call from an authenticated caller's budget (AUTH_CALLER_BUDGET per second): a valid key
+   * with no rights must not be able to make latchkey look up ids it names, or ask capabilities for apps it
+   * invents, as fast as it can send requests. 429 with Retry-After once spent.
+   */
+  spendFor(principal: Principal): void {
+    const rate = this.config.authz.callerBudgetPerSecond;
+    if (rate <= 0) return;
+    let b = this.callerBudgets.get(principal.accessor);
+    if (!b) {
+      b = new TokenBucket(rate);
+      this.callerBudgets.set(principal.accessor, b);
+    }
+    if (!b.tryTake()) throw new LatchkeyError(ErrorCode.RATE_LIMITED, 'Too many requests that need Vault from this caller; retry shortly', { retryAfter: 1 });
+  }
+
   /** A flood must not become a log flood: one summary line at most every 10 s. */
   private shed(): void {
     this.shedSinceLog++;
@@ -212,6 +236,7 @@ export class AuthzService {
       else ask.push(p);
     }
     if (!ask.length) return out;
+    this.spendFor(principal);
     let answer: Record<string, string[]>;
     try {
       // By accessor, with latchkey's own token: a key has no `default` policy, so no capabilities-self.

@@ -266,7 +266,7 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
   }
 
   async get(principal: Principal, serialInput: string): Promise<{ record: CertRecord; certificate: string | null; live: LiveCertState | null }> {
-    const record = await this.resolve(serialInput);
+    const record = await this.resolve(serialInput, principal);
     await this.authorize(principal, record, 'read');
     const read = await this.vault.pkiReadCert(this.mount, record.serial);
     if (!read) return { record, certificate: null, live: null }; // tidied away by Vault after expiry
@@ -288,11 +288,13 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
    * Vault. Only latchkey certificates (carrying an app URN) resolve, so latchkey
    * can never be used to act on other certificates of the mount.
    */
-  private async resolve(serialInput: string): Promise<CertRecord> {
+  private async resolve(serialInput: string, caller?: Principal): Promise<CertRecord> {
     const serial = normalizeSerial(serialInput);
     if (!serial) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'certificate not found');
     const hit = await this.index.get(serial);
     if (hit) return hit;
+    // Not in the index: asking Vault is on the caller's budget (it names the serial).
+    if (caller) this.authz.spendFor(caller);
     const read = await this.vault.pkiReadCert(this.mount, serial);
     const record = read ? recordFromVault(read.certificate, read.revocation_time) : null;
     if (!record) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'certificate not found');
@@ -305,7 +307,7 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
   // --- renew ---------------------------------------------------------------------------
 
   async renew(principal: Principal, serialInput: string, input: RenewInput, ctx: RequestContext = {}): Promise<RenewResult> {
-    const record = await this.resolve(serialInput);
+    const record = await this.resolve(serialInput, principal);
     await this.authorize(principal, record, 'update');
     try {
       const out = await this.renewUnchecked(record, input);
@@ -352,7 +354,7 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
   // --- revoke --------------------------------------------------------------------------
 
   async revoke(principal: Principal, serialInput: string, ctx: RequestContext = {}): Promise<void> {
-    const record = await this.resolve(serialInput);
+    const record = await this.resolve(serialInput, principal);
     await this.authorize(principal, record, 'delete');
     try {
       await this.revokeUnchecked(record);

@@ -62,7 +62,7 @@ export interface AppConfig {
    * keys, wrapping tokens) that are not cached; 0 = unlimited. grantableOwnPolicies: latchkey's own policies
    * (latchkey-*) that may still be put into profiles and keys, e.g. latchkey-operator for management keys.
    */
-  authz: { cacheTtlMs: number; negativeTtlMs: number; lookupBudgetPerSecond: number; grantableOwnPolicies: string[] };
+  authz: { cacheTtlMs: number; negativeTtlMs: number; lookupBudgetPerSecond: number; callerBudgetPerSecond: number; grantableOwnPolicies: string[] };
   /** Certificates (libs/certs) and the optional HTTPS + mTLS listener (null when LATCHKEY_TLS_PORT is unset). */
   certs: {
     defaultTtlSeconds: number;
@@ -234,6 +234,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       cacheTtlMs: ms(raw.AUTHZ_CACHE_TTL, '5s'),
       negativeTtlMs: ms(raw.VERIFY_NEGATIVE_TTL, '5s'),
       lookupBudgetPerSecond: raw.AUTH_LOOKUP_BUDGET ?? 100,
+      callerBudgetPerSecond: raw.AUTH_CALLER_BUDGET ?? 50,
       grantableOwnPolicies: (raw.LATCHKEY_GRANTABLE_OWN_POLICIES ?? '').split(',').map((p) => p.trim()).filter(Boolean),
     },
     certs: {

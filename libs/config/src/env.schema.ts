@@ -120,6 +120,8 @@ export class EnvSchema {
   @IsOptional() @IsDuration() AUTHZ_CACHE_TTL?: string;
   /** Vault lookups per second for uncached credentials presented to the api (token bucket, burst = budget); 0 disables the limit. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000) AUTH_LOOKUP_BUDGET?: number;
+  /** Vault calls per second one authenticated caller's requests may cause before anything is authorised (token bucket per caller); 0 disables it. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000) AUTH_CALLER_BUDGET?: number;
   /** latchkey's own policies (comma list of latchkey-* names) that profiles and keys may still carry; none by default. */
   @IsOptional()
   @Transform(emptyToUndefined)

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { isReservedPolicy } from '@latchkey/authz';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB, JobsProducer, RotationTrigger, jobId } from '@latchkey/jobs';
 import { DeliveryService } from './delivery.service';
@@ -45,8 +46,16 @@ export class SuccessorDelivery {
    * The job id is the successor's key id and the attempt checks that KV still holds that key id, so a retried
    * or re-enqueued job never delivers a different key (a newer one makes it "superseded").
    */
-  async queueWebhook(successor: Pick<SuccessorRef, 'keyId' | 'appId' | 'name'>, previousKeyId: string, trigger: RotationTrigger, opts: { replayed?: boolean } = {}): Promise<boolean> {
-    if (!(await this.delivery.getWebhook(successor.appId))) return false;
+  async queueWebhook(
+    successor: Pick<SuccessorRef, 'keyId' | 'appId' | 'name'> & { policies: string[] },
+    previousKeyId: string,
+    trigger: RotationTrigger,
+    opts: { replayed?: boolean } = {},
+  ): Promise<'queued' | 'no webhook configured' | 'kv only (carries latchkey policies)'> {
+    // A key carrying latchkey's own policies (a management key) goes to Vault KV only: the webhook's receiver
+    // is whoever could set the app's webhook, who need not hold those policies.
+    if (successor.policies.some(isReservedPolicy)) return 'kv only (carries latchkey policies)';
+    if (!(await this.delivery.getWebhook(successor.appId))) return 'no webhook configured';
     const kvPath = this.delivery.kvPath(successor.appId, successor.name);
     await this.jobs.add(
       JOB.webhookDeliver,
@@ -58,6 +67,6 @@ export class SuccessorDelivery {
       },
     );
     if (!opts.replayed) await this.delivery.setStatus(successor.appId, { keyId: successor.keyId, state: 'pending', attempts: 0, at: new Date().toISOString() });
-    return true;
+    return 'queued';
   }
 }

@@ -153,7 +153,10 @@ export class KeysService {
     const cidrs = this.checkCidrs(profile, input.cidrs ?? [], problems);
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
 
-    const policies = [...new Set(input.policies ?? profile.allowedPolicies)].sort();
+    let policies = [...new Set(input.policies ?? profile.allowedPolicies)].sort();
+    // A successor of a key minted before profiles set token_no_default_policy may carry `default` its profile
+    // does not list: the successor simply goes without it.
+    if (previous && !profile.allowedPolicies.includes('default')) policies = policies.filter((p) => p !== 'default');
     // Profiles set token_no_default_policy: `default` is only given when the profile lists it.
     const outside = policies.filter((p) => !profile.allowedPolicies.includes(p));
     if (outside.length) throw new LatchkeyError(ErrorCode.POLICY_NOT_ALLOWED, `policies not allowed by profile ${profile.name}: ${outside.join(', ')}`);
@@ -261,7 +264,7 @@ export class KeysService {
   }
 
   async get(principal: Principal, keyId: string): Promise<{ record: KeyRecord; live: LiveKeyState | null }> {
-    const record = await this.resolve(keyId);
+    const record = await this.resolve(keyId, principal);
     await this.authz.require(principal, AuthzPath.appKeys(record.appId), 'read');
     const live = await this.live(keyId);
     if (!live && (record.state === 'active' || record.state === 'rotating')) {
@@ -288,10 +291,12 @@ export class KeysService {
    * Only latchkey keys resolve: an accessor of any other Vault token is "not found",
    * so latchkey can never be used to act on tokens it did not mint.
    */
-  private async resolve(keyId: string): Promise<KeyRecord> {
+  private async resolve(keyId: string, caller?: Principal): Promise<KeyRecord> {
     if (!KEY_ID_RE.test(keyId)) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
     const hit = await this.index.get(keyId);
     if (hit) return hit;
+    // Not in the index: asking Vault is on the caller's budget (it names the id).
+    if (caller) this.authz.spendFor(caller);
     let lookup: TokenLookup;
     try {
       lookup = await this.vault.lookupAccessor(keyId);
@@ -308,7 +313,7 @@ export class KeysService {
   // --- renew ------------------------------------------------------------------------
 
   async renew(principal: Principal, keyId: string, increment: string | number | undefined, ctx: RequestContext = {}): Promise<{ record: KeyRecord; live: LiveKeyState }> {
-    const record = await this.resolve(keyId);
+    const record = await this.resolve(keyId, principal);
     await this.authorize(principal, record, 'update');
     return this.withAudit(principal, 'key.renew', record, ctx, () => this.renewUnchecked(record, increment));
   }
@@ -339,13 +344,13 @@ export class KeysService {
   // --- rotate -----------------------------------------------------------------------
 
   async rotate(principal: Principal, keyId: string, grace: string | number | undefined, ctx: RequestContext = {}): Promise<MintResult & { previousKeyId: string; revokeAt: string }> {
-    const record = await this.resolve(keyId);
+    const record = await this.resolve(keyId, principal);
     await this.authorize(principal, record, 'update');
     return this.withAudit(principal, 'key.rotate', record, ctx, async () => {
       // The successor lands in the caller's hands with the old key's policies: rotating is minting, so the
       // caller needs the mint rights too, or rights to manage a key would launder into holding an operator's.
       await this.authz.require(principal, AuthzPath.profileKeys(record.profile), 'create');
-      await this.authz.requireGrantable(principal, record.policies.length ? record.policies : ['default']);
+      await this.authz.requireGrantable(principal, successorPolicies(record, await this.live(record.keyId)));
       return this.rotateUnchecked(record, grace);
     });
   }
@@ -378,7 +383,7 @@ export class KeysService {
       // Schedule the revocation before minting: if scheduling fails nothing has changed yet.
       await this.jobs.add(JOB.revokeAfterGrace, { keyId: old.keyId, appId: old.appId, successorKeyId: '', reason: 'rotation' }, { jobId: job, delay: graceSeconds * 1000 });
       minted = await this.mintUnchecked(
-        { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: old.policies.length ? old.policies : ['default'], cidrs: old.cidrs },
+        { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: successorPolicies(old, live), cidrs: old.cidrs },
         old,
       );
       await deliver?.(minted);
@@ -401,7 +406,7 @@ export class KeysService {
   // --- revoke -----------------------------------------------------------------------
 
   async revoke(principal: Principal, keyId: string, ctx: RequestContext = {}): Promise<void> {
-    const record = await this.resolve(keyId);
+    const record = await this.resolve(keyId, principal);
     await this.authorize(principal, record, 'delete');
     await this.withAudit(principal, 'key.revoke', record, ctx, () => this.revokeUnchecked(record));
   }
@@ -492,7 +497,7 @@ export class KeysService {
       if (run.state === 'minting') abandoned.push(...(await this.revokeUndelivered(await this.successorsInVault(keyId))));
       await this.index.setRotationRun(keyId, generation, { state: 'minting', abandoned: abandoned.join(',') || undefined });
       const minted = await this.mintUnchecked(
-        { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: old.policies.length ? old.policies : ['default'], cidrs: old.cidrs },
+        { appId: old.appId, profile: old.profile, name: old.name, meta: old.meta, ttl: old.ttlSeconds, policies: successorPolicies(old, live), cidrs: old.cidrs },
         old,
       );
       run = await this.index.setRotationRun(keyId, generation, { state: 'minted', successorKeyId: minted.record.keyId });
@@ -591,7 +596,7 @@ export class KeysService {
       // The key is in KV (the durable delivery) and the holder gets it in this response: a webhook that could
       // not be queued is reported, not a reason to undo a finished rotation.
       const webhook = await this.successors.queueWebhook(out.record, record.keyId, 'self').then(
-        (queued) => (queued ? 'webhook queued' : 'no webhook configured'),
+        (outcome) => (outcome === 'queued' ? 'webhook queued' : outcome),
         (err: Error) => {
           this.logger.warn(`self-rotation of key ${record.keyId}: webhook for successor ${out.record.keyId} not queued: ${err.message}`);
           return `webhook not queued: ${err.message.slice(0, 200)}`;
@@ -738,4 +743,13 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
     ...(meta.latchkey_previous ? { previousKeyId: meta.latchkey_previous } : {}),
     ...(meta.latchkey_cert ? { certSerial: meta.latchkey_cert } : {}),
   };
+}
+
+/**
+ * The policies a successor is minted with: the old token's own (Vault's live view, `default` included when
+ * the token has it — the index leaves `default` out), else the index record's.
+ */
+function successorPolicies(old: KeyRecord, live: LiveKeyState | null): string[] {
+  if (live?.policies.length) return [...live.policies];
+  return old.policies.length ? old.policies : ['default'];
 }

@@ -46,10 +46,14 @@ export class WebhookController {
   ) {}
 
   @Put()
-  @ApiOperation({ summary: "Set the app's delivery webhook", description: 'Returns the signing secret once. Needs update on latchkey/apps/<appId>/keys.' })
+  @ApiOperation({
+    summary: "Set the app's delivery webhook",
+    description:
+      "Returns the signing secret once. Needs update on latchkey/apps/<appId>/webhook — a right of its own, not in the app-manager template: the webhook receives every rotated key of the app (keys carrying latchkey's own policies are delivered to Vault KV only).",
+  })
   @ApiResponse({ status: 200, type: WebhookSecretResponse })
   async put(@Caller() caller: Principal, @Param('appId') appId: string, @Body() body: PutWebhookDto, @Res({ passthrough: true }) reply: FastifyReply): Promise<WebhookSecretResponse> {
-    await this.check(caller, appId, 'update');
+    await this.check(caller, appId, 'update', AuthzPath.appWebhook(appId));
     const cfg = await this.delivery.putWebhook(appId, body.url, body.secret);
     void reply.header('Cache-Control', 'no-store');
     return { appId, url: cfg.url, secret: cfg.secret, updatedAt: cfg.updatedAt, signatureHeader: 'Latchkey-Signature' };
@@ -69,14 +73,14 @@ export class WebhookController {
   @Delete()
   @HttpCode(204)
   @ApiResponse({ status: 204, description: 'removed (also when there was none)' })
-  @ApiOperation({ summary: "Remove the app's webhook", description: 'Needs delete on latchkey/apps/<appId>/keys.' })
+  @ApiOperation({ summary: "Remove the app's webhook", description: 'Needs delete on latchkey/apps/<appId>/webhook.' })
   async remove(@Caller() caller: Principal, @Param('appId') appId: string): Promise<void> {
-    await this.check(caller, appId, 'delete');
+    await this.check(caller, appId, 'delete', AuthzPath.appWebhook(appId));
     await this.delivery.deleteWebhook(appId);
   }
 
-  private async check(caller: Principal, appId: string, cap: 'read' | 'update' | 'delete'): Promise<void> {
+  private async check(caller: Principal, appId: string, cap: 'read' | 'update' | 'delete', path?: string): Promise<void> {
     if (!APP_ID_RE.test(appId)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'appId must be 1-63 of a-z 0-9 _ -, starting with a letter or digit');
-    await this.authz.require(caller, AuthzPath.appKeys(appId), cap);
+    await this.authz.require(caller, path ?? AuthzPath.appKeys(appId), cap);
   }
 }
