@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import pino from 'pino';
@@ -13,7 +13,7 @@ import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.rout
 import { ErrorFilter, mapError, sendError } from './http/error-filter';
 import { createValidationPipe } from './http/validation';
 import { declareFrameworkErrors, ErrorResponse } from './http/api-errors';
-import { answerMethodNotAllowed } from './http/method-not-allowed';
+import { answerMethodNotAllowed, NotFoundHookedAdapter } from './http/method-not-allowed';
 import { ClientIdentityResolver } from './auth/client-identity';
 import { registerJsonParser } from './http/json-body';
 import { answerClientError, requestTimeoutOptions } from './http/request-timeouts';
@@ -30,7 +30,7 @@ function trustProxyOption(config: AppConfig): number | string[] | false {
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   const log = pino(pinoOptions(config.logLevel, 'latchkey-api'));
   const timeouts = requestTimeoutOptions(config);
-  const adapter = new FastifyAdapter({
+  const adapter = new NotFoundHookedAdapter({
     loggerInstance: log,
     bodyLimit: config.http.bodyLimit,
     trustProxy: trustProxyOption(config),
@@ -62,7 +62,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   });
 
   const fastify = app.getHttpAdapter().getInstance();
-  answerMethodNotAllowed(fastify);
+  adapter.beforeNotFound(answerMethodNotAllowed(fastify));
   if (config.accessLog === 'verify') installAccessLog(fastify, log);
   // Fastify also parses text/plain by default; every endpoint takes JSON, anything else is a 415.
   fastify.removeContentTypeParser('text/plain');
