@@ -220,9 +220,15 @@ async function main(): Promise<void> {
     const others = [await startApi(), await startApi()];
     const all = [api, ...others];
     for (const x of all) await (await verifyReq(x.url, key)).arrayBuffer();
-    const halfRate = Math.round(median(results.c.map((l) => l.rps)) / 2);
+    // An instance's maximum here is what it serves while all three are loaded at once (they share the
+    // cores with each other and the load generator); each then gets about half of that.
+    const verifyLoad = (x: Api, extra: Partial<autocannon.Options>) =>
+      autocannon({ url: `${x.url}/v1/keys/verify`, method: 'POST', headers: { 'content-type': 'application/json' }, body, ...extra });
+    const maxima = (await Promise.all(all.map((x) => verifyLoad(x, { connections: CONNECTIONS, duration: DURATION })))).map((r) => r.requests.average);
+    const halfRate = Math.round(median(maxima) / 2);
+    log(`(e) verify maximum of each of the 3 instances loaded at once: ${maxima.map((m) => m.toFixed(0)).join(', ')} req/s`);
     const background = all.map((x) =>
-      autocannon({ url: `${x.url}/v1/keys/verify`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: 8, overallRate: halfRate, duration: 3600 }),
+      verifyLoad(x, { connections: 8, overallRate: halfRate, duration: 3600 }),
     );
     await new Promise((r) => setTimeout(r, 1000));
     const rounds = QUICK ? 20 : 100;
@@ -248,8 +254,8 @@ async function main(): Promise<void> {
     prop.sort((x, y) => x - y);
     log(`(e) revocation propagation to 2 other instances (${rounds} revocations, each instance under ~${halfRate} verify/s, served ${served.map((s) => s.toFixed(0)).join(', ')}): p50 ${pct(prop, 50).toFixed(1)} ms  p99 ${pct(prop, 99).toFixed(1)} ms (target p99 <= 10)`);
     rows.push({
-      figure: 'revocation propagation p99, 3 instances under verify load at ½ of their maximum',
-      measured: `${pct(prop, 99).toFixed(1)} ms (p50 ${pct(prop, 50).toFixed(1)} ms; ${rounds} revocations; load asked ${halfRate}/s per instance, served ${served.map((s) => s.toFixed(0)).join(', ')})`,
+      figure: 'revocation propagation p99 (DELETE answered → both other instances answer NOT_FOUND), 3 instances under verify load at ½ of their maximum',
+      measured: `${pct(prop, 99).toFixed(1)} ms (p50 ${pct(prop, 50).toFixed(1)} ms; ${rounds} revocations; instances' maxima together ${maxima.map((m) => m.toFixed(0)).join(', ')} req/s; load asked ${halfRate}/s each, served ${served.map((s) => s.toFixed(0)).join(', ')})`,
       target: '≤ 10 ms',
       met: pct(prop, 99) <= 10,
     });
