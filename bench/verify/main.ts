@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import { loadConfig } from '@latchkey/config';
 import { ensureRedis, freePort, projectRoot, startBao, stopProcess, waitFor } from '@latchkey/devstack';
 import { encodeKey } from '@latchkey/keys';
@@ -287,6 +288,9 @@ async function main(): Promise<void> {
   } finally {
     for (const c of children) await stopProcess(c);
     await bao.stop();
+    // The Redis may be shared (127.0.0.1:6379): leave nothing behind under this run's prefix
+    // (usage records of every key verified, 400-day TTL).
+    await dropPrefix(redis.url, String(env.REDIS_PREFIX)).catch((err: Error) => log(`could not clean Redis prefix ${env.REDIS_PREFIX}: ${err.message}`));
     await redis.stop();
   }
 
@@ -316,6 +320,21 @@ async function main(): Promise<void> {
   ].join('\n');
   log(`\n${page}`);
   if (!args.has('--no-write')) fs.writeFileSync(path.join(root, 'docs', 'performance.md'), page);
+}
+
+async function dropPrefix(url: string, prefix: string): Promise<void> {
+  const r = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  await r.connect();
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
+      cursor = next;
+      if (keys.length) await r.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
 }
 
 main().catch((err: unknown) => {
