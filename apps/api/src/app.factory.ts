@@ -1,10 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest, RawRequestDefaultExpression } from 'fastify';
-import type { Bindings, ChildLoggerOptions } from 'pino';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import pino from 'pino';
 import { ErrorCode, LatchkeyError, PinoNestLogger, pinoOptions } from '@latchkey/common';
 import { AppConfig } from '@latchkey/config';
@@ -15,16 +13,11 @@ import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.rout
 import { ErrorFilter, mapError, sendError } from './http/error-filter';
 import { createValidationPipe } from './http/validation';
 import { declareFrameworkErrors, ErrorResponse } from './http/api-errors';
-import { answerMethodNotAllowed } from './http/method-not-allowed';
+import { answerMethodNotAllowed, NotFoundHookedAdapter } from './http/method-not-allowed';
 import { ClientIdentityResolver } from './auth/client-identity';
 import { registerJsonParser } from './http/json-body';
 import { answerClientError, requestTimeoutOptions } from './http/request-timeouts';
-
-const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-
-function isHotPath(url: string | undefined): boolean {
-  return url !== undefined && (url.startsWith('/v1/auth') || url.startsWith('/v1/keys/verify'));
-}
+import { childLoggerFactory, installAccessLog, requestIdGenerator } from './http/hot-path';
 
 /** Fastify `trustProxy` from configuration: a hop count or an explicit address list, never `true`. */
 function trustProxyOption(config: AppConfig): number | string[] | false {
@@ -37,7 +30,7 @@ function trustProxyOption(config: AppConfig): number | string[] | false {
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   const log = pino(pinoOptions(config.logLevel, 'latchkey-api'));
   const timeouts = requestTimeoutOptions(config);
-  const adapter = new FastifyAdapter({
+  const adapter = new NotFoundHookedAdapter({
     loggerInstance: log,
     bodyLimit: config.http.bodyLimit,
     trustProxy: trustProxyOption(config),
@@ -46,16 +39,10 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     requestTimeout: timeouts.requestTimeout,
     http: timeouts,
     clientErrorHandler: answerClientError,
-    // Accept a caller's request id when it is sane, so traces join up across gateways.
-    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
-      const h = req.headers['x-request-id'];
-      return typeof h === 'string' && REQUEST_ID_RE.test(h) ? h : randomUUID();
-    },
+    genReqId: requestIdGenerator(),
     return503OnClosing: true,
-    // A pino child logger per request (with redaction) is a measurable share of a
-    // verify; the hot routes log only warnings and errors, through the parent logger.
-    childLoggerFactory: (logger: FastifyBaseLogger, bindings: Bindings, opts: ChildLoggerOptions, rawReq: RawRequestDefaultExpression) =>
-      isHotPath(rawReq.url) ? logger : logger.child(bindings, opts),
+    // Hot routes: no per-request child logger, and no per-request line below warn.
+    childLoggerFactory: childLoggerFactory(log),
     // Accessors are 24 characters; longer path parameters are answered as "not found" below.
     routerOptions: { maxParamLength: 128 },
     // Schemas of the hot-path routes must reject, not silently fix, bad input.
@@ -75,7 +62,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   });
 
   const fastify = app.getHttpAdapter().getInstance();
-  answerMethodNotAllowed(fastify);
+  adapter.beforeNotFound(answerMethodNotAllowed(fastify));
+  if (config.accessLog === 'verify') installAccessLog(fastify, log);
   // Fastify also parses text/plain by default; every endpoint takes JSON, anything else is a 415.
   fastify.removeContentTypeParser('text/plain');
   registerJsonParser(fastify);

@@ -49,6 +49,12 @@ describe('loadConfig', () => {
     expect(c.vault.auth).toMatchObject({ method: 'approle', mount: 'approle', roleId: 'r' });
   });
 
+  it('keeps the verify hot path out of the log unless an access log is asked for', () => {
+    expect(loadConfig(base).accessLog).toBe('off');
+    expect(loadConfig({ ...base, LATCHKEY_ACCESS_LOG: 'verify' }).accessLog).toBe('verify');
+    expect(problems({ ...base, LATCHKEY_ACCESS_LOG: 'all' }).join()).toMatch(/LATCHKEY_ACCESS_LOG must be off or verify/);
+  });
+
   it('refuses to trust every proxy', () => {
     expect(problems({ ...base, LATCHKEY_TRUST_PROXY: 'true' }).join()).toMatch(/LATCHKEY_TRUST_PROXY/);
   });

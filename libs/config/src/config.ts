@@ -32,6 +32,11 @@ export interface AppConfig {
     shutdownGraceMs: number;
   };
   logLevel: string;
+  /**
+   * The verify routes never log per request at info (they run at warn); with 'verify', each of their
+   * requests writes one access line (method, route, status, verdict code, key id, latency; never the key).
+   */
+  accessLog: 'off' | 'verify';
   keyPrefix: string;
   vault: {
     addr: string;
@@ -209,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       shutdownGraceMs: ms(raw.SHUTDOWN_GRACE, '10s'),
     },
     logLevel: raw.LOG_LEVEL ?? 'info',
+    accessLog: (raw.LATCHKEY_ACCESS_LOG ?? 'off') as 'off' | 'verify',
     keyPrefix: raw.LATCHKEY_KEY_PREFIX ?? 'lk',
     vault: {
       addr: raw.VAULT_ADDR.replace(/\/+$/, ''),

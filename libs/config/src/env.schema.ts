@@ -44,6 +44,8 @@ export class EnvSchema {
   @IsOptional() @IsString() LATCHKEY_HOST?: string;
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535) LATCHKEY_PORT?: number;
   @IsOptional() @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL?: string;
+  /** One log line per verify (POST /v1/keys/verify, /v1/auth*): off (default) or verify. */
+  @IsOptional() @IsIn(['off', 'verify'], { message: 'LATCHKEY_ACCESS_LOG must be off or verify' }) LATCHKEY_ACCESS_LOG?: string;
   @IsOptional() @Transform(toInt) @IsInt() @Min(1024) @Max(16 * 1024 * 1024) LATCHKEY_BODY_LIMIT?: number;
   /** Trusted proxies: a hop count ("1") or a comma list of IPs/CIDRs. Never "true". */
   @IsOptional()

@@ -1,3 +1,4 @@
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '@latchkey/common';
 import { sendError } from './error-filter';
@@ -19,10 +20,13 @@ function patternOf(url: string): RegExp {
 
 /**
  * A request for a path that exists with another method is answered 405 with an
- * Allow header (RFC 9110), not 404, before its body is even parsed. Must be
- * installed before any route is registered (it learns them through onRoute).
+ * Allow header (RFC 9110), not 404. Must be installed before any route is
+ * registered (it learns them through onRoute). Returns the check as a
+ * preHandler for the not-found handler only: matched routes (the verify hot
+ * path above all) pay nothing for it, and a request with a body is answered
+ * after parsing, so a malformed or oversized body stays a 400/413.
  */
-export function answerMethodNotAllowed(fastify: FastifyInstance): void {
+export function answerMethodNotAllowed(fastify: FastifyInstance): (req: FastifyRequest, reply: FastifyReply, done: () => void) => void {
   const known = new Map<string, KnownPath>();
   fastify.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -31,9 +35,7 @@ export function answerMethodNotAllowed(fastify: FastifyInstance): void {
     for (const m of methods) entry.methods.add(m.toUpperCase());
     known.set(route.url, entry);
   });
-  const check = (req: FastifyRequest, reply: FastifyReply, done: () => void): void => {
-    // Only requests no route matched (the not-found handler has no route url).
-    if (req.routeOptions.url !== undefined) return done();
+  return (req: FastifyRequest, reply: FastifyReply, done: () => void): void => {
     const path = (req.url.split('?')[0] ?? '').replace(/\/{2,}/g, '/');
     const matching = [...known.values()].filter((k) => k.re.test(path));
     const best = Math.max(...matching.map((k) => k.specificity));
@@ -47,8 +49,23 @@ export function answerMethodNotAllowed(fastify: FastifyInstance): void {
       body: { error: { code: ErrorCode.METHOD_NOT_ALLOWED, message: `${req.method} is not allowed here (allowed: ${allow})`, requestId: String(req.id) } },
     });
   };
-  // A request with a body is answered after parsing (a malformed or oversized body stays a 400/413).
-  const hasBody = (req: FastifyRequest) => Number(req.headers['content-length'] ?? 0) !== 0 || req.headers['transfer-encoding'] !== undefined;
-  fastify.addHook('onRequest', (req, reply, done) => (hasBody(req) ? done() : check(req, reply, done)));
-  fastify.addHook('preHandler', (req, reply, done) => (hasBody(req) ? check(req, reply, done) : done()));
+}
+
+/**
+ * The FastifyAdapter whose not-found handler (set by Nest at init) runs the
+ * given preHandler first: Fastify lets only that handler's own hooks skip
+ * every matched route.
+ */
+export class NotFoundHookedAdapter extends FastifyAdapter {
+  private notFoundPreHandler?: (req: FastifyRequest, reply: FastifyReply, done: () => void) => void;
+
+  beforeNotFound(preHandler: (req: FastifyRequest, reply: FastifyReply, done: () => void) => void): void {
+    this.notFoundPreHandler = preHandler;
+  }
+
+  override setNotFoundHandler(handler: Parameters<FastifyAdapter['setNotFoundHandler']>[0]): ReturnType<FastifyAdapter['setNotFoundHandler']> {
+    const preHandler = this.notFoundPreHandler;
+    if (!preHandler) return super.setNotFoundHandler(handler);
+    return this.getInstance().setNotFoundHandler({ preHandler }, handler as never) as ReturnType<FastifyAdapter['setNotFoundHandler']>;
+  }
 }
