@@ -1,0 +1,4 @@
+export * from './specs';
+export * from './redis-store';
+export * from './local';
+export * from './limiter';
