@@ -2,3 +2,4 @@ export * from './specs';
 export * from './redis-store';
 export * from './local';
 export * from './limiter';
+export * from './limits.module';

@@ -1,5 +1,5 @@
 import { LatchkeyError } from '@latchkey/common';
-import { mergeLimits, parseCredits, parseLimits } from './specs';
+import { decodeCredits, decodeLimits, encodeCredits, encodeLimits, mergeLimits, parseCredits, parseLimits } from './specs';
 
 describe('limit and credit input', () => {
   it('normalises limits: window in ms, strict and auto-applied by default', () => {
@@ -33,5 +33,21 @@ describe('limit and credit input', () => {
     const p = parseLimits([{ name: 'requests', limit: 100, window: '60s' }, { name: 'tokens', limit: 5, window: '1h' }]);
     const k = parseLimits([{ name: 'requests', limit: 10, window: '60s', mode: 'local' }]);
     expect(mergeLimits(p, k).map((l) => [l.name, l.limit, l.mode])).toEqual([['requests', 10, 'local'], ['tokens', 5, 'strict']]);
+  });
+});
+
+describe('limits and credits in token metadata', () => {
+  it('round-trips', () => {
+    const limits = parseLimits([{ name: 'requests', limit: 100, window: '60s' }, { name: 'tokens', limit: 5000, window: '1h', mode: 'local', autoApply: false }]);
+    expect(decodeLimits(encodeLimits(limits))).toEqual(limits);
+    const credits = parseCredits({ remaining: 10, refill: { amount: 10, every: '720h' } })!;
+    expect(decodeCredits(encodeCredits(credits))).toEqual(credits);
+    expect(decodeCredits(encodeCredits({ remaining: 3, refill: null }))).toEqual({ remaining: 3, refill: null });
+  });
+
+  it('drops what does not parse', () => {
+    expect(decodeLimits('requests:100:60000:s:1,BAD,x:0:1:s:1')).toHaveLength(1);
+    expect(decodeCredits('lots')).toBeNull();
+    expect(decodeCredits(undefined)).toBeNull();
   });
 });

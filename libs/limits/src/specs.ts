@@ -82,3 +82,35 @@ export function mergeLimits(profile: LimitSpec[], key: LimitSpec[]): LimitSpec[]
   for (const l of key) byName.set(l.name, l);
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
+
+/**
+ * Limits as one token-metadata value (Vault metadata is a string map): `name:limit:windowMs:s|l:1|0`
+ * joined by commas. Verify reads them from Vault's lookup, so a cached key costs no extra I/O.
+ */
+export function encodeLimits(limits: LimitSpec[]): string {
+  return limits.map((l) => `${l.name}:${l.limit}:${l.windowMs}:${l.mode === 'local' ? 'l' : 's'}:${l.autoApply ? 1 : 0}`).join(',');
+}
+
+/** The reverse of encodeLimits; entries that do not parse are dropped (metadata may have been edited by hand). */
+export function decodeLimits(v: string | undefined): LimitSpec[] {
+  if (!v) return [];
+  const out: LimitSpec[] = [];
+  for (const part of v.split(',')) {
+    const m = /^([a-z][a-z0-9_-]{0,31}):(\d{1,15}):(\d{1,15}):([sl]):([01])$/.exec(part);
+    if (!m || Number(m[2]) <= 0 || Number(m[3]) <= 0) continue;
+    out.push({ name: m[1], limit: Number(m[2]), windowMs: Number(m[3]), mode: m[4] === 'l' ? 'local' : 'strict', autoApply: m[5] === '1' });
+  }
+  return out;
+}
+
+/** Credits as one token-metadata value: `remaining` or `remaining:refillAmount:refillEveryMs`. */
+export function encodeCredits(c: CreditsSpec): string {
+  return c.refill ? `${c.remaining}:${c.refill.amount}:${c.refill.everyMs}` : String(c.remaining);
+}
+
+export function decodeCredits(v: string | undefined): CreditsSpec | null {
+  const m = v ? /^(\d{1,15})(?::(\d{1,15}):(\d{1,15}))?$/.exec(v) : null;
+  if (!m) return null;
+  const refill = m[2] && Number(m[2]) > 0 && Number(m[3]) > 0 ? { amount: Number(m[2]), everyMs: Number(m[3]) } : null;
+  return { remaining: Number(m[1]), refill };
+}
