@@ -32,8 +32,10 @@ export interface KeyRecord {
   generation?: number;
   /** The key's own rate limits (the profile's apply too, overridden by name). */
   limits?: LimitSpec[];
-  /** The key's own credits settings (the balance lives in Redis, keyed by key id). */
+  /** The key's own credits settings (the balance lives in Redis, keyed by the lineage's first key id). */
   credits?: CreditsSpec;
+  /** The first key id of this key's rotation lineage (absent for a key that was never rotated into). */
+  lineage?: string;
 }
 
 /** Progress of one scheduled rotation, keyed by the old key id and its generation. */

@@ -4,7 +4,7 @@ import { AuthzPath, AuthzService, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { CreditsSpec, LimitSpec, mergeLimits, RedisLimitStore } from '@latchkey/limits';
 import { KeyIndex, KeyRecord } from './key-index';
-import { KEY_ID_RE } from './keys.service';
+import { KEY_ID_RE, lineageOf } from './keys.service';
 import { ProfilesService } from './profiles.service';
 
 export interface LimitView extends LimitSpec {
@@ -39,13 +39,21 @@ export class KeyLimitsService {
     const { limits, credits } = await this.effective(record);
     const now = Date.now();
     const out: LimitView[] = [];
+    const id = lineageOf(record);
     for (const l of limits) {
-      const s = await this.store.readLimit(record.keyId, l);
+      const s = await this.store.readLimit(id, l);
       const open = s.resetInMs < l.windowMs || s.used > 0;
       out.push({ ...l, remaining: Math.max(0, l.limit - s.used), resetAt: open ? new Date(now + s.resetInMs).toISOString() : null });
     }
-    const anchor = Date.parse(record.createdAt);
-    return { limits: out, credits: credits ? { ...credits, balance: await this.store.readCredits(record.keyId, credits, anchor) } : null };
+    const anchor = await this.anchorOf(record);
+    return { limits: out, credits: credits ? { ...credits, balance: await this.store.readCredits(id, credits, anchor) } : null };
+  }
+
+  /** Refill periods count from the lineage's first key's creation (a successor keeps the same periods). */
+  private async anchorOf(record: KeyRecord): Promise<number> {
+    if (!record.lineage) return Date.parse(record.createdAt);
+    const first = await this.index.get(record.lineage);
+    return Date.parse(first?.createdAt ?? record.createdAt);
   }
 
   /** `PATCH /v1/keys/{keyId}/credits`: set or add, authorized like the key's other updates, audited. */
@@ -57,7 +65,7 @@ export class KeyLimitsService {
     if (!credits) throw new LatchkeyError(ErrorCode.CONFLICT, 'this key has no credits (neither its own nor from its profile)');
     const op = change.set !== undefined ? 'set' : 'add';
     const n = (change.set ?? change.add) as number;
-    const balance = await this.store.adjustCredits(keyId, op, n, credits, Date.parse(record.createdAt));
+    const balance = await this.store.adjustCredits(lineageOf(record), op, n, credits, await this.anchorOf(record));
     await this.audit.record({
       action: 'key.credits',
       outcome: 'success',

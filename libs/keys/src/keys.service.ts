@@ -176,7 +176,7 @@ export class KeysService {
       latchkey_app: input.appId,
       latchkey_name: input.name,
       latchkey_profile: profile.name,
-      ...(previous ? { latchkey_previous: previous.keyId } : {}),
+      ...(previous ? { latchkey_previous: previous.keyId, latchkey_lineage: lineageOf(previous) } : {}),
       ...(certSerial ? { latchkey_cert: certSerial } : {}),
       // Verify reads a key's own limits and credits from Vault's lookup, like everything else it knows of a key.
       ...(limits.length ? { latchkey_limits: encodeLimits(limits) } : {}),
@@ -220,7 +220,7 @@ export class KeysService {
       expiresAt: leaseSeconds > 0 ? new Date(now.getTime() + leaseSeconds * 1000).toISOString() : null,
       ttlSeconds: ttl as number,
       state: 'active',
-      ...(previous ? { previousKeyId: previous.keyId, generation: (previous.generation ?? 0) + 1 } : {}),
+      ...(previous ? { previousKeyId: previous.keyId, generation: (previous.generation ?? 0) + 1, lineage: lineageOf(previous) } : {}),
       ...(certSerial ? { certSerial } : {}),
       ...(limits.length ? { limits } : {}),
       ...(credits ? { credits } : {}),
@@ -757,8 +757,17 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
     ttlSeconds: l.creation_ttl,
     state: 'active',
     ...(meta.latchkey_previous ? { previousKeyId: meta.latchkey_previous } : {}),
+    ...(meta.latchkey_lineage ? { lineage: meta.latchkey_lineage } : {}),
     ...(meta.latchkey_cert ? { certSerial: meta.latchkey_cert } : {}),
     ...(meta.latchkey_limits ? { limits: decodeLimits(meta.latchkey_limits) } : {}),
     ...(decodeCredits(meta.latchkey_credits) ? { credits: decodeCredits(meta.latchkey_credits) as CreditsSpec } : {}),
   };
+}
+
+/**
+ * The id a key's rate-limit windows and credits are kept under: the first key of its rotation lineage, so a
+ * successor (and its predecessor during the grace period) share them — rotating never refills credits.
+ */
+export function lineageOf(r: Pick<KeyRecord, 'keyId' | 'lineage'>): string {
+  return r.lineage ?? r.keyId;
 }

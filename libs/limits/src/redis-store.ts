@@ -42,20 +42,22 @@ if hasCredits then
   local c = 3 + n * 3
   local cost, initial, amount, every, anchor = tonumber(ARGV[c + 1]), tonumber(ARGV[c + 2]), tonumber(ARGV[c + 3]), tonumber(ARGV[c + 4]), tonumber(ARGV[c + 5])
   local ck = KEYS[n + 1]
+  local stored = redis.call('HMGET', ck, 'r', 'p', 'a')
+  -- Periods count from the anchor stored at first use, so a later caller's anchor can never shift them.
+  anchor = tonumber(stored[3]) or anchor
   local period = 0
   if every > 0 then period = math.floor((now - anchor) / every) end
-  local stored = redis.call('HMGET', ck, 'r', 'p')
   rem = tonumber(stored[1])
   local last = tonumber(stored[2])
   if rem == nil then rem = initial; last = period end
   if every > 0 and last ~= nil and period > last then rem = amount; last = period end
   if blocked > 0 then return finish(1, rem) end
   if rem < cost then
-    redis.call('HSET', ck, 'r', rem, 'p', last)
+    redis.call('HSET', ck, 'r', rem, 'p', last, 'a', anchor)
     return finish(2, rem)
   end
   rem = rem - cost
-  redis.call('HSET', ck, 'r', rem, 'p', last)
+  redis.call('HSET', ck, 'r', rem, 'p', last, 'a', anchor)
 elseif blocked > 0 then
   return finish(1, rem)
 end
@@ -76,15 +78,16 @@ return finish(0, rem)
 export const ADJUST_CREDITS_SCRIPT = `
 local now, op, n = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local initial, amount, every, anchor = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local stored = redis.call('HMGET', KEYS[1], 'r', 'p', 'a')
+anchor = tonumber(stored[3]) or anchor
 local period = 0
 if every > 0 then period = math.floor((now - anchor) / every) end
-local stored = redis.call('HMGET', KEYS[1], 'r', 'p')
 local rem, last = tonumber(stored[1]), tonumber(stored[2])
 if rem == nil then rem = initial; last = period end
 if every > 0 and period > last then rem = amount; last = period end
 if op == 'set' then rem = n else rem = rem + n end
 if rem < 0 then rem = 0 end
-redis.call('HSET', KEYS[1], 'r', rem, 'p', last)
+redis.call('HSET', KEYS[1], 'r', rem, 'p', last, 'a', anchor)
 return rem
 `;
 
@@ -160,8 +163,9 @@ export class RedisLimitStore {
 
   /** Current balance (with the lazy refill applied for reading, not stored). */
   async readCredits(keyId: string, spec: CreditsSpec, anchorMs: number, now = Date.now()): Promise<number> {
-    const [r, p] = await this.redis.hmget(this.creditsKey(keyId), 'r', 'p');
-    const period = spec.refill ? Math.floor((now - anchorMs) / spec.refill.everyMs) : 0;
+    const [r, p, a] = await this.redis.hmget(this.creditsKey(keyId), 'r', 'p', 'a');
+    const anchor = a === null ? anchorMs : Number(a);
+    const period = spec.refill ? Math.floor((now - anchor) / spec.refill.everyMs) : 0;
     if (r === null) return spec.remaining;
     if (spec.refill && p !== null && period > Number(p)) return spec.refill.amount;
     return Number(r);
