@@ -103,4 +103,16 @@ describe('limits and credits: configuration and credits API', () => {
     const events = await call(url, 'GET', `/v1/audit/events?keyId=${key.keyId}&type=admin.key.credits&limit=50`, { token: rootToken() });
     expect(events.body.items.map((e: { detail: string }) => e.detail)).toEqual(['add 5: balance 15', 'set 3: balance 3', 'add -10: balance 0', 'add 2: balance 2']);
   });
+
+  it('keeps credits with the rotation lineage: the successor has the balance its predecessor left', async () => {
+    const key = await mintKey(url, rootToken(), { appId: uniqueId('app'), profile: 'default', name: 'k', credits: { remaining: 100 } });
+    expect((await call(url, 'PATCH', `/v1/keys/${key.keyId}/credits`, { token: rootToken(), body: { set: 42 } })).body.balance).toBe(42);
+    const rotated = await call(url, 'POST', `/v1/keys/${key.keyId}/rotate`, { token: rootToken(), body: { grace: '1m' } });
+    expect(rotated.status).toBe(201);
+    const successor = await call(url, 'GET', `/v1/keys/${rotated.body.keyId}`, { token: rootToken() });
+    expect(successor.body.credits).toMatchObject({ remaining: 100, balance: 42 });
+    // One balance for both during the grace period.
+    expect((await call(url, 'PATCH', `/v1/keys/${rotated.body.keyId}/credits`, { token: rootToken(), body: { add: 1 } })).body.balance).toBe(43);
+    expect((await call(url, 'GET', `/v1/keys/${key.keyId}`, { token: rootToken() })).body.credits.balance).toBe(43);
+  });
 });
