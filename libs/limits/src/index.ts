@@ -3,3 +3,4 @@ export * from './redis-store';
 export * from './local';
 export * from './limiter';
 export * from './limits.module';
+export * from './plan';
