@@ -8,3 +8,4 @@ export * from './keys.module';
 export * from './profile-admin.service';
 export * from './key-maintenance';
 export * from './key-limits.service';
+export * from './profile-limits';

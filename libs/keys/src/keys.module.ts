@@ -8,6 +8,7 @@ import { IdempotencyStore } from './idempotency';
 import { KeyIndex } from './key-index';
 import { KeyMaintenance } from './key-maintenance';
 import { KeyLimitsService } from './key-limits.service';
+import { ProfileLimitsCache } from './profile-limits';
 import { KeysService } from './keys.service';
 import { ProfileAdminService } from './profile-admin.service';
 import { ProfilesService } from './profiles.service';
@@ -15,7 +16,7 @@ import { ProfilesService } from './profiles.service';
 /** Key lifecycle services (Vault, Redis and config come from their global modules). */
 @Module({
   imports: [AuthzModule, JobsModule, DeliveryModule, LimitsModule],
-  providers: [KeyLimitsService, KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AdminAuditRecorder],
-  exports: [KeyLimitsService, KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, AuthzModule, AdminAuditRecorder, JobsModule],
+  providers: [ProfileLimitsCache, KeyLimitsService, KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AdminAuditRecorder],
+  exports: [ProfileLimitsCache, KeyLimitsService, KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, AuthzModule, AdminAuditRecorder, JobsModule],
 })
 export class KeysModule {}
