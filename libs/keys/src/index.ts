@@ -7,3 +7,5 @@ export * from './keys.service';
 export * from './keys.module';
 export * from './profile-admin.service';
 export * from './key-maintenance';
+export * from './key-limits.service';
+export * from './profile-limits';

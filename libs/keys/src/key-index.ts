@@ -1,3 +1,4 @@
+import type { CreditsSpec, LimitSpec } from '@latchkey/limits';
 import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
@@ -29,6 +30,12 @@ export interface KeyRecord {
   revokedAt?: string;
   /** Rotations so far in this key's lineage (0 for a freshly minted key). */
   generation?: number;
+  /** The key's own rate limits (the profile's apply too, overridden by name). */
+  limits?: LimitSpec[];
+  /** The key's own credits settings (the balance lives in Redis, keyed by the lineage's first key id). */
+  credits?: CreditsSpec;
+  /** The first key id of this key's rotation lineage (absent for a key that was never rotated into). */
+  lineage?: string;
 }
 
 /** Progress of one scheduled rotation, keyed by the old key id and its generation. */

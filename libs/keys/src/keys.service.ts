@@ -4,6 +4,7 @@ import { AuthzPath, AuthzService, Capability, keyIdentity, Principal } from '@la
 import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { SuccessorDelivery } from '@latchkey/delivery';
+import { CreditsInput, CreditsSpec, decodeCredits, decodeLimits, encodeCredits, encodeLimits, LimitInput, parseCredits, parseLimits } from '@latchkey/limits';
 import { JOB, JOB_QUEUE, JobsProducer, jobId } from '@latchkey/jobs';
 import { RevocationBus } from '@latchkey/revocation';
 import { TokenLookup, VaultClient, VaultResponse } from '@latchkey/vault';
@@ -31,6 +32,10 @@ export interface MintInput {
   wrapTtl?: string | number | null;
   /** Bind the key to a client certificate (normalised colon-hex serial, checked by the caller). */
   certSerial?: string;
+  /** The key's own rate limits (override the profile's by name). */
+  limits?: LimitInput[];
+  /** The key's own credits (instead of the profile's). */
+  credits?: CreditsInput | null;
 }
 
 export interface MintResult {
@@ -151,6 +156,10 @@ export class KeysService {
     }
     const meta = this.checkMeta(input.meta ?? {}, problems);
     const cidrs = this.checkCidrs(profile, input.cidrs ?? [], problems);
+    // A successor keeps its predecessor's own limits and credits settings.
+    const limits = previous ? previous.limits ?? [] : this.checked(problems, () => parseLimits(input.limits), []);
+    const credits = previous ? previous.credits ?? null : this.checked(problems, () => parseCredits(input.credits), null);
+    if (!previous && credits && !profile.keyCredits) problems.push(`credits on a key whose profile forbids them (profile ${profile.name} sets keyCredits: false)`);
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
 
     let policies = [...new Set(input.policies ?? profile.allowedPolicies)].sort();
@@ -170,8 +179,11 @@ export class KeysService {
       latchkey_app: input.appId,
       latchkey_name: input.name,
       latchkey_profile: profile.name,
-      ...(previous ? { latchkey_previous: previous.keyId } : {}),
+      ...(previous ? { latchkey_previous: previous.keyId, latchkey_lineage: lineageOf(previous) } : {}),
       ...(certSerial ? { latchkey_cert: certSerial } : {}),
+      // Verify reads a key's own limits and credits from Vault's lookup, like everything else it knows of a key.
+      ...(limits.length ? { latchkey_limits: encodeLimits(limits) } : {}),
+      ...(credits ? { latchkey_credits: encodeCredits(credits) } : {}),
     };
     const res = await this.vault.createToken(
       role,
@@ -211,13 +223,28 @@ export class KeysService {
       expiresAt: leaseSeconds > 0 ? new Date(now.getTime() + leaseSeconds * 1000).toISOString() : null,
       ttlSeconds: ttl as number,
       state: 'active',
-      ...(previous ? { previousKeyId: previous.keyId, generation: (previous.generation ?? 0) + 1 } : {}),
+      ...(previous ? { previousKeyId: previous.keyId, generation: (previous.generation ?? 0) + 1, lineage: lineageOf(previous) } : {}),
       ...(certSerial ? { certSerial } : {}),
+      ...(limits.length ? { limits } : {}),
+      ...(credits ? { credits } : {}),
     };
     await this.index.put(record);
     const warnings = res.warnings?.length ? res.warnings : undefined;
     if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl, warnings };
     return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix), warnings };
+  }
+
+  /** Run a parser that throws VALIDATION_FAILED and collect its message with the other problems. */
+  private checked<T>(problems: string[], parse: () => T, fallback: T): T {
+    try {
+      return parse();
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VALIDATION_FAILED) {
+        problems.push(err.message);
+        return fallback;
+      }
+      throw err;
+    }
   }
 
   private checkAppId(appId: string): void {
@@ -741,7 +768,10 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
     ttlSeconds: l.creation_ttl,
     state: 'active',
     ...(meta.latchkey_previous ? { previousKeyId: meta.latchkey_previous } : {}),
+    ...(meta.latchkey_lineage ? { lineage: meta.latchkey_lineage } : {}),
     ...(meta.latchkey_cert ? { certSerial: meta.latchkey_cert } : {}),
+    ...(meta.latchkey_limits ? { limits: decodeLimits(meta.latchkey_limits) } : {}),
+    ...(decodeCredits(meta.latchkey_credits) ? { credits: decodeCredits(meta.latchkey_credits) as CreditsSpec } : {}),
   };
 }
 
@@ -752,4 +782,12 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
 function successorPolicies(old: KeyRecord, live: LiveKeyState | null): string[] {
   if (live?.policies.length) return [...live.policies];
   return old.policies.length ? old.policies : ['default'];
+}
+
+/**
+ * The id a key's rate-limit windows and credits are kept under: the first key of its rotation lineage, so a
+ * successor (and its predecessor during the grace period) share them — rotating never refills credits.
+ */
+export function lineageOf(r: Pick<KeyRecord, 'keyId' | 'lineage'>): string {
+  return r.lineage ?? r.keyId;
 }

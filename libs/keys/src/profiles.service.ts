@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { DERIVED_SUFFIX_RE, isProfileName, PROFILE_NAME_RE, profileOfRole } from '@latchkey/authz';
+import { CreditsInput, CreditsSpec, LimitInput, LimitSpec, parseCredits, parseLimits } from '@latchkey/limits';
 import { TokenRoleWrite, VaultClient } from '@latchkey/vault';
 import { cidrSetHash, normaliseCidrs } from './cidr';
 
@@ -38,6 +39,12 @@ export interface Profile {
   cidrs: string[];
   rotation: RotationSettings | null;
   selfService: SelfServiceSettings;
+  /** Rate limits its keys get (a key's own limits override them by name). */
+  limits: LimitSpec[];
+  /** Credits its keys start with, unless a key brings its own; null: none. */
+  credits: CreditsSpec | null;
+  /** May a key of this profile carry credits of its own? */
+  keyCredits: boolean;
 }
 
 export interface ProfileInput {
@@ -50,6 +57,9 @@ export interface ProfileInput {
   rotation?: { every: string | number; grace?: string | number } | null;
   /** Absent or null: both off. */
   selfService?: { renew?: boolean; rotate?: boolean } | null;
+  limits?: LimitInput[];
+  credits?: CreditsInput | null;
+  keyCredits?: boolean;
 }
 
 /** Profile names may not look like derived CIDR roles (`<profile>-c<10 hex>`): see profileOfRole. */
@@ -62,6 +72,9 @@ interface StoredSettings {
   maxTtl: number;
   rotation: RotationSettings | null;
   selfService?: SelfServiceSettings;
+  limits?: LimitSpec[];
+  credits?: CreditsSpec | null;
+  keyCredits?: boolean;
   updatedAt?: string;
 }
 
@@ -139,6 +152,9 @@ export class ProfilesService {
       const v: unknown = input.selfService?.[action];
       if (v !== undefined && typeof v !== 'boolean') problems.push(`selfService.${action} must be true or false`);
     }
+    const limits = collect(problems, () => parseLimits(input.limits), []);
+    const credits = collect(problems, () => parseCredits(input.credits), null);
+    if (input.keyCredits !== undefined && typeof input.keyCredits !== 'boolean') problems.push('keyCredits must be true or false');
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
     return {
       name,
@@ -151,6 +167,9 @@ export class ProfilesService {
       cidrs: cidrs.ok ? cidrs.cidrs : [],
       rotation,
       selfService: selfServiceOf(input.selfService),
+      limits,
+      credits,
+      keyCredits: input.keyCredits ?? true,
     };
   }
 
@@ -175,7 +194,16 @@ export class ProfilesService {
     const profile = this.build(name, input);
     const existed = (await this.vault.readRole(profile.role)) !== null;
     await this.vault.writeRole(profile.role, this.roleBody(profile, profile.cidrs));
-    const settings: StoredSettings = { ttl: profile.ttlSeconds, maxTtl: profile.maxTtlSeconds, rotation: profile.rotation, selfService: profile.selfService, updatedAt: new Date().toISOString() };
+    const settings: StoredSettings = {
+      ttl: profile.ttlSeconds,
+      maxTtl: profile.maxTtlSeconds,
+      rotation: profile.rotation,
+      selfService: profile.selfService,
+      limits: profile.limits,
+      credits: profile.credits,
+      keyCredits: profile.keyCredits,
+      updatedAt: new Date().toISOString(),
+    };
     await this.vault.kvWrite(this.config.vault.kvMount, `profiles/${name}`, settings as unknown as Record<string, unknown>);
     for (const derived of await this.derivedRoles(name)) {
       const role = await this.vault.readRole(derived);
@@ -219,6 +247,9 @@ export class ProfilesService {
         cidrs: role.token_bound_cidrs ?? [],
         rotation: settings?.rotation ?? null,
         selfService: selfServiceOf(settings?.selfService),
+        limits: Array.isArray(settings?.limits) ? settings.limits : [],
+        credits: settings?.credits ?? null,
+        keyCredits: settings?.keyCredits !== false,
       };
     }
     this.cache.set(name, { at: Date.now(), profile });
@@ -279,5 +310,18 @@ export class ProfilesService {
       const owner = profileOfRole(r, prefix);
       return owner?.derived === true && owner.profile === profile;
     });
+  }
+}
+
+/** Run a parser that throws a VALIDATION_FAILED LatchkeyError; collect its message with the others. */
+function collect<T>(problems: string[], parse: () => T, fallback: T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof LatchkeyError && err.code === ErrorCode.VALIDATION_FAILED) {
+      problems.push(err.message);
+      return fallback;
+    }
+    throw err;
   }
 }

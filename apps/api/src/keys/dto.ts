@@ -4,6 +4,7 @@ import {
   ArrayMaxSize,
   IsArray,
   IsBoolean,
+  IsIn,
   IsInt,
   IsObject,
   IsOptional,
@@ -18,6 +19,7 @@ import {
 } from 'class-validator';
 import { IsDuration } from '@latchkey/config';
 import { APP_ID_RE, KEY_NAME_RE, POLICY_NAME_RE, PROFILE_NAME_RE } from '@latchkey/keys';
+import { LIMIT_NAME_RE } from '@latchkey/limits';
 import { Optional } from '../http/validation';
 
 const DURATION_DOC = 'Vault-style duration ("90s", "15m", "24h") or integer seconds';
@@ -32,6 +34,70 @@ function IsStringMap(): PropertyDecorator {
       defaultMessage: () => 'meta must be an object of at most 16 string values (each at most 256 characters)',
     },
   });
+}
+
+export class LimitDto {
+  @ApiProperty({ example: 'requests', description: 'name of the limit (a-z 0-9 _ -, up to 32); a key’s limit overrides its profile’s of the same name' })
+  @IsString()
+  @Matches(LIMIT_NAME_RE, { message: 'limit name must match ^[a-z][a-z0-9_-]{0,31}$' })
+  name!: string;
+
+  @ApiProperty({ example: 100, description: 'units per window (a positive integer)' })
+  @IsInt()
+  @Min(1)
+  limit!: number;
+
+  @ApiProperty({ example: '60s', description: `window length; the window starts at the first charge; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsDuration()
+  window!: string | number;
+
+  @ApiPropertyOptional({ enum: ['strict', 'local'], default: 'strict', description: 'strict: exact across api instances (one atomic Redis operation per verify); local: decided in memory from leased shares' })
+  @Optional()
+  @IsIn(['strict', 'local'])
+  mode?: 'strict' | 'local';
+
+  @ApiPropertyOptional({ default: true, description: 'charged (cost 1) on every verify; otherwise only when a verify names it' })
+  @Optional()
+  @IsBoolean()
+  autoApply?: boolean;
+}
+
+export class CreditsRefillDto {
+  @ApiProperty({ example: 10000, description: 'the balance is set to this at the start of every period' })
+  @IsInt()
+  @Min(1)
+  amount!: number;
+
+  @ApiProperty({ example: '720h', description: `period, counted from the key's creation; ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @IsDuration()
+  every!: string | number;
+}
+
+export class CreditsDto {
+  @ApiProperty({ example: 10000, description: 'credits a key starts with; each VALID verify spends its cost (default 1)' })
+  @IsInt()
+  @Min(0)
+  remaining!: number;
+
+  @ApiPropertyOptional({ type: CreditsRefillDto, nullable: true })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @ValidateNested()
+  @Type(() => CreditsRefillDto)
+  refill?: CreditsRefillDto | null;
+}
+
+export class LimitResponse {
+  @ApiProperty({ example: 'requests' }) name!: string;
+  @ApiProperty({ example: 100 }) limit!: number;
+  @ApiProperty({ example: '1m' }) window!: string;
+  @ApiProperty({ enum: ['strict', 'local'] }) mode!: 'strict' | 'local';
+  @ApiProperty({ example: true }) autoApply!: boolean;
+}
+
+export class CreditsResponse {
+  @ApiProperty({ example: 10000 }) remaining!: number;
+  @ApiProperty({ type: CreditsRefillDto, nullable: true }) refill!: { amount: number; every: string } | null;
 }
 
 export class RotationDto {
@@ -122,6 +188,26 @@ export class ProfileDto {
   @ValidateNested()
   @Type(() => SelfServiceDto)
   selfService?: SelfServiceDto | null;
+
+  @ApiPropertyOptional({ type: [LimitDto], description: 'rate limits every key of this profile gets (a key may override them by name)' })
+  @Optional()
+  @IsArray()
+  @ArrayMaxSize(8)
+  @ValidateNested({ each: true })
+  @Type(() => LimitDto)
+  limits?: LimitDto[];
+
+  @ApiPropertyOptional({ type: CreditsDto, nullable: true, description: 'credits every key of this profile starts with, unless it brings its own; absent or null: none' })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @ValidateNested()
+  @Type(() => CreditsDto)
+  credits?: CreditsDto | null;
+
+  @ApiPropertyOptional({ default: true, description: 'may a key of this profile carry credits of its own (at mint)?' })
+  @Optional()
+  @IsBoolean()
+  keyCredits?: boolean;
 }
 
 export class ProfileResponse {
@@ -137,6 +223,9 @@ export class ProfileResponse {
   @ApiProperty({ example: [] }) cidrs!: string[];
   @ApiProperty({ type: RotationDto, nullable: true }) rotation!: RotationDto | null;
   @ApiProperty({ type: SelfServiceResponse, description: 'what a key holder may do with the key alone' }) selfService!: SelfServiceResponse;
+  @ApiProperty({ type: [LimitResponse] }) limits!: LimitResponse[];
+  @ApiProperty({ type: CreditsResponse, nullable: true }) credits!: CreditsResponse | null;
+  @ApiProperty({ example: true }) keyCredits!: boolean;
 }
 
 export class ProfileListResponse {
@@ -199,6 +288,21 @@ export class MintKeyDto {
   @IsString()
   @Matches(/^[0-9a-fA-F:-]{2,128}$/, { message: 'certSerial must be a certificate serial (hex)' })
   certSerial?: string;
+
+  @ApiPropertyOptional({ type: [LimitDto], description: "the key's own rate limits; they override the profile's of the same name" })
+  @Optional()
+  @IsArray()
+  @ArrayMaxSize(8)
+  @ValidateNested({ each: true })
+  @Type(() => LimitDto)
+  limits?: LimitDto[];
+
+  @ApiPropertyOptional({ type: CreditsDto, nullable: true, description: "the key's own credits (instead of the profile's); refused when the profile sets keyCredits: false" })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @ValidateNested()
+  @Type(() => CreditsDto)
+  credits?: CreditsDto | null;
 }
 
 export class RenewKeyDto {
@@ -282,9 +386,43 @@ export class LiveKeyState {
   @ApiProperty() renewable!: boolean;
 }
 
+export class LimitStateResponse extends LimitResponse {
+  @ApiProperty({ example: 42, description: 'units left in the current window' }) remaining!: number;
+  @ApiProperty({ example: '2026-12-01T10:00:00.000Z', nullable: true, type: String, description: 'when the current window ends; null when none is open' }) resetAt!: string | null;
+}
+
+export class CreditsStateResponse extends CreditsResponse {
+  @ApiProperty({ example: 9958, description: 'credits left now (with a refill due applied)' }) balance!: number;
+}
+
 export class KeyDetailResponse extends KeyResponse {
   @ApiProperty({ type: LiveKeyState, nullable: true, description: "Vault's live view (lookup-accessor); null when Vault no longer has the key" })
   live!: LiveKeyState | null;
+  @ApiPropertyOptional({ type: [LimitStateResponse], description: "GET only: the key's effective rate limits (its own over its profile's) and their current windows" })
+  limits?: LimitStateResponse[];
+  @ApiPropertyOptional({ type: CreditsStateResponse, nullable: true, description: "GET only: the key's effective credits (its own, else its profile's) and the balance" })
+  credits?: CreditsStateResponse | null;
+}
+
+export class AdjustCreditsDto {
+  @ApiPropertyOptional({ example: 5000, description: 'set the balance to this (exactly one of set and add)' })
+  @Optional()
+  @IsInt()
+  @Min(0)
+  @Max(2 ** 47)
+  set?: number;
+
+  @ApiPropertyOptional({ example: 1000, description: 'add this to the balance (negative takes away; the balance never goes below 0)' })
+  @Optional()
+  @IsInt()
+  @Min(-(2 ** 47))
+  @Max(2 ** 47)
+  add?: number;
+}
+
+export class CreditsBalanceResponse {
+  @ApiProperty({ example: 'UyPy8oZXtPSO8jCrSQPwiOAU' }) keyId!: string;
+  @ApiProperty({ example: 6000 }) balance!: number;
 }
 
 export class KeyListResponse {

@@ -1,14 +1,14 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { Principal } from '@latchkey/authz';
 import { CertIndex, certState, normalizeSerial } from '@latchkey/certs';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
-import { KeysService } from '@latchkey/keys';
+import { KeyLimitsService, KeysService } from '@latchkey/keys';
 import { Caller, CallerGuard, KeyHolderGuard, RequestId } from '../auth/caller.guard';
 import { ApiErrors } from '../http/api-errors';
-import { KeyDetailResponse, KeyListResponse, KeyResponse, ListKeysQuery, MintKeyDto, RenewKeyDto, RotateKeyDto, RevokeAllResponse, UnwrapDto, UnwrapResponse } from './dto';
-import { presentKey, presentMint } from './presenters';
+import { AdjustCreditsDto, CreditsBalanceResponse, CreditsResponse, KeyDetailResponse, KeyListResponse, KeyResponse, ListKeysQuery, MintKeyDto, RenewKeyDto, RotateKeyDto, RevokeAllResponse, UnwrapDto, UnwrapResponse } from './dto';
+import { presentCredits, presentKey, presentLimit, presentMint } from './presenters';
 
 /** Self-service: the key holder acts on their own key, authenticated by it. Declared first so /self/* is never read as a key id. */
 @ApiTags('keys: self-service')
@@ -78,6 +78,7 @@ export class KeysController {
   constructor(
     private readonly keys: KeysService,
     private readonly certs: CertIndex,
+    private readonly limits: KeyLimitsService,
   ) {}
 
   /** A key may only be bound to an active certificate of its own app. */
@@ -130,7 +131,23 @@ export class KeysController {
   @ApiErrors(404)
   async get(@Caller() caller: Principal, @Param('keyId') keyId: string): Promise<KeyDetailResponse> {
     const { record, live } = await this.keys.get(caller, keyId);
-    return { ...presentKey(record), live };
+    const view = await this.limits.view(record);
+    return {
+      ...presentKey(record),
+      live,
+      limits: view.limits.map((l) => ({ ...presentLimit(l), remaining: l.remaining, resetAt: l.resetAt })),
+      credits: view.credits ? { ...(presentCredits(view.credits) as CreditsResponse), balance: view.credits.balance } : null,
+    };
+  }
+
+  @Patch('keys/:keyId/credits')
+  @ApiOperation({ summary: "Set or add to a key's credits", description: "Exactly one of set and add. Needs update on the key's app; audited. 409 when the key has no credits." })
+  @ApiResponse({ status: 200, type: CreditsBalanceResponse })
+  @ApiErrors(404, 409)
+  async adjustCredits(@Caller() caller: Principal, @Param('keyId') keyId: string, @Body() body: AdjustCreditsDto, @RequestId() requestId: string): Promise<CreditsBalanceResponse> {
+    if ((body.set === undefined) === (body.add === undefined)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'give exactly one of set and add');
+    const { balance } = await this.limits.adjust(caller, keyId, body, requestId);
+    return { keyId, balance };
   }
 
   @Post('keys/:keyId/renew')

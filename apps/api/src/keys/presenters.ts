@@ -1,6 +1,7 @@
 import { formatDuration } from '@latchkey/common';
 import type { KeyRecord, LiveKeyState, MintResult, Profile } from '@latchkey/keys';
-import type { KeyResponse, ProfileResponse } from './dto';
+import type { CreditsSpec, LimitSpec } from '@latchkey/limits';
+import type { CreditsResponse, KeyResponse, LimitResponse, ProfileResponse } from './dto';
 
 const dur = formatDuration;
 
@@ -46,5 +47,16 @@ export function presentProfile(p: Profile): ProfileResponse {
     cidrs: p.cidrs,
     rotation: p.rotation ? { every: dur(p.rotation.everySeconds), grace: dur(p.rotation.graceSeconds) } : null,
     selfService: { renew: p.selfService.renew, rotate: p.selfService.rotate },
+    limits: p.limits.map(presentLimit),
+    credits: presentCredits(p.credits),
+    keyCredits: p.keyCredits,
   };
+}
+
+export function presentLimit(l: LimitSpec): LimitResponse {
+  return { name: l.name, limit: l.limit, window: dur(l.windowMs / 1000), mode: l.mode, autoApply: l.autoApply };
+}
+
+export function presentCredits(c: CreditsSpec | null): CreditsResponse | null {
+  return c ? { remaining: c.remaining, refill: c.refill ? { amount: c.refill.amount, every: dur(c.refill.everyMs / 1000) } : null } : null;
 }

@@ -1,0 +1,6 @@
+export * from './specs';
+export * from './redis-store';
+export * from './local';
+export * from './limiter';
+export * from './limits.module';
+export * from './plan';
