@@ -122,6 +122,9 @@ describe('method not allowed, off the hot path', () => {
     const bad = await fetch(`${api.url}/v1/keys/verify`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"key":' });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('MALFORMED_JSON');
+    // QUERY without a Content-Type is refused by Fastify before the not-found handler's check: still a 405.
+    const query = await fetch(`${api.url}/v1/profiles`, { method: 'QUERY' });
+    expect([query.status, query.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
 
     const live = await call(api.url, 'POST', '/health/live');
     expect(live.status).toBe(405);

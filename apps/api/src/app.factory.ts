@@ -13,7 +13,7 @@ import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.rout
 import { ErrorFilter, mapError, sendError } from './http/error-filter';
 import { createValidationPipe } from './http/validation';
 import { declareFrameworkErrors, ErrorResponse } from './http/api-errors';
-import { answerMethodNotAllowed, NotFoundHookedAdapter } from './http/method-not-allowed';
+import { answerMethodNotAllowed, NotFoundHookedAdapter, sendMethodNotAllowed } from './http/method-not-allowed';
 import { ClientIdentityResolver } from './auth/client-identity';
 import { registerJsonParser } from './http/json-body';
 import { answerClientError, requestTimeoutOptions } from './http/request-timeouts';
@@ -62,7 +62,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   });
 
   const fastify = app.getHttpAdapter().getInstance();
-  adapter.beforeNotFound(answerMethodNotAllowed(fastify));
+  const notAllowed = answerMethodNotAllowed(fastify);
+  adapter.beforeNotFound(notAllowed.preHandler);
   if (config.accessLog === 'verify') installAccessLog(fastify, log);
   // Fastify also parses text/plain by default; every endpoint takes JSON, anything else is a 415.
   fastify.removeContentTypeParser('text/plain');
@@ -74,7 +75,14 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
 
   registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
   app.useGlobalPipes(createValidationPipe());
-  app.useGlobalFilters(new ErrorFilter());
+  app.useGlobalFilters(
+    new ErrorFilter((req, reply) => {
+      const allow = notAllowed.allowFor(req);
+      if (allow === null) return false;
+      sendMethodNotAllowed(req, reply, allow);
+      return true;
+    }),
+  );
 
   const doc = SwaggerModule.createDocument(
     app,

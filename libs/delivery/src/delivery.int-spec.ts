@@ -4,7 +4,7 @@ import { AddressInfo } from 'node:net';
 import { Test, TestingModule } from '@nestjs/testing';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { ConfigModule, loadConfig } from '@latchkey/config';
-import { RedisModule } from '@latchkey/redis';
+import { REDIS, RedisModule, waitReady } from '@latchkey/redis';
 import { VaultClient, VaultModule } from '@latchkey/vault';
 import { DeliveryModule } from './delivery.module';
 import { DeliveryService } from './delivery.service';
@@ -25,6 +25,8 @@ describe('DeliveryService webhook destinations (real OpenBao + Redis)', () => {
     const config = loadConfig({ ...process.env, REDIS_PREFIX: prefix, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_PRIVATE: 'false', WEBHOOK_ALLOWED_CIDRS: '', ...env });
     const mod = await Test.createTestingModule({ imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, DeliveryModule] }).compile();
     await mod.init();
+    // The command connection fails fast instead of queueing: on a loaded machine it may not be up yet.
+    if (!(await waitReady(mod.get(REDIS)))) throw new Error('Redis did not become ready');
     return mod;
   }
 

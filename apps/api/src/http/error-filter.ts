@@ -77,10 +77,18 @@ export function sendError(reply: FastifyReply, mapped: MappedError): void {
 export class ErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('HttpError');
 
+  /** `methodNotAllowed`: for a request no route matched, the Allow value when its path exists with other methods. */
+  constructor(private readonly methodNotAllowed?: (req: FastifyRequest, reply: FastifyReply) => boolean) {}
+
   catch(err: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
     const req = ctx.getRequest<FastifyRequest>();
     const reply = ctx.getResponse<FastifyReply>();
+    // QUERY without a Content-Type or a body is refused by Fastify before the not-found handler's 405 check
+    // runs; a method no route takes is a 405 there too. (Bad bodies of other methods stay 400/413.)
+    // (Nest hands these over re-wrapped as an HttpException without Fastify's error code: QUERY is the only
+    // method Fastify judges before any handler, so the method itself is the test.)
+    if (req.is404 && req.method === 'QUERY' && this.methodNotAllowed?.(req, reply)) return;
     sendError(reply, mapError(err, String(req.id), this.logger));
   }
 }

@@ -26,7 +26,14 @@ function patternOf(url: string): RegExp {
  * path above all) pay nothing for it, and a request with a body is answered
  * after parsing, so a malformed or oversized body stays a 400/413.
  */
-export function answerMethodNotAllowed(fastify: FastifyInstance): (req: FastifyRequest, reply: FastifyReply, done: () => void) => void {
+export interface MethodNotAllowed {
+  /** The not-found handler's preHandler: answers 405 with Allow when the path exists with other methods. */
+  preHandler: (req: FastifyRequest, reply: FastifyReply, done: () => void) => void;
+  /** The Allow value for a request whose path exists with other methods, else null (for errors raised before the preHandler). */
+  allowFor: (req: FastifyRequest) => string | null;
+}
+
+export function answerMethodNotAllowed(fastify: FastifyInstance): MethodNotAllowed {
   const known = new Map<string, KnownPath>();
   fastify.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -35,20 +42,29 @@ export function answerMethodNotAllowed(fastify: FastifyInstance): (req: FastifyR
     for (const m of methods) entry.methods.add(m.toUpperCase());
     known.set(route.url, entry);
   });
-  return (req: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+  const allowFor = (req: FastifyRequest): string | null => {
     const path = (req.url.split('?')[0] ?? '').replace(/\/{2,}/g, '/');
     const matching = [...known.values()].filter((k) => k.re.test(path));
     const best = Math.max(...matching.map((k) => k.specificity));
     const allowed = new Set<string>();
     for (const k of matching) if (k.specificity === best) k.methods.forEach((m) => allowed.add(m));
-    if (allowed.size === 0 || allowed.has(req.method)) return done();
-    const allow = [...allowed].sort().join(', ');
-    void reply.header('Allow', allow);
-    sendError(reply, {
-      status: 405,
-      body: { error: { code: ErrorCode.METHOD_NOT_ALLOWED, message: `${req.method} is not allowed here (allowed: ${allow})`, requestId: String(req.id) } },
-    });
+    if (allowed.size === 0 || allowed.has(req.method)) return null;
+    return [...allowed].sort().join(', ');
   };
+  const preHandler = (req: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    const allow = allowFor(req);
+    if (allow === null) return done();
+    sendMethodNotAllowed(req, reply, allow);
+  };
+  return { preHandler, allowFor };
+}
+
+export function sendMethodNotAllowed(req: FastifyRequest, reply: FastifyReply, allow: string): void {
+  void reply.header('Allow', allow);
+  sendError(reply, {
+    status: 405,
+    body: { error: { code: ErrorCode.METHOD_NOT_ALLOWED, message: `${req.method} is not allowed here (allowed: ${allow})`, requestId: String(req.id) } },
+  });
 }
 
 /**
