@@ -37,7 +37,7 @@ export class HotLookupTransport {
   constructor(options: VaultTransportOptions) {
     const url = new URL(options.addr);
     const tls = url.protocol === 'https:';
-    const keepAlive = { keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000, scheduling: 'lifo' as const };
+    const keepAlive = { keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000, scheduling: 'lifo' as const, noDelay: true };
     this.agent = tls ? new https.Agent({ ...keepAlive, ...(options.caCert ? { ca: fs.readFileSync(options.caCert) } : {}) }) : new http.Agent(keepAlive);
     this.request = tls ? https.request : http.request;
     // URL keeps IPv6 literals bracketed; http.request wants them bare.

@@ -1,4 +1,5 @@
 export * from './verify-cache';
+export * from './key-entries';
 export * from './lookup-budget';
 export * from './verify.service';
 export * from './verify.module';

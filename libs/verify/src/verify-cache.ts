@@ -1,6 +1,12 @@
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
+
+/** The cache's key for a presented key string. */
+export function cacheKey(key: string): string {
+  return createHash('sha256').update(key).digest('base64url');
+}
 
 /** A key Vault confirmed, as the hot path needs it. */
 export interface CachedKey {

@@ -1,14 +1,13 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Counter, Histogram, register } from 'prom-client';
 import { UsageCounter } from '@latchkey/audit';
-import { keyIdentity } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { decodeKey } from '@latchkey/keys';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { RevocationBus } from '@latchkey/revocation';
-import { CachedKey, Interner, ipAllowed, parseCidrs, VerifyCache } from './verify-cache';
+import { CachedKey, cacheKey, ipAllowed, VerifyCache } from './verify-cache';
+import { KeyEntries } from './key-entries';
 import { LookupBudgetExhaustedError, TokenBucket } from './lookup-budget';
 
 export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS' | 'CERT_REQUIRED' | 'CERT_MISMATCH';
@@ -82,10 +81,7 @@ export class VerifyService implements OnModuleDestroy {
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
   private readonly unsubscribe: Array<() => void>;
   private readonly lookupTimeoutMs: number;
-  private readonly strings = new Interner<string>();
-  private readonly lists = new Interner<string[]>();
-  private readonly metas = new Interner<Record<string, string>>();
-  private readonly cidrSets = new Interner<ReturnType<typeof parseCidrs>>();
+  private readonly entries: KeyEntries;
   /** Caps cache-miss Vault lookups (VERIFY_LOOKUP_BUDGET per second). */
   private readonly lookupBudget: TokenBucket;
   private shedSinceLog = 0;
@@ -107,6 +103,7 @@ export class VerifyService implements OnModuleDestroy {
     // Verify sits on other services' request path: never wait longer than this for Vault.
     this.lookupTimeoutMs = Math.min(config.vault.timeoutMs, 2000);
     this.lookupBudget = new TokenBucket(config.verify.lookupBudgetPerSecond);
+    this.entries = new KeyEntries(config.vault.rolePrefix);
   }
 
   onModuleDestroy(): void {
@@ -120,7 +117,7 @@ export class VerifyService implements OnModuleDestroy {
       codeCounters.MALFORMED.inc();
       return REJECT.MALFORMED;
     }
-    const hash = createHash('sha256').update(req.key).digest('base64url');
+    const hash = cacheKey(req.key);
     const entry = this.cache.get(hash);
     let key: CachedKey | null;
     if (entry?.kind === 'key') {
@@ -206,32 +203,13 @@ export class VerifyService implements OnModuleDestroy {
       throw err instanceof LatchkeyError ? err : new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, 'Vault lookup failed', { retryAfter: 2 });
     }
     verifyLookups.labels('found').inc();
-    const meta = l.meta ?? {};
-    // Only tokens minted through a latchkey role are keys: a Vault token wrapped in the key format is not,
-    // whatever metadata it carries.
-    const identity = keyIdentity(l, this.config.vault.rolePrefix);
-    if (!identity) {
+    const entry = this.entries.fromLookup(l);
+    if (!entry) {
+      // Only tokens minted through a latchkey role are keys: a Vault token wrapped in the key format is not,
+      // whatever metadata it carries.
       this.cache.setUnknown(hash);
       return null;
     }
-    const own: Record<string, string> = {};
-    for (const k in meta) if (!k.startsWith('latchkey_')) own[k] = meta[k];
-    const policies = (l.policies ?? []).filter((p) => p !== 'default');
-    const cidrs = l.bound_cidrs ?? [];
-    const expiresAtMs = l.expire_time ? Date.parse(l.expire_time) : Number.MAX_SAFE_INTEGER;
-    const entry: CachedKey = {
-      kind: 'key',
-      keyId: l.accessor,
-      appId: this.strings.intern(identity.appId, identity.appId),
-      name: identity.name,
-      policies: this.lists.intern(policies.join('\n'), policies),
-      meta: this.metas.intern(JSON.stringify(own), own),
-      bound: cidrs.length > 0,
-      certSerial: identity.certSerial,
-      cidrs: this.cidrSets.intern(cidrs.join(','), parseCidrs(cidrs)),
-      expiresAt: l.expire_time ? new Date(expiresAtMs).toISOString() : null,
-      expiresAtMs,
-    };
     if (!this.cache.setKey(hash, entry, startedAt)) {
       // Revoked while we were asking Vault: answer as revoked.
       this.logger.debug(`lookup for ${entry.keyId} raced a revocation; not cached`);
