@@ -60,13 +60,14 @@ function main(): void {
   const config = loadConfig({ VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_TOKEN: 'unused' });
   // Input prepared before the baseline and kept alive to the end: only what the cache keeps is counted.
   const inputs: Array<{ key: string; lookup: string }> = Array.from({ length: COUNT }, (_, i) => ({ key: encodeKey(`hvs.${rand(90)}`), lookup: lookupJson(i) }));
-  const cache = new VerifyCache({ max: COUNT + 1000, maxStalenessMs: 3600_000, negativeTtlMs: 30_000 });
-  const entries = new KeyEntries(config.vault.rolePrefix);
   const redis = { defineCommand: () => undefined, lkUsageMerge: () => undefined };
   const usage = new UsageCounter(redis as never, config);
   // Allocated before the baseline so that its slots are not counted as the cache's.
   const keyIds: string[] = new Array<string>(COUNT).fill('');
   const base = heap();
+  // Constructed after the baseline: lru-cache preallocates its slot arrays for `max` entries.
+  const cache = new VerifyCache({ max: COUNT, maxStalenessMs: 3600_000, negativeTtlMs: 30_000 });
+  const entries = new KeyEntries(config.vault.rolePrefix);
   for (let i = 0; i < COUNT; i++) {
     const entry = entries.fromLookup(JSON.parse(inputs[i].lookup) as TokenLookup);
     if (!entry || !cache.setKey(cacheKey(inputs[i].key), entry, Date.now())) throw new Error('entry not cached');
@@ -75,10 +76,11 @@ function main(): void {
   const withCache = heap();
   for (const id of keyIds) usage.record(id, '10.1.2.3', true);
   const withUsage = heap();
+  const size = cache.size;
   const perKey = (b: number) => (b / COUNT).toFixed(0);
   process.stdout.write(
-    `node ${process.version}, ${COUNT} keys, cache.size ${cache.size}, usage.pendingKeys ${usage.pendingKeys}, inputs ${inputs.length}\n` +
-      `heap per cached key: ${perKey(withCache - base)} B (cache, entries, revocation index)\n` +
+    `node ${process.version}, ${COUNT} keys, cache.size ${size}, usage.pendingKeys ${usage.pendingKeys}, inputs ${inputs.length}\n` +
+      `heap per cached key: ${perKey(withCache - base)} B (the cache with its preallocated slots, entries, revocation index)\n` +
       `+ usage counts not yet flushed: ${perKey(withUsage - withCache)} B per key (UsageCounter, until the next USAGE_FLUSH_EVERY)\n`,
   );
 }

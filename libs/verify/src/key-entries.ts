@@ -1,6 +1,6 @@
 import { keyIdentity } from '@latchkey/authz';
 import type { TokenLookup } from '@latchkey/vault';
-import { CachedKey, Interner, parseCidrs } from './verify-cache';
+import { CachedKey, Interner, NO_EXPIRY, ParsedCidrs, parseCidrs } from './verify-cache';
 
 /**
  * Builds cache entries from Vault lookups. Many keys share the same app id,
@@ -10,7 +10,7 @@ export class KeyEntries {
   private readonly strings = new Interner<string>();
   private readonly lists = new Interner<string[]>();
   private readonly metas = new Interner<Record<string, string>>();
-  private readonly cidrSets = new Interner<ReturnType<typeof parseCidrs>>();
+  private readonly cidrSets = new Interner<ParsedCidrs>();
 
   constructor(private readonly rolePrefix: string) {}
 
@@ -23,18 +23,17 @@ export class KeyEntries {
     for (const k in meta) if (!k.startsWith('latchkey_')) own[k] = meta[k];
     const policies = (l.policies ?? []).filter((p) => p !== 'default');
     const cidrs = l.bound_cidrs ?? [];
-    const expiresAtMs = l.expire_time ? Date.parse(l.expire_time) : Number.MAX_SAFE_INTEGER;
+    // An unparseable expiry must not become "never expires": NaN compares false, so treat it as expired.
+    const expiresAtMs = l.expire_time ? Date.parse(l.expire_time) || 0 : NO_EXPIRY;
     return {
       kind: 'key',
       keyId: l.accessor,
       appId: this.strings.intern(identity.appId, identity.appId),
-      name: identity.name,
+      name: this.strings.intern(identity.name, identity.name),
       policies: this.lists.intern(policies.join('\n'), policies),
       meta: this.metas.intern(JSON.stringify(own), own),
-      bound: cidrs.length > 0,
       certSerial: identity.certSerial,
-      cidrs: this.cidrSets.intern(cidrs.join(','), parseCidrs(cidrs)),
-      expiresAt: l.expire_time ? new Date(expiresAtMs).toISOString() : null,
+      cidrs: cidrs.length > 0 ? this.cidrSets.intern(cidrs.join(','), parseCidrs(cidrs)) : null,
       expiresAtMs,
     };
   }

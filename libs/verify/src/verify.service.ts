@@ -3,10 +3,10 @@ import { Counter, Histogram, register } from 'prom-client';
 import { UsageCounter } from '@latchkey/audit';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { decodeKey } from '@latchkey/keys';
+import { checkKey, decodeKey } from '@latchkey/keys';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { RevocationBus } from '@latchkey/revocation';
-import { CachedKey, cacheKey, ipAllowed, VerifyCache } from './verify-cache';
+import { CachedKey, cacheKey, ipAllowed, NO_EXPIRY, VerifyCache } from './verify-cache';
 import { KeyEntries } from './key-entries';
 import { LookupBudgetExhaustedError, TokenBucket } from './lookup-budget';
 
@@ -69,6 +69,43 @@ const REJECT: Record<'MALFORMED' | 'NOT_FOUND', VerifyResult> = {
 };
 
 /**
+ * The verdict for a key Vault knows. `expiresAt` is made from the cached
+ * milliseconds only when read: POST verify's serializer reads it, forward
+ * auth never does, and the cache need not hold an ISO string per key.
+ */
+class KeyVerdict implements VerifyResult {
+  readonly valid: boolean;
+  readonly keyId: string;
+  readonly appId: string;
+  readonly name: string;
+  readonly policies: string[];
+  readonly meta: Record<string, string>;
+  readonly #expiresAtMs: number;
+
+  constructor(
+    readonly code: VerifyCode,
+    key: CachedKey,
+  ) {
+    this.valid = code === 'VALID';
+    this.keyId = key.keyId;
+    this.appId = key.appId;
+    this.name = key.name;
+    this.policies = key.policies;
+    this.meta = key.meta;
+    this.#expiresAtMs = key.expiresAtMs;
+  }
+
+  get expiresAt(): string | null {
+    return this.#expiresAtMs === NO_EXPIRY ? null : new Date(this.#expiresAtMs).toISOString();
+  }
+
+  toJSON(): VerifyResult {
+    const { valid, code, keyId, appId, name, policies, meta, expiresAt } = this;
+    return { valid, code, keyId, appId, name, policies, meta, expiresAt };
+  }
+}
+
+/**
  * The verify engine: format and checksum first (no I/O), then the in-process
  * cache, then one Vault lookup shared by concurrent misses. Outcomes never say
  * more than the code. Vault errors other than "unknown token" propagate as 503
@@ -112,8 +149,9 @@ export class VerifyService implements OnModuleDestroy {
   }
 
   async verify(req: VerifyRequest): Promise<VerifyResult> {
-    const decoded = decodeKey(req.key, this.config.keyPrefix);
-    if (!decoded.ok) {
+    // Shape and checksum only: the token inside (BigInt base62 decoding) is needed only to ask Vault.
+    // A cached hash was cached after a full decode of this exact string, so hits skip it safely.
+    if (!checkKey(req.key, this.config.keyPrefix)) {
       codeCounters.MALFORMED.inc();
       return REJECT.MALFORMED;
     }
@@ -128,6 +166,11 @@ export class VerifyService implements OnModuleDestroy {
       key = null;
     } else {
       cacheMiss.inc();
+      const decoded = decodeKey(req.key, this.config.keyPrefix);
+      if (!decoded.ok) {
+        codeCounters.MALFORMED.inc();
+        return REJECT.MALFORMED;
+      }
       key = await this.lookup(hash, decoded.token);
     }
     if (!key || key.expiresAtMs <= Date.now()) {
@@ -135,7 +178,7 @@ export class VerifyService implements OnModuleDestroy {
       return REJECT.NOT_FOUND;
     }
     let code: VerifyCode = 'VALID';
-    if (key.bound && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
+    if (key.cidrs !== null && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
     else if (req.permissions?.length && !req.permissions.every((p) => p === 'default' || key!.policies.includes(p))) code = 'INSUFFICIENT_PERMISSIONS';
     else if (key.certSerial) {
       const presented = req.presentedCertSerial ? await req.presentedCertSerial() : null;
@@ -144,16 +187,7 @@ export class VerifyService implements OnModuleDestroy {
     }
     codeCounters[code].inc();
     this.usage.record(key.keyId, req.ip, code === 'VALID');
-    return {
-      valid: code === 'VALID',
-      code,
-      keyId: key.keyId,
-      appId: key.appId,
-      name: key.name,
-      policies: key.policies,
-      meta: key.meta,
-      expiresAt: key.expiresAt,
-    };
+    return new KeyVerdict(code, key);
   }
 
   /**
