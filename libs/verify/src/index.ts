@@ -1,4 +1,5 @@
 export * from './verify-cache';
+export * from './hot-metrics';
 export * from './key-entries';
 export * from './lookup-budget';
 export * from './verify.service';

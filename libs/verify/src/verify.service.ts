@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { Counter, Histogram, register } from 'prom-client';
+import { Counter, register } from 'prom-client';
 import { UsageCounter } from '@latchkey/audit';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
@@ -9,6 +9,7 @@ import { RevocationBus } from '@latchkey/revocation';
 import { CachedKey, cacheKey, ipAllowed, NO_EXPIRY, VerifyCache } from './verify-cache';
 import { KeyEntries } from './key-entries';
 import { LookupBudgetExhaustedError, TokenBucket } from './lookup-budget';
+import { BatchedHistogram, batchedCounter } from './hot-metrics';
 
 export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS' | 'CERT_REQUIRED' | 'CERT_MISMATCH';
 
@@ -40,27 +41,24 @@ function metric<T>(name: string, make: () => T): T {
   return (register.getSingleMetric(name) as T | undefined) ?? make();
 }
 
-const verifyTotal = metric('latchkey_verify_total', () => new Counter({ name: 'latchkey_verify_total', help: 'Key verifications by outcome code', labelNames: ['code'] }));
-const verifyCache = metric('latchkey_verify_cache_total', () => new Counter({ name: 'latchkey_verify_cache_total', help: 'Verify cache lookups by result (hit, negative_hit, miss); hit ratio = hit / total', labelNames: ['result'] }));
+const VERIFY_CODES = ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS', 'CERT_REQUIRED', 'CERT_MISMATCH'] as const;
+// Counted on every verify: batched (see hot-metrics), exported the same way.
+const codeCounters = batchedCounter('latchkey_verify_total', 'Key verifications by outcome code', 'code', VERIFY_CODES);
+const cacheResults = batchedCounter('latchkey_verify_cache_total', 'Verify cache lookups by result (hit, negative_hit, miss); hit ratio = hit / total', 'result', ['hit', 'negative_hit', 'miss'] as const);
+const cacheHit = cacheResults.hit;
+const cacheNegHit = cacheResults.negative_hit;
+const cacheMiss = cacheResults.miss;
 const lookupsShed = metric('latchkey_verify_lookups_shed_total', () => new Counter({ name: 'latchkey_verify_lookups_shed_total', help: 'Verifies of uncached keys answered 503 because the Vault lookup budget (VERIFY_LOOKUP_BUDGET) was spent' }));
 const verifyLookups = metric('latchkey_verify_vault_lookups_total', () => new Counter({ name: 'latchkey_verify_vault_lookups_total', help: 'Vault token lookups made by verify, by outcome', labelNames: ['outcome'] }));
+/** Verify latency by route; `verifyDuration.child('auth').observe(seconds)` costs a bucket search, not a label hash. */
 export const verifyDuration = metric(
   'latchkey_verify_duration_seconds',
-  () => new Histogram({ name: 'latchkey_verify_duration_seconds', help: 'Verify latency inside latchkey, by route', labelNames: ['route'], buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] }),
+  () =>
+    new BatchedHistogram('latchkey_verify_duration_seconds', 'Verify latency inside latchkey, by route', 'route', [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], [
+      'verify',
+      'auth',
+    ] as const),
 );
-// Pre-bound children: no label lookup on the hot path.
-const codeCounters = {
-  VALID: verifyTotal.labels('VALID'),
-  MALFORMED: verifyTotal.labels('MALFORMED'),
-  NOT_FOUND: verifyTotal.labels('NOT_FOUND'),
-  FORBIDDEN_IP: verifyTotal.labels('FORBIDDEN_IP'),
-  INSUFFICIENT_PERMISSIONS: verifyTotal.labels('INSUFFICIENT_PERMISSIONS'),
-  CERT_REQUIRED: verifyTotal.labels('CERT_REQUIRED'),
-  CERT_MISMATCH: verifyTotal.labels('CERT_MISMATCH'),
-} as const;
-const cacheHit = verifyCache.labels('hit');
-const cacheNegHit = verifyCache.labels('negative_hit');
-const cacheMiss = verifyCache.labels('miss');
 
 const EMPTY: Omit<VerifyResult, 'code'> = Object.freeze({ valid: false, keyId: null, appId: null, name: null, policies: [], meta: {}, expiresAt: null }) as Omit<VerifyResult, 'code'>;
 const REJECT: Record<'MALFORMED' | 'NOT_FOUND', VerifyResult> = {
