@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import { register } from 'prom-client';
 import { ErrorCode } from '@latchkey/common';
 import { loadConfig } from '@latchkey/config';
-import { createVaultClient, HotLookupTransport, VaultClient } from '@latchkey/vault';
+import { createVaultClient, HotLookupTransport, VaultClient, VaultResponse } from '@latchkey/vault';
 import { freePort } from '@latchkey/devstack';
 import { rootVault, testConfig, uniqueId } from '../../../test/support/stack';
 
@@ -83,6 +83,21 @@ describe('HotLookupTransport against OpenBao', () => {
     expect(JSON.stringify(err)).not.toContain('s.secretsecretsecret');
     broken.close();
     server.close();
+  });
+
+  it('an unknown key does not make an AppRole client log in again (403 "bad token" is about the key, not about latchkey)', async () => {
+    const roleId = (await vault.raw<VaultResponse<{ role_id: string }>>('GET', 'auth/approle/role/latchkey/role-id')).data!.role_id;
+    const secretId = (await vault.raw<VaultResponse<{ secret_id: string }>>('POST', 'auth/approle/role/latchkey/secret-id', {})).data!.secret_id;
+    const { client, tokens } = createVaultClient(loadConfig({ VAULT_ADDR: config.vault.addr, VAULT_ROLE_ID: roleId, VAULT_SECRET_ID: secretId }));
+    const own = await tokens.token();
+    for (let i = 0; i < 3; i++) await expect(client.lookupToken(`s.unknown${uniqueId('x')}`)).rejects.toMatchObject({ code: ErrorCode.VAULT_PERMISSION_DENIED });
+    expect(await tokens.token()).toBe(own);
+    // Its own token refused ("permission denied") still makes it log in again and retry.
+    await vault.raw('POST', 'auth/token/revoke', { token: own });
+    const res = await vault.createToken(role, { policies: ['default'], ttl: '1h' });
+    await expect(client.lookupToken(res.auth!.client_token)).resolves.toMatchObject({ accessor: res.auth!.accessor });
+    expect(await tokens.token()).not.toBe(own);
+    tokens.stop();
   });
 
   it('VaultClient.lookupToken follows a standby redirect through node-vault', async () => {
