@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { VaultTokenSource } from './token-source';
+import { HotLookupTransport, VaultRedirectError } from './vault.hot-lookup';
 import { VaultMethod, VaultRequest, VaultTransport } from './vault.transport';
 import type {
   PkiCertRead,
@@ -23,6 +24,8 @@ export class VaultClient {
   constructor(
     readonly transport: VaultTransport,
     private readonly tokens: VaultTokenSource,
+    /** Serves lookupToken (the verify hot path) when given; see HotLookupTransport for why it exists. */
+    private readonly hot?: HotLookupTransport,
   ) {}
 
   /** A call with latchkey's own token; one retry with a fresh token if Vault denies it (rotated file, expired AppRole token). */
@@ -78,6 +81,14 @@ export class VaultClient {
       // An empty token makes Vault look up the *caller's* token.
       throw new LatchkeyError(ErrorCode.BAD_REQUEST, 'empty token');
     }
+    if (this.hot) {
+      try {
+        return await this.hotLookup(token, timeoutMs);
+      } catch (err) {
+        if (!(err instanceof VaultRedirectError)) throw err;
+        // A standby that redirects instead of forwarding: node-vault follows redirects.
+      }
+    }
     const res = await this.call<VaultResponse<TokenLookup>>({
       method: 'POST',
       path: 'auth/token/lookup',
@@ -86,6 +97,24 @@ export class VaultClient {
       timeoutMs,
     });
     return res.data as TokenLookup;
+  }
+
+  /**
+   * Like `call`: one retry with a fresh own token on 403, except for Vault's 403 "bad token", which is
+   * about the token looked up (unknown, expired, revoked), not about ours: a flood of unknown keys must
+   * not become a flood of AppRole logins.
+   */
+  private async hotLookup(token: string, timeoutMs?: number): Promise<TokenLookup> {
+    const hot = this.hot!;
+    try {
+      return (await hot.lookup(token, await this.tokens.token(), timeoutMs)).data as TokenLookup;
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_PERMISSION_DENIED && !/bad token/i.test(err.message) && this.canRefresh()) {
+        this.tokens.invalidate();
+        return (await hot.lookup(token, await this.tokens.token(), timeoutMs)).data as TokenLookup;
+      }
+      throw err;
+    }
   }
 
   /**

@@ -2,18 +2,27 @@ import { Global, Inject, Module, OnApplicationShutdown, OnModuleInit } from '@ne
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { VaultClient } from './vault.client';
 import { VaultTransport } from './vault.transport';
+import { HotLookupTransport } from './vault.hot-lookup';
 import { VaultTokenSource, createTokenSource } from './token-source';
 
-function createTransport(config: AppConfig): VaultTransport {
+function transportOptions(config: AppConfig) {
   const { addr, timeoutMs, namespace, caCert } = config.vault;
-  return new VaultTransport({ addr, timeoutMs, namespace, caCert });
+  return { addr, timeoutMs, namespace, caCert };
+}
+
+function createTransport(config: AppConfig): VaultTransport {
+  return new VaultTransport(transportOptions(config));
+}
+
+function createHotLookup(config: AppConfig): HotLookupTransport {
+  return new HotLookupTransport(transportOptions(config));
 }
 
 /** For scripts outside Nest (bootstrap, index rebuild). */
 export function createVaultClient(config: AppConfig): { client: VaultClient; tokens: VaultTokenSource } {
   const transport = createTransport(config);
   const tokens = createTokenSource(config.vault.auth, transport);
-  return { client: new VaultClient(transport, tokens), tokens };
+  return { client: new VaultClient(transport, tokens, createHotLookup(config)), tokens };
 }
 
 @Global()
@@ -25,16 +34,20 @@ export function createVaultClient(config: AppConfig): { client: VaultClient; tok
       useFactory: (config: AppConfig, transport: VaultTransport) => createTokenSource(config.vault.auth, transport),
       inject: [APP_CONFIG, VaultTransport],
     },
+    { provide: HotLookupTransport, useFactory: (config: AppConfig) => createHotLookup(config), inject: [APP_CONFIG] },
     {
       provide: VaultClient,
-      useFactory: (transport: VaultTransport, tokens: VaultTokenSource) => new VaultClient(transport, tokens),
-      inject: [VaultTransport, VaultTokenSource],
+      useFactory: (transport: VaultTransport, tokens: VaultTokenSource, hot: HotLookupTransport) => new VaultClient(transport, tokens, hot),
+      inject: [VaultTransport, VaultTokenSource, HotLookupTransport],
     },
   ],
   exports: [VaultClient, VaultTokenSource],
 })
 export class VaultModule implements OnModuleInit, OnApplicationShutdown {
-  constructor(@Inject(VaultTokenSource) private readonly tokens: VaultTokenSource) {}
+  constructor(
+    @Inject(VaultTokenSource) private readonly tokens: VaultTokenSource,
+    @Inject(HotLookupTransport) private readonly hot: HotLookupTransport,
+  ) {}
 
   async onModuleInit(): Promise<void> {
     // Start without failing the process when Vault is briefly down: readiness reports it.
@@ -43,5 +56,6 @@ export class VaultModule implements OnModuleInit, OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     this.tokens.stop();
+    this.hot.close();
   }
 }

@@ -43,8 +43,14 @@ const vaultDuration = (() => {
   );
 })();
 
+/** Record one Vault call in latchkey_vault_request_duration_seconds (shared with the hot lookup transport). */
+export function observeVaultCall(operation: string, outcome: string, seconds: number): void {
+  vaultDuration.observe({ operation, outcome }, seconds);
+}
+
 /**
- * The only code that performs HTTP against Vault. Wraps node-vault's generic
+ * The code that performs HTTP against Vault (all of it but the verify hot
+ * path's token lookup: HotLookupTransport). Wraps node-vault's generic
  * `request` so that every call has a timeout, a token passed per call (never
  * the shared client token: node-vault's helpers swap it), errors mapped to
  * domain errors, and latency recorded.

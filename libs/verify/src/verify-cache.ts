@@ -1,8 +1,27 @@
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
+import { hash } from 'node:crypto';
 import { isIP } from 'node:net';
 
-/** A key Vault confirmed, as the hot path needs it. */
+/**
+ * The cache's key for a presented key string: the first 128 bits of its
+ * SHA-256 as a 16-char latin1 string (32 B of heap, where 43 chars of base64url
+ * took 64). 128 bits keep accidental collisions out of reach, and a collision
+ * could not be chosen without the keys themselves. `toString('latin1', 0, 16)`
+ * makes a flat string: slicing a longer digest string would keep it alive.
+ */
+export function cacheKey(key: string): string {
+  return hash('sha256', key, 'buffer').toString('latin1', 0, 16);
+}
+
+export type ParsedCidrs = Array<[ipaddr.IPv4 | ipaddr.IPv6, number]>;
+
+/**
+ * A key Vault confirmed, as the hot path needs it. 100k of these live in the
+ * cache, so nothing here is derivable from another field: the ISO expiry is
+ * made from `expiresAtMs` when a response needs it, "bound" is `cidrs !== null`,
+ * and app ids, names, policy lists, metadata and CIDR sets are shared.
+ */
 export interface CachedKey {
   kind: 'key';
   keyId: string;
@@ -11,14 +30,15 @@ export interface CachedKey {
   /** The key's policies besides Vault's implicit `default` (shared between keys with the same list). */
   policies: string[];
   meta: Record<string, string>;
-  /** True when the key is bound to CIDRs (even if none of them parsed: then nothing matches). */
-  bound: boolean;
   /** Client certificate serial the key must be presented with (colon hex), or null. */
   certSerial: string | null;
-  cidrs: Array<[ipaddr.IPv4 | ipaddr.IPv6, number]>;
-  expiresAt: string | null;
+  /** Null when the key is not bound to CIDRs; when bound, the CIDRs that parsed (none parsed: nothing matches). */
+  cidrs: ParsedCidrs | null;
+  /** Number.MAX_SAFE_INTEGER for a key without expiry. */
   expiresAtMs: number;
 }
+
+export const NO_EXPIRY = Number.MAX_SAFE_INTEGER;
 
 /**
  * Many keys share the same app id, policy list, metadata and CIDR set: keep one
@@ -44,6 +64,9 @@ export interface NegativeEntry {
 
 export type CacheEntry = CachedKey | NegativeEntry;
 
+/** One shared negative entry: the cache only needs to know the hash is unknown. */
+const UNKNOWN: NegativeEntry = Object.freeze({ kind: 'unknown' as const });
+
 export interface VerifyCacheOptions {
   max: number;
   maxStalenessMs: number;
@@ -58,8 +81,12 @@ export interface VerifyCacheOptions {
  */
 export class VerifyCache {
   private readonly lru: LRUCache<string, CacheEntry>;
-  /** key id → cache hashes holding it (a key id can be cached under one hash, but be safe). */
-  private readonly byKeyId = new Map<string, Set<string>>();
+  /**
+   * key id → the cache hash holding it. One token has one key spelling (decodeKey accepts only the
+   * canonical one), so one hash per key id; a second one is kept in an array rather than trusted away.
+   * A plain string instead of a Set per key: the Set cost more than the cache entry itself.
+   */
+  private readonly byKeyId = new Map<string, string | string[]>();
   /** key id → when it was revoked; kept longer than any lookup can take. */
   private readonly tombstones: LRUCache<string, number>;
 
@@ -69,11 +96,7 @@ export class VerifyCache {
       ttlAutopurge: false,
       allowStale: false,
       dispose: (value, hash) => {
-        if (value.kind === 'key') {
-          const set = this.byKeyId.get(value.keyId);
-          set?.delete(hash);
-          if (set && set.size === 0) this.byKeyId.delete(value.keyId);
-        }
+        if (value.kind === 'key') this.unindex(value.keyId, hash);
       },
     });
     this.tombstones = new LRUCache<string, number>({ max: 100_000, ttl: 10 * 60_000 });
@@ -95,23 +118,34 @@ export class VerifyCache {
     const ttl = Math.min(this.opts.maxStalenessMs - (Date.now() - lookupStartedAt), entry.expiresAtMs - Date.now());
     if (ttl <= 0) return true;
     this.lru.set(hash, entry, { ttl });
-    let set = this.byKeyId.get(entry.keyId);
-    if (!set) this.byKeyId.set(entry.keyId, (set = new Set()));
-    set.add(hash);
+    const held = this.byKeyId.get(entry.keyId);
+    if (held === undefined || held === hash) this.byKeyId.set(entry.keyId, hash);
+    else if (typeof held === 'string') this.byKeyId.set(entry.keyId, [held, hash]);
+    else if (!held.includes(hash)) held.push(hash);
     return true;
   }
 
   setUnknown(hash: string): void {
-    if (this.opts.negativeTtlMs > 0) this.lru.set(hash, { kind: 'unknown' }, { ttl: this.opts.negativeTtlMs });
+    if (this.opts.negativeTtlMs > 0) this.lru.set(hash, UNKNOWN, { ttl: this.opts.negativeTtlMs });
+  }
+
+  private unindex(keyId: string, hash: string): void {
+    const held = this.byKeyId.get(keyId);
+    if (held === hash) this.byKeyId.delete(keyId);
+    else if (Array.isArray(held)) {
+      const rest = held.filter((h) => h !== hash);
+      if (rest.length === 0) this.byKeyId.delete(keyId);
+      else this.byKeyId.set(keyId, rest.length === 1 ? rest[0] : rest);
+    }
   }
 
   /** Drop a key everywhere in this process and remember the revocation. */
   revoke(keyId: string, at = Date.now()): void {
     this.tombstones.set(keyId, at);
-    const hashes = this.byKeyId.get(keyId);
-    if (!hashes) return;
-    for (const h of [...hashes]) this.lru.delete(h);
+    const held = this.byKeyId.get(keyId);
+    if (held === undefined) return;
     this.byKeyId.delete(keyId);
+    for (const h of typeof held === 'string' ? [held] : held) this.lru.delete(h);
   }
 
   /** Forget everything (e.g. after missing revocation messages during a Redis outage). */
@@ -122,8 +156,8 @@ export class VerifyCache {
 }
 
 /** Pre-parse CIDRs once per cache fill so each verify only does integer compares. */
-export function parseCidrs(cidrs: string[]): Array<[ipaddr.IPv4 | ipaddr.IPv6, number]> {
-  const out: Array<[ipaddr.IPv4 | ipaddr.IPv6, number]> = [];
+export function parseCidrs(cidrs: string[]): ParsedCidrs {
+  const out: ParsedCidrs = [];
   for (const c of cidrs) {
     try {
       out.push(ipaddr.parseCIDR(c));
@@ -135,7 +169,7 @@ export function parseCidrs(cidrs: string[]): Array<[ipaddr.IPv4 | ipaddr.IPv6, n
 }
 
 /** Is the client address inside one of the parsed CIDRs? IPv4-mapped IPv6 counts as IPv4. */
-export function ipAllowed(ip: string | undefined, cidrs: Array<[ipaddr.IPv4 | ipaddr.IPv6, number]>): boolean {
+export function ipAllowed(ip: string | undefined, cidrs: ParsedCidrs): boolean {
   if (!ip) return false;
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {

@@ -1,15 +1,15 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { Counter, Histogram, register } from 'prom-client';
+import { Counter, register } from 'prom-client';
 import { UsageCounter } from '@latchkey/audit';
-import { keyIdentity } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { decodeKey } from '@latchkey/keys';
+import { checkKey, decodeKey } from '@latchkey/keys';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { RevocationBus } from '@latchkey/revocation';
-import { CachedKey, Interner, ipAllowed, parseCidrs, VerifyCache } from './verify-cache';
+import { CachedKey, cacheKey, ipAllowed, NO_EXPIRY, VerifyCache } from './verify-cache';
+import { KeyEntries } from './key-entries';
 import { LookupBudgetExhaustedError, TokenBucket } from './lookup-budget';
+import { BatchedHistogram, batchedCounter } from './hot-metrics';
 
 export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS' | 'CERT_REQUIRED' | 'CERT_MISMATCH';
 
@@ -41,33 +41,67 @@ function metric<T>(name: string, make: () => T): T {
   return (register.getSingleMetric(name) as T | undefined) ?? make();
 }
 
-const verifyTotal = metric('latchkey_verify_total', () => new Counter({ name: 'latchkey_verify_total', help: 'Key verifications by outcome code', labelNames: ['code'] }));
-const verifyCache = metric('latchkey_verify_cache_total', () => new Counter({ name: 'latchkey_verify_cache_total', help: 'Verify cache lookups by result (hit, negative_hit, miss); hit ratio = hit / total', labelNames: ['result'] }));
+const VERIFY_CODES = ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS', 'CERT_REQUIRED', 'CERT_MISMATCH'] as const;
+// Counted on every verify: batched (see hot-metrics), exported the same way.
+const codeCounters = batchedCounter('latchkey_verify_total', 'Key verifications by outcome code', 'code', VERIFY_CODES);
+const cacheResults = batchedCounter('latchkey_verify_cache_total', 'Verify cache lookups by result (hit, negative_hit, miss); hit ratio = hit / total', 'result', ['hit', 'negative_hit', 'miss'] as const);
+const cacheHit = cacheResults.hit;
+const cacheNegHit = cacheResults.negative_hit;
+const cacheMiss = cacheResults.miss;
 const lookupsShed = metric('latchkey_verify_lookups_shed_total', () => new Counter({ name: 'latchkey_verify_lookups_shed_total', help: 'Verifies of uncached keys answered 503 because the Vault lookup budget (VERIFY_LOOKUP_BUDGET) was spent' }));
 const verifyLookups = metric('latchkey_verify_vault_lookups_total', () => new Counter({ name: 'latchkey_verify_vault_lookups_total', help: 'Vault token lookups made by verify, by outcome', labelNames: ['outcome'] }));
+/** Verify latency by route; `verifyDuration.child('auth').observe(seconds)` costs a bucket search, not a label hash. */
 export const verifyDuration = metric(
   'latchkey_verify_duration_seconds',
-  () => new Histogram({ name: 'latchkey_verify_duration_seconds', help: 'Verify latency inside latchkey, by route', labelNames: ['route'], buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] }),
+  () =>
+    new BatchedHistogram('latchkey_verify_duration_seconds', 'Verify latency inside latchkey, by route', 'route', [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], [
+      'verify',
+      'auth',
+    ] as const),
 );
-// Pre-bound children: no label lookup on the hot path.
-const codeCounters = {
-  VALID: verifyTotal.labels('VALID'),
-  MALFORMED: verifyTotal.labels('MALFORMED'),
-  NOT_FOUND: verifyTotal.labels('NOT_FOUND'),
-  FORBIDDEN_IP: verifyTotal.labels('FORBIDDEN_IP'),
-  INSUFFICIENT_PERMISSIONS: verifyTotal.labels('INSUFFICIENT_PERMISSIONS'),
-  CERT_REQUIRED: verifyTotal.labels('CERT_REQUIRED'),
-  CERT_MISMATCH: verifyTotal.labels('CERT_MISMATCH'),
-} as const;
-const cacheHit = verifyCache.labels('hit');
-const cacheNegHit = verifyCache.labels('negative_hit');
-const cacheMiss = verifyCache.labels('miss');
 
 const EMPTY: Omit<VerifyResult, 'code'> = Object.freeze({ valid: false, keyId: null, appId: null, name: null, policies: [], meta: {}, expiresAt: null }) as Omit<VerifyResult, 'code'>;
 const REJECT: Record<'MALFORMED' | 'NOT_FOUND', VerifyResult> = {
   MALFORMED: Object.freeze({ ...EMPTY, code: 'MALFORMED' }) as VerifyResult,
   NOT_FOUND: Object.freeze({ ...EMPTY, code: 'NOT_FOUND' }) as VerifyResult,
 };
+
+/**
+ * The verdict for a key Vault knows. `expiresAt` is made from the cached
+ * milliseconds only when read: POST verify's serializer reads it, forward
+ * auth never does, and the cache need not hold an ISO string per key.
+ */
+class KeyVerdict implements VerifyResult {
+  readonly valid: boolean;
+  readonly keyId: string;
+  readonly appId: string;
+  readonly name: string;
+  readonly policies: string[];
+  readonly meta: Record<string, string>;
+  readonly #expiresAtMs: number;
+
+  constructor(
+    readonly code: VerifyCode,
+    key: CachedKey,
+  ) {
+    this.valid = code === 'VALID';
+    this.keyId = key.keyId;
+    this.appId = key.appId;
+    this.name = key.name;
+    this.policies = key.policies;
+    this.meta = key.meta;
+    this.#expiresAtMs = key.expiresAtMs;
+  }
+
+  get expiresAt(): string | null {
+    return this.#expiresAtMs === NO_EXPIRY ? null : new Date(this.#expiresAtMs).toISOString();
+  }
+
+  toJSON(): VerifyResult {
+    const { valid, code, keyId, appId, name, policies, meta, expiresAt } = this;
+    return { valid, code, keyId, appId, name, policies, meta, expiresAt };
+  }
+}
 
 /**
  * The verify engine: format and checksum first (no I/O), then the in-process
@@ -82,10 +116,7 @@ export class VerifyService implements OnModuleDestroy {
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
   private readonly unsubscribe: Array<() => void>;
   private readonly lookupTimeoutMs: number;
-  private readonly strings = new Interner<string>();
-  private readonly lists = new Interner<string[]>();
-  private readonly metas = new Interner<Record<string, string>>();
-  private readonly cidrSets = new Interner<ReturnType<typeof parseCidrs>>();
+  private readonly entries: KeyEntries;
   /** Caps cache-miss Vault lookups (VERIFY_LOOKUP_BUDGET per second). */
   private readonly lookupBudget: TokenBucket;
   private shedSinceLog = 0;
@@ -107,6 +138,7 @@ export class VerifyService implements OnModuleDestroy {
     // Verify sits on other services' request path: never wait longer than this for Vault.
     this.lookupTimeoutMs = Math.min(config.vault.timeoutMs, 2000);
     this.lookupBudget = new TokenBucket(config.verify.lookupBudgetPerSecond);
+    this.entries = new KeyEntries(config.vault.rolePrefix);
   }
 
   onModuleDestroy(): void {
@@ -115,12 +147,13 @@ export class VerifyService implements OnModuleDestroy {
   }
 
   async verify(req: VerifyRequest): Promise<VerifyResult> {
-    const decoded = decodeKey(req.key, this.config.keyPrefix);
-    if (!decoded.ok) {
+    // Shape and checksum only: the token inside (BigInt base62 decoding) is needed only to ask Vault.
+    // A cached hash was cached after a full decode of this exact string, so hits skip it safely.
+    if (!checkKey(req.key, this.config.keyPrefix)) {
       codeCounters.MALFORMED.inc();
       return REJECT.MALFORMED;
     }
-    const hash = createHash('sha256').update(req.key).digest('base64url');
+    const hash = cacheKey(req.key);
     const entry = this.cache.get(hash);
     let key: CachedKey | null;
     if (entry?.kind === 'key') {
@@ -131,6 +164,11 @@ export class VerifyService implements OnModuleDestroy {
       key = null;
     } else {
       cacheMiss.inc();
+      const decoded = decodeKey(req.key, this.config.keyPrefix);
+      if (!decoded.ok) {
+        codeCounters.MALFORMED.inc();
+        return REJECT.MALFORMED;
+      }
       key = await this.lookup(hash, decoded.token);
     }
     if (!key || key.expiresAtMs <= Date.now()) {
@@ -138,7 +176,7 @@ export class VerifyService implements OnModuleDestroy {
       return REJECT.NOT_FOUND;
     }
     let code: VerifyCode = 'VALID';
-    if (key.bound && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
+    if (key.cidrs !== null && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
     else if (req.permissions?.length && !req.permissions.every((p) => p === 'default' || key!.policies.includes(p))) code = 'INSUFFICIENT_PERMISSIONS';
     else if (key.certSerial) {
       const presented = req.presentedCertSerial ? await req.presentedCertSerial() : null;
@@ -147,16 +185,7 @@ export class VerifyService implements OnModuleDestroy {
     }
     codeCounters[code].inc();
     this.usage.record(key.keyId, req.ip, code === 'VALID');
-    return {
-      valid: code === 'VALID',
-      code,
-      keyId: key.keyId,
-      appId: key.appId,
-      name: key.name,
-      policies: key.policies,
-      meta: key.meta,
-      expiresAt: key.expiresAt,
-    };
+    return new KeyVerdict(code, key);
   }
 
   /**
@@ -206,32 +235,13 @@ export class VerifyService implements OnModuleDestroy {
       throw err instanceof LatchkeyError ? err : new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, 'Vault lookup failed', { retryAfter: 2 });
     }
     verifyLookups.labels('found').inc();
-    const meta = l.meta ?? {};
-    // Only tokens minted through a latchkey role are keys: a Vault token wrapped in the key format is not,
-    // whatever metadata it carries.
-    const identity = keyIdentity(l, this.config.vault.rolePrefix);
-    if (!identity) {
+    const entry = this.entries.fromLookup(l);
+    if (!entry) {
+      // Only tokens minted through a latchkey role are keys: a Vault token wrapped in the key format is not,
+      // whatever metadata it carries.
       this.cache.setUnknown(hash);
       return null;
     }
-    const own: Record<string, string> = {};
-    for (const k in meta) if (!k.startsWith('latchkey_')) own[k] = meta[k];
-    const policies = (l.policies ?? []).filter((p) => p !== 'default');
-    const cidrs = l.bound_cidrs ?? [];
-    const expiresAtMs = l.expire_time ? Date.parse(l.expire_time) : Number.MAX_SAFE_INTEGER;
-    const entry: CachedKey = {
-      kind: 'key',
-      keyId: l.accessor,
-      appId: this.strings.intern(identity.appId, identity.appId),
-      name: identity.name,
-      policies: this.lists.intern(policies.join('\n'), policies),
-      meta: this.metas.intern(JSON.stringify(own), own),
-      bound: cidrs.length > 0,
-      certSerial: identity.certSerial,
-      cidrs: this.cidrSets.intern(cidrs.join(','), parseCidrs(cidrs)),
-      expiresAt: l.expire_time ? new Date(expiresAtMs).toISOString() : null,
-      expiresAtMs,
-    };
     if (!this.cache.setKey(hash, entry, startedAt)) {
       // Revoked while we were asking Vault: answer as revoked.
       this.logger.debug(`lookup for ${entry.keyId} raced a revocation; not cached`);

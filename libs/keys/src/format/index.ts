@@ -4,6 +4,7 @@ export {
   KeyFormatError,
   MAX_TOKEN_LENGTH,
   SECRET_SCANNER_REGEX_SOURCE,
+  checkKey,
   decodeKey,
   encodeKey,
   keyRegex,

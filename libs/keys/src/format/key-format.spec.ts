@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { crc32 } from 'node:zlib';
 import {
+  checkKey,
   DEFAULT_KEY_PREFIX,
   KEY_FORMAT_VERSION,
   KeyFormatError,
@@ -542,5 +543,47 @@ describe('SECRET_SCANNER_REGEX_SOURCE', () => {
 
   it('does not flag raw tokens or ordinary snake_case text', () => {
     expect(scan(`${SAMPLE_VAULT} ${SAMPLE_OPENBAO} user_1abc_def max_retries_count lk_11Z_40sMuT`)).toEqual([]);
+  });
+});
+
+describe('checkKey (the hot path: shape, checksum and prefix without decoding)', () => {
+  it('accepts every key decodeKey accepts', () => {
+    fc.assert(
+      fc.property(anyToken, prefixArb, (t, prefix) => {
+        const key = encodeKey(t, prefix);
+        expect(checkKey(key, prefix)).toBe(true);
+        expect(decodeKey(key, prefix).ok).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('rejects whatever decodeKey rejects for shape, checksum or prefix (one substitution or a wrong prefix)', () => {
+    fc.assert(
+      fc.property(anyToken, prefixArb, fc.nat(), fc.nat(), (t, prefix, posSeed, charSeed) => {
+        const key = encodeKey(t, prefix);
+        const i = posSeed % key.length;
+        const others = SUBSTITUTES.filter((c) => c !== key[i]);
+        const mutant = key.slice(0, i) + others[charSeed % others.length] + key.slice(i + 1);
+        expect(checkKey(mutant, prefix)).toBe(decodeKey(mutant, prefix).ok);
+        expect(checkKey(key, prefix === 'zz' ? 'zy' : 'zz')).toBe(false);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('never throws on arbitrary input and agrees with decodeKey', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.anything()), (x) => {
+        expect(checkKey(x)).toBe(decodeKey(x).ok);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('passes only a forged intact key whose body is no printable token, which decodeKey then refuses', () => {
+    const forged = forgeFromBytes('lk', [0x01, 0x41]);
+    expect(checkKey(forged)).toBe(true);
+    expect(decodeKey(forged)).toEqual({ ok: false, reason: 'MALFORMED' });
   });
 });

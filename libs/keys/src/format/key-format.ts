@@ -171,6 +171,21 @@ export function decodeKey(key: unknown, prefix: string = DEFAULT_KEY_PREFIX): Ke
 }
 
 /**
+ * True when `key` is an intact key of this deployment: shape, checksum and
+ * prefix, as decodeKey checks them, without decoding the token (the BigInt
+ * work). For the verify hot path, which looks a key up by its hash and needs
+ * the token only on a cache miss. decodeKey remains the authority: it also
+ * rejects the (hand-crafted) intact keys whose body is no printable token.
+ */
+export function checkKey(key: unknown, prefix: string = DEFAULT_KEY_PREFIX): boolean {
+  if (typeof key !== 'string') return false;
+  const p = structure(key);
+  if (p < 0 || typeof prefix !== 'string' || p !== prefix.length || !key.startsWith(prefix)) return false;
+  const checksumStart = key.length - CHECKSUM_LENGTH;
+  return crc32(key.slice(0, checksumStart - 1)) === readChecksum(key, checksumStart);
+}
+
+/**
  * Cheap structural test (no checksum, no decoding) for deciding how to treat a
  * credential, e.g. latchkey key vs raw Vault token, or what to redact. Never
  * throws. Use decodeKey to accept a key.

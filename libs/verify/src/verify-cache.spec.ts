@@ -1,0 +1,53 @@
+import { CachedKey, cacheKey, NO_EXPIRY, VerifyCache } from './verify-cache';
+
+function entry(keyId: string, over: Partial<CachedKey> = {}): CachedKey {
+  return { kind: 'key', keyId, appId: 'app', name: 'n', policies: [], meta: {}, certSerial: null, cidrs: null, expiresAtMs: NO_EXPIRY, ...over };
+}
+
+describe('VerifyCache', () => {
+  const opts = { max: 100, maxStalenessMs: 60_000, negativeTtlMs: 30_000 };
+
+  it('keys the cache by 128 bits of SHA-256 as a flat 16-char string', () => {
+    const h = cacheKey('lk_1abc_000000');
+    expect(h).toHaveLength(16);
+    expect(Buffer.from(h, 'latin1')).toEqual(require('node:crypto').createHash('sha256').update('lk_1abc_000000').digest().subarray(0, 16));
+    expect(cacheKey('lk_1abd_000000')).not.toBe(h);
+  });
+
+  it('revokes by key id, and a tombstone stops a lookup that started before the revocation', () => {
+    const cache = new VerifyCache(opts);
+    const started = Date.now();
+    expect(cache.setKey('h1', entry('acc1'), started)).toBe(true);
+    expect(cache.get('h1')).toMatchObject({ keyId: 'acc1' });
+    cache.revoke('acc1');
+    expect(cache.get('h1')).toBeUndefined();
+    expect(cache.setKey('h1', entry('acc1'), started)).toBe(false);
+    expect(cache.get('h1')).toBeUndefined();
+  });
+
+  it('revokes every hash a key id is cached under, and forgets the index when entries leave', () => {
+    const cache = new VerifyCache(opts);
+    cache.setKey('h1', entry('acc1'), Date.now());
+    cache.setKey('h2', entry('acc1'), Date.now());
+    cache.setKey('h3', entry('acc2'), Date.now());
+    cache.revoke('acc1');
+    expect([cache.get('h1'), cache.get('h2')]).toEqual([undefined, undefined]);
+    expect(cache.get('h3')).toMatchObject({ keyId: 'acc2' });
+
+    const small = new VerifyCache({ ...opts, max: 1 });
+    small.setKey('a', entry('accA'), Date.now());
+    small.setKey('b', entry('accB'), Date.now()); // evicts a
+    small.revoke('accA'); // nothing left to drop, must not touch b
+    expect(small.get('b')).toMatchObject({ keyId: 'accB' });
+  });
+
+  it('does not cache a key past its own expiry, and remembers unknown hashes with one shared entry', () => {
+    const cache = new VerifyCache(opts);
+    expect(cache.setKey('old', entry('acc', { expiresAtMs: Date.now() - 1 }), Date.now())).toBe(true);
+    expect(cache.get('old')).toBeUndefined();
+    cache.setUnknown('u1');
+    cache.setUnknown('u2');
+    expect(cache.get('u1')).toEqual({ kind: 'unknown' });
+    expect(cache.get('u1')).toBe(cache.get('u2'));
+  });
+});
