@@ -117,8 +117,12 @@ describe('fault: OpenBao stopped and killed under 200-concurrent verify load (pe
 
     // 2 s of steady load, then Vault hangs (SIGSTOP: connections accepted, never answered) for 2 s, then SIGKILL.
     await sleep(2000);
-    outageAt = now();
     process.kill(bao.process.pid!, 'SIGSTOP');
+    // The outage starts when OpenBao stops answering, not when the signal is sent: on a loaded machine a
+    // stopped process was seen answering lookups for up to ~150 ms after SIGSTOP (keys looked up then are
+    // rightly VALID). Uncached keys are asked for only once a probe has gone unanswered.
+    await waitUnanswered(`${bao.addr}/v1/sys/health`);
+    outageAt = now();
     await sleep(2000);
     await bao.kill('SIGKILL');
     const killedAt = now();
@@ -319,3 +323,16 @@ describe('fault: audit device blocked (audit file unwritable)', () => {
     }
   }, 90_000);
 });
+
+/** Resolve once a GET to `url` goes unanswered for 250 ms (the server is stopped). */
+async function waitUnanswered(url: string): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(250) });
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${url} kept answering after SIGSTOP`);
+}
