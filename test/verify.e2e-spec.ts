@@ -42,7 +42,7 @@ describe('verify', () => {
     const k = await mintKey(api.url, op, { appId, profile, name: 'v', meta: { owner: 'me' }, policies: ['orders-read'] });
     const res = await verify({ key: k.key });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ valid: true, code: 'VALID', keyId: k.keyId, appId, name: 'v', policies: ['orders-read'], meta: { owner: 'me' }, expiresAt: expect.any(String) });
+    expect(res.body).toEqual({ valid: true, code: 'VALID', keyId: k.keyId, appId, name: 'v', policies: ['orders-read'], meta: { owner: 'me' }, expiresAt: expect.any(String), ratelimits: [], credits: null });
     expect(Math.abs(Date.parse(res.body.expiresAt) - Date.parse(k.expiresAt as string))).toBeLessThan(5000);
   });
 

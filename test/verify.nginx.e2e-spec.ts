@@ -85,6 +85,11 @@ http {
       auth_request_set $latchkey_key $upstream_http_x_latchkey_key_id;
       proxy_set_header X-Latchkey-App $latchkey_app;
       proxy_set_header X-Latchkey-Key $latchkey_key;
+      # Rate-limit state for the client, as the README recipe does (issue 12).
+      auth_request_set $latchkey_ratelimit $upstream_http_ratelimit;
+      auth_request_set $latchkey_ratelimit_policy $upstream_http_ratelimit_policy;
+      add_header RateLimit $latchkey_ratelimit always;
+      add_header RateLimit-Policy $latchkey_ratelimit_policy always;
       proxy_pass http://127.0.0.1:${upstreamPort};
     }
   }
@@ -146,5 +151,16 @@ http {
       statuses.push((await fetch(`${base}/bound/1`, { headers: { 'x-api-key': k.key, ...smuggled } })).status);
     }
     expect(statuses).toEqual([403, 403, 403]);
+  });
+
+  it('passes the RateLimit fields of a key with limits on to the client (auth_request_set)', async () => {
+    const name = uniqueId('lim');
+    const put = await call(api.url, 'PUT', `/v1/profiles/${name}`, { token: op, body: { allowedPolicies: ['default'], ttl: '1h', maxTtl: '24h', limits: [{ name: 'requests', limit: 5, window: '60s' }] } });
+    expect(put.status).toBe(201);
+    const k = await mintKey(api.url, op, { appId: uniqueId('app'), profile: name, name: 'lim' });
+    const res = await fetch(`${base}/orders/1`, { headers: { 'x-api-key': k.key } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('ratelimit-policy')).toBe('"requests";q=5;w=60');
+    expect(res.headers.get('ratelimit')).toMatch(/^"requests";r=4;t=(59|60)$/);
   });
 });

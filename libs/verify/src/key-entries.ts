@@ -1,4 +1,5 @@
 import { keyIdentity } from '@latchkey/authz';
+import { CreditsSpec, decodeCredits, decodeLimits, LimitSpec } from '@latchkey/limits';
 import type { TokenLookup } from '@latchkey/vault';
 import { CachedKey, Interner, NO_EXPIRY, ParsedCidrs, parseCidrs } from './verify-cache';
 
@@ -11,6 +12,8 @@ export class KeyEntries {
   private readonly lists = new Interner<string[]>();
   private readonly metas = new Interner<Record<string, string>>();
   private readonly cidrSets = new Interner<ParsedCidrs>();
+  private readonly limitLists = new Interner<LimitSpec[]>();
+  private readonly creditSpecs = new Interner<CreditsSpec>();
 
   constructor(private readonly rolePrefix: string) {}
 
@@ -35,6 +38,16 @@ export class KeyEntries {
       certSerial: identity.certSerial,
       cidrs: cidrs.length > 0 ? this.cidrSets.intern(cidrs.join(','), parseCidrs(cidrs)) : null,
       expiresAtMs,
+      profile: this.strings.intern(identity.profile, identity.profile),
+      limits: meta.latchkey_limits ? this.limitLists.intern(meta.latchkey_limits, decodeLimits(meta.latchkey_limits)) : null,
+      credits: meta.latchkey_credits ? internCredits(this.creditSpecs, meta.latchkey_credits) : null,
+      lineage: meta.latchkey_lineage ?? l.accessor,
+      createdAtMs: (l.creation_time ?? 0) * 1000,
     };
   }
+}
+
+function internCredits(interner: Interner<CreditsSpec>, text: string): CreditsSpec | null {
+  const spec = decodeCredits(text);
+  return spec ? interner.intern(text, spec) : null;
 }

@@ -1,3 +1,4 @@
+import type { CreditsSpec, LimitSpec } from '@latchkey/limits';
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
 import { hash } from 'node:crypto';
@@ -36,6 +37,16 @@ export interface CachedKey {
   cidrs: ParsedCidrs | null;
   /** Number.MAX_SAFE_INTEGER for a key without expiry. */
   expiresAtMs: number;
+  /** The key's profile (its limits and credits apply unless the key brings its own). */
+  profile: string;
+  /** The key's own rate limits (shared between keys with the same list), or null. */
+  limits: LimitSpec[] | null;
+  /** The key's own credits settings, or null. */
+  credits: CreditsSpec | null;
+  /** Id its limit windows and credits are kept under: the first key of its rotation lineage (usually keyId). */
+  lineage: string;
+  /** When the lineage's key was created (refill periods count from the first use of the balance). */
+  createdAtMs: number;
 }
 
 export const NO_EXPIRY = Number.MAX_SAFE_INTEGER;

@@ -3,7 +3,8 @@ import { Counter, register } from 'prom-client';
 import { UsageCounter } from '@latchkey/audit';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { checkKey, decodeKey } from '@latchkey/keys';
+import { checkKey, decodeKey, ProfileLimitsCache } from '@latchkey/keys';
+import { ApiRateLimiter, LimitDecision, LimitSpec, mergeLimits, planCharges, rateLimitFields, RequestedCharge } from '@latchkey/limits';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { RevocationBus } from '@latchkey/revocation';
 import { CachedKey, cacheKey, ipAllowed, NO_EXPIRY, VerifyCache } from './verify-cache';
@@ -11,7 +12,7 @@ import { KeyEntries } from './key-entries';
 import { LookupBudgetExhaustedError, TokenBucket } from './lookup-budget';
 import { BatchedHistogram, batchedCounter } from './hot-metrics';
 
-export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS' | 'CERT_REQUIRED' | 'CERT_MISMATCH';
+export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS' | 'CERT_REQUIRED' | 'CERT_MISMATCH' | 'RATE_LIMITED' | 'USAGE_EXCEEDED';
 
 export interface VerifyResult {
   valid: boolean;
@@ -22,6 +23,17 @@ export interface VerifyResult {
   policies: string[];
   meta: Record<string, string>;
   expiresAt: string | null;
+  /** The key's rate limits charged by this verify, with their state (empty when none applied). */
+  ratelimits: Array<{ name: string; limit: number; remaining: number; resetAt: string }>;
+  /** The key's credits after this verify, or null for a key without credits. */
+  credits: { remaining: number } | null;
+}
+
+/** The RateLimit fields and retry hint forward auth sends for a verdict that charged limits. */
+export interface LimitFields {
+  policy: string;
+  state: string;
+  retryAfterSeconds: number | null;
 }
 
 export interface VerifyRequest {
@@ -35,13 +47,17 @@ export interface VerifyRequest {
    * for bound keys, so unbound keys never pay for certificate parsing.
    */
   presentedCertSerial?: () => Promise<string | null>;
+  /** Named limits to charge, with their cost (auto-applied limits are charged anyway). */
+  ratelimits?: RequestedCharge[];
+  /** Credits a VALID verify spends (default 1). */
+  cost?: number;
 }
 
 function metric<T>(name: string, make: () => T): T {
   return (register.getSingleMetric(name) as T | undefined) ?? make();
 }
 
-const VERIFY_CODES = ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS', 'CERT_REQUIRED', 'CERT_MISMATCH'] as const;
+const VERIFY_CODES = ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS', 'CERT_REQUIRED', 'CERT_MISMATCH', 'RATE_LIMITED', 'USAGE_EXCEEDED'] as const;
 // Counted on every verify: batched (see hot-metrics), exported the same way.
 const codeCounters = batchedCounter('latchkey_verify_total', 'Key verifications by outcome code', 'code', VERIFY_CODES);
 const cacheResults = batchedCounter('latchkey_verify_cache_total', 'Verify cache lookups by result (hit, negative_hit, miss); hit ratio = hit / total', 'result', ['hit', 'negative_hit', 'miss'] as const);
@@ -60,7 +76,8 @@ export const verifyDuration = metric(
     ] as const),
 );
 
-const EMPTY: Omit<VerifyResult, 'code'> = Object.freeze({ valid: false, keyId: null, appId: null, name: null, policies: [], meta: {}, expiresAt: null }) as Omit<VerifyResult, 'code'>;
+const EMPTY: Omit<VerifyResult, 'code'> = Object.freeze({ valid: false, keyId: null, appId: null, name: null, policies: [], meta: {}, expiresAt: null, ratelimits: [], credits: null }) as Omit<VerifyResult, 'code'>;
+const NO_LIMITS: VerifyResult['ratelimits'] = Object.freeze([]) as unknown as VerifyResult['ratelimits'];
 const REJECT: Record<'MALFORMED' | 'NOT_FOUND', VerifyResult> = {
   MALFORMED: Object.freeze({ ...EMPTY, code: 'MALFORMED' }) as VerifyResult,
   NOT_FOUND: Object.freeze({ ...EMPTY, code: 'NOT_FOUND' }) as VerifyResult,
@@ -79,10 +96,12 @@ class KeyVerdict implements VerifyResult {
   readonly policies: string[];
   readonly meta: Record<string, string>;
   readonly #expiresAtMs: number;
+  readonly #limits: { decision: LimitDecision; specs: LimitSpec[] } | null;
 
   constructor(
     readonly code: VerifyCode,
     key: CachedKey,
+    limits: { decision: LimitDecision; specs: LimitSpec[] } | null = null,
   ) {
     this.valid = code === 'VALID';
     this.keyId = key.keyId;
@@ -91,15 +110,34 @@ class KeyVerdict implements VerifyResult {
     this.policies = key.policies;
     this.meta = key.meta;
     this.#expiresAtMs = key.expiresAtMs;
+    this.#limits = limits;
   }
 
   get expiresAt(): string | null {
     return this.#expiresAtMs === NO_EXPIRY ? null : new Date(this.#expiresAtMs).toISOString();
   }
 
+  get ratelimits(): VerifyResult['ratelimits'] {
+    if (!this.#limits) return NO_LIMITS;
+    return this.#limits.decision.ratelimits.map((r) => ({ name: r.name, limit: r.limit, remaining: r.remaining, resetAt: new Date(r.resetAt).toISOString() }));
+  }
+
+  get credits(): VerifyResult['credits'] {
+    return this.#limits?.decision.credits ?? null;
+  }
+
+  /** The IETF RateLimit fields and, for a refusal, the retry hint (seconds). Null when no limit applied. */
+  limitFields(): LimitFields | null {
+    if (!this.#limits) return null;
+    const { decision, specs } = this.#limits;
+    const fields = rateLimitFields(decision, specs);
+    const retryAfterSeconds = decision.retryAfterMs === null ? null : Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    return fields ? { ...fields, retryAfterSeconds } : retryAfterSeconds === null ? null : { policy: '', state: '', retryAfterSeconds };
+  }
+
   toJSON(): VerifyResult {
-    const { valid, code, keyId, appId, name, policies, meta, expiresAt } = this;
-    return { valid, code, keyId, appId, name, policies, meta, expiresAt };
+    const { valid, code, keyId, appId, name, policies, meta, expiresAt, ratelimits, credits } = this;
+    return { valid, code, keyId, appId, name, policies, meta, expiresAt, ratelimits, credits };
   }
 }
 
@@ -127,6 +165,8 @@ export class VerifyService implements OnModuleDestroy {
     private readonly usage: UsageCounter,
     bus: RevocationBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly profileLimits: ProfileLimitsCache,
+    private readonly limiter: ApiRateLimiter,
   ) {
     this.cache = new VerifyCache({ max: config.verify.cacheMax, maxStalenessMs: config.verify.maxStalenessMs, negativeTtlMs: config.verify.negativeTtlMs });
     this.unsubscribe = [
@@ -183,9 +223,25 @@ export class VerifyService implements OnModuleDestroy {
       if (presented === null) code = 'CERT_REQUIRED';
       else if (presented !== key.certSerial) code = 'CERT_MISMATCH';
     }
+    // Limits, then credits: only a verify that passed every earlier check spends anything.
+    let limits: { decision: LimitDecision; specs: LimitSpec[] } | null = null;
+    if (code === 'VALID') {
+      const found = this.profileLimits.get(key.profile);
+      const prof = found instanceof Promise ? await found : found;
+      const specs = key.limits ? (prof.limits.length ? mergeLimits(prof.limits, key.limits) : key.limits) : prof.limits;
+      const credits = key.credits ?? prof.credits;
+      if (specs.length || credits || req.ratelimits?.length) {
+        const charges = planCharges(specs, req.ratelimits);
+        if (charges.length || credits) {
+          const decision = await this.limiter.charge(key.lineage, charges, credits ? { spec: credits, anchorMs: key.createdAtMs, cost: req.cost ?? 1 } : null);
+          limits = { decision, specs };
+          if (decision.outcome !== 'ok') code = decision.outcome;
+        }
+      }
+    }
     codeCounters[code].inc();
     this.usage.record(key.keyId, req.ip, code === 'VALID');
-    return new KeyVerdict(code, key);
+    return new KeyVerdict(code, key, limits);
   }
 
   /**

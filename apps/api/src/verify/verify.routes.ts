@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { OperationObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { CertVerifier } from '@latchkey/certs';
-import { LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
+import { LimitFields, LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
 import { ClientIdentityResolver, validSerial } from '../auth/client-identity';
 import { mapError, sendError } from '../http/error-filter';
 
@@ -30,21 +30,43 @@ export const verifyBodySchema = {
     permissions: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 128 }, description: 'policies the key must carry' },
     certificate: { type: 'string', maxLength: 16384, description: 'PEM client certificate presented with the key (required for keys bound to a certificate)' },
     xfcc: { type: 'string', maxLength: 32768, description: "Envoy X-Forwarded-Client-Cert value carrying the client certificate (alternative to certificate)" },
+    ratelimits: {
+      type: 'array',
+      maxItems: 8,
+      description: "named limits of the key to charge, with their cost (auto-applied limits are charged at cost 1 unless named here); an unknown name or a cost above the limit is a 400",
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: { name: { type: 'string', maxLength: 32 }, cost: { type: 'integer', minimum: 0, maximum: 140737488355328 } },
+      },
+    },
+    cost: { type: 'integer', minimum: 0, maximum: 140737488355328, description: 'credits a VALID verify spends (default 1)' },
   },
 } as const;
 
 export const verifyResultSchema = {
   type: 'object',
-  required: ['valid', 'code', 'keyId', 'appId', 'name', 'policies', 'meta', 'expiresAt'],
+  required: ['valid', 'code', 'keyId', 'appId', 'name', 'policies', 'meta', 'expiresAt', 'ratelimits', 'credits'],
   properties: {
     valid: { type: 'boolean' },
-    code: { type: 'string', enum: ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS', 'CERT_REQUIRED', 'CERT_MISMATCH'] },
+    code: { type: 'string', enum: ['VALID', 'MALFORMED', 'NOT_FOUND', 'FORBIDDEN_IP', 'INSUFFICIENT_PERMISSIONS', 'CERT_REQUIRED', 'CERT_MISMATCH', 'RATE_LIMITED', 'USAGE_EXCEEDED'] },
     keyId: { type: 'string', nullable: true, description: 'the Vault token accessor' },
     appId: { type: 'string', nullable: true },
     name: { type: 'string', nullable: true },
     policies: { type: 'array', items: { type: 'string' } },
     meta: { type: 'object', additionalProperties: { type: 'string' } },
     expiresAt: { type: 'string', nullable: true, format: 'date-time' },
+    ratelimits: {
+      type: 'array',
+      description: "the key's limits this verify charged, with their state",
+      items: {
+        type: 'object',
+        required: ['name', 'limit', 'remaining', 'resetAt'],
+        properties: { name: { type: 'string' }, limit: { type: 'integer' }, remaining: { type: 'integer' }, resetAt: { type: 'string', format: 'date-time' } },
+      },
+    },
+    credits: { type: 'object', nullable: true, required: ['remaining'], properties: { remaining: { type: 'integer' } }, description: "the key's credits after this verify; null for a key without credits" },
   },
 } as const;
 
@@ -57,6 +79,8 @@ interface VerifyBody {
   permissions?: string[];
   certificate?: string;
   xfcc?: string;
+  ratelimits?: Array<{ name: string; cost?: number }>;
+  cost?: number;
 }
 
 /** Where forward auth reads required permissions: only places the gateway's configuration controls. */
@@ -100,7 +124,7 @@ export function registerVerifyRoutes(
           : b.xfcc
             ? () => validSerial(() => certs.verifyXfcc(b.xfcc!))
             : client.presentedCertSerial;
-        return await verifier.verify({ key: b.key, ip: b.ip ?? client.ip, permissions: b.permissions, presentedCertSerial });
+        return await verifier.verify({ key: b.key, ip: b.ip ?? client.ip, permissions: b.permissions, presentedCertSerial, ratelimits: b.ratelimits, cost: b.cost });
       } finally {
         verifyTimer.observe((performance.now() - started) / 1000);
       }
@@ -118,8 +142,16 @@ export function registerVerifyRoutes(
       // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
       const client = identity.of(req);
       const result = await verifier.verify({ key, ip: client.ip, permissions: requiredPermissions(req, permissionsFrom), presentedCertSerial: client.presentedCertSerial });
+      // The IETF RateLimit fields go on 204 as on 429, so a proxy can pass them on (nginx auth_request_set).
+      const limits = (result as Partial<{ limitFields(): LimitFields | null }>).limitFields?.() ?? null;
+      if (limits?.policy) void reply.header('RateLimit-Policy', limits.policy).header('RateLimit', limits.state);
       if (result.valid) {
         void reply.code(204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
+        return;
+      }
+      if (result.code === 'RATE_LIMITED' || result.code === 'USAGE_EXCEEDED') {
+        if (limits?.retryAfterSeconds) void reply.header('Retry-After', String(limits.retryAfterSeconds));
+        void reply.code(429).header('X-Latchkey-Code', result.code).send();
         return;
       }
       const status = result.code === 'MALFORMED' || result.code === 'NOT_FOUND' ? 401 : 403;
@@ -224,7 +256,13 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
           'X-Latchkey-Key-Id': { schema: { type: 'string' } },
           'X-Latchkey-App-Id': { schema: { type: 'string' } },
           'X-Latchkey-Policies': { schema: { type: 'string' } },
+          'RateLimit-Policy': { schema: { type: 'string' }, description: 'when the key has rate limits: "name";q=<limit>;w=<window seconds> per limit (draft-ietf-httpapi-ratelimit-headers)' },
+          RateLimit: { schema: { type: 'string' }, description: 'when the key has rate limits: "name";r=<remaining>;t=<seconds to reset> per limit' },
         },
+      },
+      429: {
+        description: 'rate limit reached (X-Latchkey-Code: RATE_LIMITED, with Retry-After) or credits spent (USAGE_EXCEEDED); RateLimit-Policy and RateLimit as on 204',
+        headers: { 'Retry-After': { schema: { type: 'integer' } }, 'RateLimit-Policy': { schema: { type: 'string' } }, RateLimit: { schema: { type: 'string' } } },
       },
       401: { description: 'missing, malformed or unknown key' },
       403: { description: 'CIDR, permission or client-certificate failure (X-Latchkey-Code: FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH)' },
