@@ -11,7 +11,7 @@ import { verifyBodySchema, verifyResultSchema } from '../../apps/api/src/verify/
 const port = Number(process.argv[2] ?? 0);
 const app = Fastify({ logger: false });
 const body = { valid: true, code: 'VALID' };
-const verdict = { valid: true, code: 'VALID', keyId: 'AbCdEfGhIjKlMnOpQrStUvWx', appId: 'bench', name: 'hot', policies: ['default'], meta: {}, expiresAt: '2030-01-01T00:00:00.000Z' };
+const verdict = { valid: true, code: 'VALID', keyId: 'AbCdEfGhIjKlMnOpQrStUvWx', appId: 'bench', name: 'hot', policies: ['default'], meta: {}, expiresAt: '2030-01-01T00:00:00.000Z', ratelimits: [], credits: null };
 app.get('/', async () => body);
 app.post('/verify', { schema: { body: verifyBodySchema, response: { 200: verifyResultSchema } } }, async () => verdict);
 app.listen({ port, host: '127.0.0.1' }).then(() => process.stdout.write('ready\n'));

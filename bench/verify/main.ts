@@ -178,6 +178,39 @@ async function main(): Promise<void> {
     rows.push({ figure: 'POST verify ÷ (a′) bare POST with schema, default configuration', measured: `${range(ca)}×`, target: '≥ 0.90×', met: median(ca) >= 0.9 });
     notes.push(`The api wrote ${hotLines} log lines during the ${ROUNDS * 2 * DURATION} s of hot-path load (default LOG_LEVEL=info).`);
 
+    // Rate limits (issue 12): forward auth of a key with one strict or one local limit (high enough never to
+    // refuse) against the same forward auth without limits, interleaved in the same run.
+    const limitedKey = async (mode: 'strict' | 'local') => {
+      const name = `bench-${mode}`;
+      const p = await fetch(`${api.url}/v1/profiles/${name}`, {
+        method: 'PUT',
+        headers: H,
+        body: JSON.stringify({ allowedPolicies: ['default'], ttl: '24h', maxTtl: '24h', limits: [{ name: 'requests', limit: 1_000_000_000, window: '60s', mode }] }),
+      });
+      if (p.status !== 201 && p.status !== 200) throw new Error(`profile ${name}: ${p.status}`);
+      const res = await fetch(`${api.url}/v1/keys`, { method: 'POST', headers: H, body: JSON.stringify({ appId: 'bench', profile: name, name: `${mode}-hot` }) });
+      const k = ((await res.json()) as { key: string }).key;
+      await (await verifyReq(api.url, k)).arrayBuffer();
+      return k;
+    };
+    const limitContenders: Record<string, autocannon.Options> = {
+      b: { url: `${api.url}/v1/auth`, headers: { 'x-api-key': key } },
+      bs: { url: `${api.url}/v1/auth`, headers: { 'x-api-key': await limitedKey('strict') } },
+      bl: { url: `${api.url}/v1/auth`, headers: { 'x-api-key': await limitedKey('local') } },
+    };
+    for (const o of Object.values(limitContenders)) await autocannon({ ...o, connections: 8, duration: 1 });
+    const lres: Record<string, Load[]> = { b: [], bs: [], bl: [] };
+    for (let r = 0; r < ROUNDS; r++) for (const [k, o] of Object.entries(limitContenders)) lres[k].push(await load(o));
+    const lratio = (x: string) => lres[x].map((l, i) => l.rps / lres.b[i].rps);
+    const [bsb, blb] = [lratio('bs'), lratio('bl')];
+    for (const [k, n] of [['b', '(b) GET /v1/auth, no limits'], ['bs', '(b) GET /v1/auth, one strict limit'], ['bl', '(b) GET /v1/auth, one local limit']] as const) {
+      const ls = lres[k];
+      raw.push(`| ${n} | ${ls.map((l) => l.rps.toFixed(0)).join(' / ')} | ${ls.map((l) => l.p50).join(' / ')} | ${ls.map((l) => l.p99).join(' / ')} | ${ls.reduce((x, l) => x + l.errors + l.non2xx, 0)} |`);
+    }
+    log(`limits: strict/none = ${range(bsb)} (target >= 0.6)   local/none = ${range(blb)} (target >= 0.9)`);
+    rows.push({ figure: 'forward auth with one strict limit ÷ forward auth without limits', measured: `${range(bsb)}×`, target: '≥ 0.6×', met: median(bsb) >= 0.6 });
+    rows.push({ figure: 'forward auth with one local limit ÷ forward auth without limits', measured: `${range(blb)}×`, target: '≥ 0.9×', met: median(blb) >= 0.9 });
+
     // (d) cache misses: every key verified once, sequentially, interleaved with the same lookup made directly.
     const N = QUICK ? 200 : 1000;
     const created: string[] = [];
@@ -252,6 +285,27 @@ async function main(): Promise<void> {
     }
     for (const b of background) (b as unknown as { stop(): void }).stop();
     const served = (await Promise.all(background)).map((r) => r.requests.average);
+
+    // Local-mode overshoot: one local limit of 2,000 per 60 s, forward auth flooding all three instances at once.
+    const LOCAL_LIMIT = 2000;
+    const lp = await fetch(`${api.url}/v1/profiles/bench-local-overshoot`, {
+      method: 'PUT',
+      headers: H,
+      body: JSON.stringify({ allowedPolicies: ['default'], ttl: '24h', maxTtl: '24h', limits: [{ name: 'requests', limit: LOCAL_LIMIT, window: '60s', mode: 'local' }] }),
+    });
+    if (lp.status !== 201 && lp.status !== 200) throw new Error(`profile: ${lp.status}`);
+    const lk = ((await (await fetch(`${api.url}/v1/keys`, { method: 'POST', headers: H, body: JSON.stringify({ appId: 'bench', profile: 'bench-local-overshoot', name: 'overshoot' }) })).json()) as { key: string }).key;
+    const flood = await Promise.all(all.map((x) => autocannon({ url: `${x.url}/v1/auth`, headers: { 'x-api-key': lk }, connections: 16, duration: QUICK ? 3 : 5 })));
+    const passed = flood.reduce((n, r) => n + r['2xx'], 0);
+    const refused = flood.reduce((n, r) => n + r.non2xx, 0);
+    const overshoot = Math.max(0, passed - LOCAL_LIMIT) / LOCAL_LIMIT;
+    log(`local-mode overshoot: ${passed} of ${passed + refused} forward auths passed across 3 instances against a limit of ${LOCAL_LIMIT} (overshoot ${(overshoot * 100).toFixed(1)} %)`);
+    rows.push({
+      figure: 'local-mode overshoot across 3 instances (forward auth flood on all three, one local limit per window)',
+      measured: `${(overshoot * 100).toFixed(1)} % (${passed} passed of ${passed + refused}; limit ${LOCAL_LIMIT})`,
+      target: '≤ 10 % of the limit',
+      met: overshoot <= 0.1,
+    });
     prop.sort((x, y) => x - y);
     log(`(e) revocation propagation to 2 other instances (${rounds} revocations, each instance under ~${halfRate} verify/s, served ${served.map((s) => s.toFixed(0)).join(', ')}): p50 ${pct(prop, 50).toFixed(1)} ms  p99 ${pct(prop, 99).toFixed(1)} ms (target p99 <= 10)`);
     rows.push({

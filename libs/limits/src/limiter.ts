@@ -146,7 +146,17 @@ export class RateLimiter {
    * Decide and charge one verify. `limits` are the limits to charge (auto-applied ones and the ones the
    * request named, with their cost); `credits` is null for keys without credits.
    */
-  async charge(keyId: string, limits: LimitCharge[], credits: CreditsCharge | null): Promise<LimitDecision> {
+  charge(keyId: string, limits: LimitCharge[], credits: CreditsCharge | null): LimitDecision | Promise<LimitDecision> {
+    // Local limits only, with the units in hand: decided without a promise (the verify hot path's common case).
+    if (!credits && limits.every((l) => l.spec.mode === 'local' && this.local.inHand(keyId, l.spec, l.cost))) {
+      const t = this.now();
+      for (const l of limits) this.local.take(keyId, l.spec, l.cost);
+      return { outcome: 'ok', ratelimits: limits.map((l) => this.localState(keyId, l.spec, t)), credits: null, retryAfterMs: null, degraded: false };
+    }
+    return this.chargeAsync(keyId, limits, credits);
+  }
+
+  private async chargeAsync(keyId: string, limits: LimitCharge[], credits: CreditsCharge | null): Promise<LimitDecision> {
     const t = this.now();
     const locals = limits.filter((l) => l.spec.mode === 'local');
     const stricts = limits.filter((l) => l.spec.mode === 'strict');

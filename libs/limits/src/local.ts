@@ -50,7 +50,8 @@ interface WithLease {
  * leased and did not use is lost to the others until the window ends (bounded by one share).
  */
 export class LocalWindows {
-  private readonly leases = new Map<string, Lease>();
+  /** keyId → limit name → lease (two lookups, no string built per verify). */
+  private readonly leases = new Map<string, Map<string, Lease>>();
   private readonly redis: Redis & WithLease;
 
   constructor(
@@ -65,12 +66,16 @@ export class LocalWindows {
   }
 
   private lease(keyId: string, spec: LimitSpec): Lease {
-    const id = this.keyOf(keyId, spec.name);
     const t = this.now();
-    let l = this.leases.get(id);
+    let byName = this.leases.get(keyId);
+    if (!byName) {
+      byName = new Map();
+      this.leases.set(keyId, byName);
+    }
+    let l = byName.get(spec.name);
     if (!l || l.spec.limit !== spec.limit || l.spec.windowMs !== spec.windowMs || t >= l.endsAt) {
-      l = { spec, redisKey: id, leased: 0, used: 0, outstanding: 0, endsAt: t + spec.windowMs, lastGrant: 0, fetching: l?.fetching ?? null, lastUse: t };
-      this.leases.set(id, l);
+      l = { spec, redisKey: l?.redisKey ?? this.keyOf(keyId, spec.name), leased: 0, used: 0, outstanding: 0, endsAt: t + spec.windowMs, lastGrant: 0, fetching: l?.fetching ?? null, lastUse: t };
+      byName.set(spec.name, l);
     }
     l.lastUse = t;
     return l;
@@ -103,18 +108,28 @@ export class LocalWindows {
    * Take `cost` units: from the lease when it has them (no I/O), else after leasing more. Returns false when
    * the window is spent. Throws when Redis cannot be reached for a lease (the caller falls back).
    */
-  async take(keyId: string, spec: LimitSpec, cost: number): Promise<boolean> {
-    let l = this.lease(keyId, spec);
+  take(keyId: string, spec: LimitSpec, cost: number): boolean | Promise<boolean> {
+    const l = this.lease(keyId, spec);
     if (l.used + cost > l.leased) {
       if (l.outstanding >= spec.limit && l.leased > 0) return false;
-      await this.fetch(l, cost - (l.leased - l.used));
-      l = this.lease(keyId, spec);
-      if (l.used + cost > l.leased) return false;
+      return this.fetch(l, cost - (l.leased - l.used)).then(() => {
+        const fresh = this.lease(keyId, spec);
+        if (fresh.used + cost > fresh.leased) return false;
+        fresh.used += cost;
+        return true;
+      });
     }
+    // The common case: units in hand, answered without a promise.
     l.used += cost;
     // Top up in the background once half of the last grant is used, so the next verifies find units.
     if (l.leased - l.used < l.lastGrant / 2 && l.outstanding < spec.limit && !l.fetching) void this.fetch(l, 1).catch(() => undefined);
     return true;
+  }
+
+  /** Are `cost` units in hand right now (no Redis needed)? Pure. */
+  inHand(keyId: string, spec: LimitSpec, cost: number): boolean {
+    const l = this.lease(keyId, spec);
+    return l.used + cost <= l.leased;
   }
 
   /** Give back units taken for a verify that a later check refused. */
@@ -132,11 +147,16 @@ export class LocalWindows {
   /** Forget leases of windows that are over. */
   prune(): void {
     const t = this.now();
-    for (const [id, l] of this.leases) if (t >= l.endsAt && !l.fetching) this.leases.delete(id);
+    for (const [keyId, byName] of this.leases) {
+      for (const [name, l] of byName) if (t >= l.endsAt && !l.fetching) byName.delete(name);
+      if (!byName.size) this.leases.delete(keyId);
+    }
   }
 
   get size(): number {
-    return this.leases.size;
+    let n = 0;
+    for (const byName of this.leases.values()) n += byName.size;
+    return n;
   }
 }
 

@@ -40,14 +40,16 @@ export function planCharges(limits: LimitSpec[], requested: RequestedCharge[] | 
  */
 export function rateLimitFields(decision: LimitDecision, specs: LimitSpec[], now = Date.now()): { policy: string; state: string } | null {
   if (!decision.ratelimits.length) return null;
-  const byName = new Map(specs.map((s) => [s.name, s]));
-  const policy: string[] = [];
-  const state: string[] = [];
-  for (const r of decision.ratelimits) {
-    const spec = byName.get(r.name);
-    const w = spec ? Math.ceil(spec.windowMs / 1000) : 0;
-    policy.push(`"${r.name}";q=${r.limit};w=${w}`);
-    state.push(`"${r.name}";r=${r.remaining};t=${Math.max(0, Math.ceil((r.resetAt - now) / 1000))}`);
+  let policy = policies.get(specs);
+  if (policy === undefined) {
+    // The policy depends only on the limits: built once per (interned) list, not per request.
+    const byName = new Map(specs.map((s) => [s.name, s]));
+    policy = decision.ratelimits.map((r) => `"${r.name}";q=${r.limit};w=${Math.ceil((byName.get(r.name)?.windowMs ?? 0) / 1000)}`).join(', ');
+    if (decision.ratelimits.length === specs.filter((s) => s.autoApply).length) policies.set(specs, policy);
   }
-  return { policy: policy.join(', '), state: state.join(', ') };
+  let state = '';
+  for (const r of decision.ratelimits) state += `${state ? ', ' : ''}"${r.name}";r=${r.remaining};t=${Math.max(0, Math.ceil((r.resetAt - now) / 1000))}`;
+  return { policy, state };
 }
+
+const policies = new WeakMap<LimitSpec[], string>();

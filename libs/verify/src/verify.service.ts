@@ -233,7 +233,8 @@ export class VerifyService implements OnModuleDestroy {
       if (specs.length || credits || req.ratelimits?.length) {
         const charges = planCharges(specs, req.ratelimits);
         if (charges.length || credits) {
-          const decision = await this.limiter.charge(key.lineage, charges, credits ? { spec: credits, anchorMs: key.createdAtMs, cost: req.cost ?? 1 } : null);
+          const charged = this.limiter.charge(key.lineage, charges, credits ? { spec: credits, anchorMs: key.createdAtMs, cost: req.cost ?? 1 } : null);
+          const decision = charged instanceof Promise ? await charged : charged;
           limits = { decision, specs };
           if (decision.outcome !== 'ok') code = decision.outcome;
         }
