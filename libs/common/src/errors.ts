@@ -136,3 +136,19 @@ export class LatchkeyError extends Error {
 export function isLatchkeyError(err: unknown): err is LatchkeyError {
   return err instanceof LatchkeyError;
 }
+
+/**
+ * Run a parser that throws a VALIDATION_FAILED LatchkeyError and collect its message with the other problems
+ * of the same input, so one 400 lists them all. Other errors propagate.
+ */
+export function collectProblems<T>(problems: string[], parse: () => T, fallback: T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof LatchkeyError && err.code === ErrorCode.VALIDATION_FAILED) {
+      problems.push(err.message);
+      return fallback;
+    }
+    throw err;
+  }
+}

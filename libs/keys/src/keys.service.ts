@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { AuthzPath, AuthzService, Capability, keyIdentity, Principal } from '@latchkey/authz';
-import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
+import { collectProblems, ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { SuccessorDelivery } from '@latchkey/delivery';
 import { CreditsInput, CreditsSpec, decodeCredits, decodeLimits, encodeCredits, encodeLimits, LimitInput, parseCredits, parseLimits } from '@latchkey/limits';
@@ -157,8 +157,8 @@ export class KeysService {
     const meta = this.checkMeta(input.meta ?? {}, problems);
     const cidrs = this.checkCidrs(profile, input.cidrs ?? [], problems);
     // A successor keeps its predecessor's own limits and credits settings.
-    const limits = previous ? previous.limits ?? [] : this.checked(problems, () => parseLimits(input.limits), []);
-    const credits = previous ? previous.credits ?? null : this.checked(problems, () => parseCredits(input.credits), null);
+    const limits = previous ? previous.limits ?? [] : collectProblems(problems, () => parseLimits(input.limits), []);
+    const credits = previous ? previous.credits ?? null : collectProblems(problems, () => parseCredits(input.credits), null);
     if (!previous && credits && !profile.keyCredits) problems.push(`credits on a key whose profile forbids them (profile ${profile.name} sets keyCredits: false)`);
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
 
@@ -232,19 +232,6 @@ export class KeysService {
     const warnings = res.warnings?.length ? res.warnings : undefined;
     if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl, warnings };
     return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix), warnings };
-  }
-
-  /** Run a parser that throws VALIDATION_FAILED and collect its message with the other problems. */
-  private checked<T>(problems: string[], parse: () => T, fallback: T): T {
-    try {
-      return parse();
-    } catch (err) {
-      if (err instanceof LatchkeyError && err.code === ErrorCode.VALIDATION_FAILED) {
-        problems.push(err.message);
-        return fallback;
-      }
-      throw err;
-    }
   }
 
   private checkAppId(appId: string): void {

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
+import { collectProblems, ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { DERIVED_SUFFIX_RE, isProfileName, PROFILE_NAME_RE, profileOfRole } from '@latchkey/authz';
 import { CreditsInput, CreditsSpec, LimitInput, LimitSpec, parseCredits, parseLimits } from '@latchkey/limits';
@@ -152,8 +152,8 @@ export class ProfilesService {
       const v: unknown = input.selfService?.[action];
       if (v !== undefined && typeof v !== 'boolean') problems.push(`selfService.${action} must be true or false`);
     }
-    const limits = collect(problems, () => parseLimits(input.limits), []);
-    const credits = collect(problems, () => parseCredits(input.credits), null);
+    const limits = collectProblems(problems, () => parseLimits(input.limits), []);
+    const credits = collectProblems(problems, () => parseCredits(input.credits), null);
     if (input.keyCredits !== undefined && typeof input.keyCredits !== 'boolean') problems.push('keyCredits must be true or false');
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
     return {
@@ -313,15 +313,3 @@ export class ProfilesService {
   }
 }
 
-/** Run a parser that throws a VALIDATION_FAILED LatchkeyError; collect its message with the others. */
-function collect<T>(problems: string[], parse: () => T, fallback: T): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof LatchkeyError && err.code === ErrorCode.VALIDATION_FAILED) {
-      problems.push(err.message);
-      return fallback;
-    }
-    throw err;
-  }
-}

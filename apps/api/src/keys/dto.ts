@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
@@ -85,6 +86,16 @@ export class CreditsDto {
   @ValidateNested()
   @Type(() => CreditsRefillDto)
   refill?: CreditsRefillDto | null;
+}
+
+/** A list of limits in a request body (profiles and mints). */
+function LimitsField(description: string): PropertyDecorator {
+  return applyDecorators(ApiPropertyOptional({ type: [LimitDto], description }), Optional(), IsArray(), ArrayMaxSize(8), ValidateNested({ each: true }), Type(() => LimitDto));
+}
+
+/** Credits in a request body (profiles and mints); null means none. */
+function CreditsField(description: string): PropertyDecorator {
+  return applyDecorators(ApiPropertyOptional({ type: CreditsDto, nullable: true, description }), IsOptional(), ValidateIf((_, v) => v !== null), ValidateNested(), Type(() => CreditsDto));
 }
 
 export class LimitResponse {
@@ -189,19 +200,10 @@ export class ProfileDto {
   @Type(() => SelfServiceDto)
   selfService?: SelfServiceDto | null;
 
-  @ApiPropertyOptional({ type: [LimitDto], description: 'rate limits every key of this profile gets (a key may override them by name)' })
-  @Optional()
-  @IsArray()
-  @ArrayMaxSize(8)
-  @ValidateNested({ each: true })
-  @Type(() => LimitDto)
+  @LimitsField('rate limits every key of this profile gets (a key may override them by name)')
   limits?: LimitDto[];
 
-  @ApiPropertyOptional({ type: CreditsDto, nullable: true, description: 'credits every key of this profile starts with, unless it brings its own; absent or null: none' })
-  @IsOptional()
-  @ValidateIf((_, v) => v !== null)
-  @ValidateNested()
-  @Type(() => CreditsDto)
+  @CreditsField('credits every key of this profile starts with, unless it brings its own; absent or null: none')
   credits?: CreditsDto | null;
 
   @ApiPropertyOptional({ default: true, description: 'may a key of this profile carry credits of its own (at mint)?' })
@@ -289,19 +291,10 @@ export class MintKeyDto {
   @Matches(/^[0-9a-fA-F:-]{2,128}$/, { message: 'certSerial must be a certificate serial (hex)' })
   certSerial?: string;
 
-  @ApiPropertyOptional({ type: [LimitDto], description: "the key's own rate limits; they override the profile's of the same name" })
-  @Optional()
-  @IsArray()
-  @ArrayMaxSize(8)
-  @ValidateNested({ each: true })
-  @Type(() => LimitDto)
+  @LimitsField("the key's own rate limits; they override the profile's of the same name")
   limits?: LimitDto[];
 
-  @ApiPropertyOptional({ type: CreditsDto, nullable: true, description: "the key's own credits (instead of the profile's); refused when the profile sets keyCredits: false" })
-  @IsOptional()
-  @ValidateIf((_, v) => v !== null)
-  @ValidateNested()
-  @Type(() => CreditsDto)
+  @CreditsField("the key's own credits (instead of the profile's); refused when the profile sets keyCredits: false")
   credits?: CreditsDto | null;
 }
 
