@@ -224,8 +224,18 @@ describe('usage and audit events API (shared stack)', () => {
     expect(Date.parse(usage.lastUsedAt)).toBeGreaterThan(Date.now() - 120_000);
     expect(usage.daily[0]).toEqual({ date: new Date().toISOString().slice(0, 10), count: 4 });
 
-    const ev = await call(api.url, 'GET', `/v1/audit/events?keyId=${minted.keyId}&limit=500`, { token: op.token });
-    expect(ev.status).toBe(200);
+    // A page scans a bounded part of the stream (which holds every test's Vault traffic of this run): follow
+    // the cursor to the end, as a client must.
+    const items: Array<{ id: string; type: string; path?: string }> = [];
+    let next: string | null = null;
+    for (let page = 0; page < 200; page++) {
+      const r = await call(api.url, 'GET', `/v1/audit/events?keyId=${minted.keyId}&limit=500${next ? `&cursor=${next}` : ''}`, { token: op.token });
+      expect(r.status).toBe(200);
+      items.push(...r.body.items);
+      next = r.body.nextCursor;
+      if (!next) break;
+    }
+    const ev = { body: { items } };
     const types = ev.body.items.map((i: { type: string }) => i.type);
     expect(types).toContain('admin.key.mint');
     expect(types.filter((t: string) => t === 'vault.response')).toHaveLength(4);
