@@ -8,7 +8,7 @@ import { auditKeys, auditStreamKey } from '@latchkey/audit';
 import { BaoServer, freePort, redisPing, startBao, stopProcess, waitFor, which } from '@latchkey/devstack';
 import { decodeKey } from '@latchkey/keys';
 import { RunningApi, SpawnedProcess, spawnApp, startApi, waitForOutput } from './support/app';
-import { call } from './support/http';
+import { auditEvents, call } from './support/http';
 import { appManagerToken, createProfile, mintKey, operatorToken } from './support/keys';
 import { uniqueId } from './support/stack';
 
@@ -224,17 +224,8 @@ describe('usage and audit events API (shared stack)', () => {
     expect(Date.parse(usage.lastUsedAt)).toBeGreaterThan(Date.now() - 120_000);
     expect(usage.daily[0]).toEqual({ date: new Date().toISOString().slice(0, 10), count: 4 });
 
-    // A page scans a bounded part of the stream (which holds every test's Vault traffic of this run): follow
-    // the cursor to the end, as a client must.
-    const items: Array<{ id: string; type: string; path?: string }> = [];
-    let next: string | null = null;
-    for (let page = 0; page < 200; page++) {
-      const r = await call(api.url, 'GET', `/v1/audit/events?keyId=${minted.keyId}&limit=500${next ? `&cursor=${next}` : ''}`, { token: op.token });
-      expect(r.status).toBe(200);
-      items.push(...r.body.items);
-      next = r.body.nextCursor;
-      if (!next) break;
-    }
+    // A page scans a bounded part of the stream (every test's Vault traffic of this run): follow the cursor.
+    const items: Array<{ id: string; type: string; path?: string }> = await auditEvents(api.url, op.token, `keyId=${minted.keyId}`);
     const ev = { body: { items } };
     const types = ev.body.items.map((i: { type: string }) => i.type);
     expect(types).toContain('admin.key.mint');

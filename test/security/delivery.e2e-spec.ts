@@ -1,6 +1,6 @@
 import { decodeKey } from '@latchkey/keys';
 import { RunningApi, startApi } from '../support/app';
-import { call } from '../support/http';
+import { auditEvents, call } from '../support/http';
 import { appManagerToken, mintKey } from '../support/keys';
 import { rootVault, uniqueId } from '../support/stack';
 import { webhookReceiver } from '../support/webhook';
@@ -54,8 +54,8 @@ describe('security: delivery and rotation never widen who holds a key', () => {
       const rotatedMgmt = await call(url, 'POST', '/v1/keys/self/rotate', { bearer: mgmt.key, body: { grace: '1m' } });
       const rotatedPlain = await call(url, 'POST', '/v1/keys/self/rotate', { bearer: ordinary.key, body: { grace: '1m' } });
       expect([rotatedMgmt.status, rotatedPlain.status]).toEqual([201, 201]);
-      const events = await call(url, 'GET', `/v1/audit/events?appId=${appId}&type=admin.key.self-rotate&limit=10`, { token: rootToken() });
-      const detail = (keyId: string) => events.body.items.find((e: { keyId: string }) => e.keyId === keyId)?.detail as string;
+      const events = await auditEvents(url, rootToken(), `appId=${appId}&type=admin.key.self-rotate`);
+      const detail = (keyId: string) => events.find((e: { keyId: string }) => e.keyId === keyId)?.detail as string;
       expect(detail(mgmt.keyId)).toMatch(/kv only \(carries latchkey policies\)/);
       expect(detail(ordinary.keyId)).toMatch(/webhook queued/);
       // The KV copy is there for the app's delivery readers.

@@ -24,3 +24,21 @@ export async function call(
   }
   return { status: res.status, body, headers: res.headers };
 }
+
+/**
+ * Every audit event matching `query` (e.g. `keyId=…&type=…`), following the cursor to the end: a page scans a
+ * bounded part of the stream, which in a test run holds every test's Vault traffic, so one page may hold
+ * fewer items than asked for (even none) and still carry a cursor.
+ */
+export async function auditEvents(base: string, token: string, query: string): Promise<any[]> {
+  const items: any[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 500; page++) {
+    const r = await call(base, 'GET', `/v1/audit/events?${query}&limit=500${cursor ? `&cursor=${cursor}` : ''}`, { token });
+    if (r.status !== 200) throw new Error(`audit events: ${r.status} ${JSON.stringify(r.body)}`);
+    items.push(...r.body.items);
+    cursor = r.body.nextCursor;
+    if (!cursor) return items;
+  }
+  throw new Error('audit events: more than 500 pages');
+}
