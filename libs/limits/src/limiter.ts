@@ -174,24 +174,24 @@ export class RateLimiter {
     const giveBack = () => {
       for (const l of taken) this.local.refund(keyId, l.spec, l.cost);
     };
-    let localDegraded = false;
+    // Limits decided on this instance's share because Redis cannot be reached: checked as they come, charged
+    // only once every other check has passed, so a refused verify spends nothing there either.
+    const onShare: LimitCharge[] = [];
+    const unreachable = () => {
+      this.down();
+      fallbackTotal.inc();
+    };
     for (const l of locals) {
       let ok: boolean;
       try {
         ok = await this.local.take(keyId, l.spec, l.cost);
       } catch {
-        // No lease without Redis: this instance's share, like strict limits.
-        this.down();
-        fallbackTotal.inc();
-        localDegraded = true;
-        const id = this.store.limitKey(keyId, l.spec.name);
-        ok = this.fallback.fits(id, l.spec, l.cost, this.liveInstances);
-        if (ok) this.fallback.charge(id, l.spec, l.cost);
-        const s = this.fallback.state(id, l.spec, this.liveInstances);
-        states.set(l.spec.name, { name: l.spec.name, limit: l.spec.limit, remaining: Math.max(0, s.limit - s.used), resetAt: t + s.resetInMs });
-        if (!ok) {
+        unreachable();
+        onShare.push(l);
+        const refusal = this.checkOnShare(keyId, [l], t, states);
+        if (refusal !== null) {
           giveBack();
-          return refuse('RATE_LIMITED', s.resetInMs, null, true);
+          return refuse('RATE_LIMITED', refusal, null, true);
         }
         continue;
       }
@@ -205,7 +205,6 @@ export class RateLimiter {
     }
 
     let creditsLeft: number | null = null;
-    let degraded = localDegraded;
     if (stricts.length || credits) {
       try {
         const r = await this.store.charge(keyId, stricts, credits, t);
@@ -221,38 +220,47 @@ export class RateLimiter {
         }
       } catch (err) {
         if (err instanceof LatchkeyError) throw err;
-        this.down();
-        fallbackTotal.inc();
+        unreachable();
         if (credits) {
           giveBack();
           throw new LatchkeyError(ErrorCode.REDIS_UNAVAILABLE, 'credits cannot be checked now (Redis unreachable); retry shortly', { retryAfter: 1 });
         }
-        degraded = true;
-        const n = this.liveInstances;
-        for (const l of stricts) {
-          const id = this.store.limitKey(keyId, l.spec.name);
-          const s = this.fallback.state(id, l.spec, n);
-          states.set(l.spec.name, { name: l.spec.name, limit: l.spec.limit, remaining: Math.max(0, s.limit - s.used), resetAt: t + s.resetInMs });
-          if (!this.fallback.fits(id, l.spec, l.cost, n)) {
-            giveBack();
-            return refuse('RATE_LIMITED', s.resetInMs, null, true);
-          }
+        const refusal = this.checkOnShare(keyId, stricts, t, states);
+        if (refusal !== null) {
+          giveBack();
+          return refuse('RATE_LIMITED', refusal, null, true);
         }
-        for (const l of stricts) {
-          const id = this.store.limitKey(keyId, l.spec.name);
-          this.fallback.charge(id, l.spec, l.cost);
-          const s = this.fallback.state(id, l.spec, n);
-          states.set(l.spec.name, { name: l.spec.name, limit: l.spec.limit, remaining: Math.max(0, s.limit - s.used), resetAt: t + s.resetInMs });
-        }
+        onShare.push(...stricts);
       }
+    }
+    for (const l of onShare) {
+      const id = this.store.limitKey(keyId, l.spec.name);
+      this.fallback.charge(id, l.spec, l.cost);
+      states.set(l.spec.name, this.shareState(id, l.spec, t));
     }
     return {
       outcome: 'ok',
       ratelimits: limits.map((l) => states.get(l.spec.name) ?? this.localState(keyId, l.spec, t)),
       credits: credits ? { remaining: creditsLeft ?? 0 } : null,
       retryAfterMs: null,
-      degraded,
+      degraded: onShare.length > 0,
     };
+  }
+
+  /** Do these charges fit this instance's share? Records their state; returns the refusing window's ms to reset, or null. */
+  private checkOnShare(keyId: string, charges: LimitCharge[], t: number, states: Map<string, LimitState>): number | null {
+    for (const l of charges) {
+      const id = this.store.limitKey(keyId, l.spec.name);
+      const state = this.shareState(id, l.spec, t);
+      states.set(l.spec.name, state);
+      if (!this.fallback.fits(id, l.spec, l.cost, this.liveInstances)) return state.resetAt - t;
+    }
+    return null;
+  }
+
+  private shareState(id: string, spec: LimitSpec, t: number): LimitState {
+    const s = this.fallback.state(id, spec, this.liveInstances);
+    return { name: spec.name, limit: spec.limit, remaining: Math.max(0, s.limit - s.used), resetAt: t + s.resetInMs };
   }
 
   private localState(keyId: string, spec: LimitSpec, t: number): LimitState {
