@@ -4,7 +4,7 @@ import { AuthzPath, AuthzService, Capability, keyIdentity, Principal } from '@la
 import { collectProblems, ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { SuccessorDelivery } from '@latchkey/delivery';
-import { CreditsInput, CreditsSpec, decodeCredits, decodeLimits, encodeCredits, encodeLimits, LimitInput, parseCredits, parseLimits } from '@latchkey/limits';
+import { CreditsInput, decodeCredits, decodeLimits, encodeCredits, encodeLimits, LimitInput, parseCredits, parseLimits } from '@latchkey/limits';
 import { JOB, JOB_QUEUE, JobsProducer, jobId } from '@latchkey/jobs';
 import { RevocationBus } from '@latchkey/revocation';
 import { TokenLookup, VaultClient, VaultResponse } from '@latchkey/vault';
@@ -740,6 +740,7 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
   const identity = keyIdentity(l, rolePrefix);
   if (!identity) return null;
   const meta = l.meta ?? {};
+  const credits = decodeCredits(meta.latchkey_credits);
   const own = Object.fromEntries(Object.entries(meta).filter(([k]) => !k.startsWith('latchkey_')));
   return {
     keyId: l.accessor,
@@ -758,7 +759,7 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
     ...(meta.latchkey_lineage ? { lineage: meta.latchkey_lineage } : {}),
     ...(meta.latchkey_cert ? { certSerial: meta.latchkey_cert } : {}),
     ...(meta.latchkey_limits ? { limits: decodeLimits(meta.latchkey_limits) } : {}),
-    ...(decodeCredits(meta.latchkey_credits) ? { credits: decodeCredits(meta.latchkey_credits) as CreditsSpec } : {}),
+    ...(credits ? { credits } : {}),
   };
 }
 
