@@ -154,6 +154,8 @@ describe('security: no policy grant without possession', () => {
 
   const universe = ['sec-a', 'sec-b', 'sec-c', 'default', 'latchkey-operator', 'latchkey-service', 'latchkey-app-zz'];
   const reserved = new Set(['latchkey-service', 'latchkey-app-zz']);
+  /** A random caller: policies it holds, whether it may grant sec-c by sudo, and the policies it asks to grant. */
+  const caller = [fc.subarray(['sec-a', 'sec-b', 'latchkey-operator']), fc.boolean(), fc.subarray(universe, { minLength: 1 })] as const;
   /** The rule, written independently of the implementation. */
   const grantable = (held: string[], delegatedC: boolean) => (p: string) =>
     !reserved.has(p) && (held.includes(p) || p === 'default' || (delegatedC && p === 'sec-c'));
@@ -161,9 +163,7 @@ describe('security: no policy grant without possession', () => {
   it('property: a profile write succeeds exactly when every policy is held, delegated by sudo, and not reserved', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.subarray(['sec-a', 'sec-b', 'latchkey-operator']),
-        fc.boolean(),
-        fc.subarray(universe, { minLength: 1 }),
+        ...caller,
         async (held, delegatedC, wanted) => {
           const { token } = await vaultToken([writer, ...held, ...(delegatedC ? [sudoC] : [])]);
           const res = await call(url, 'PUT', `/v1/profiles/${uniqueId('prop')}`, { token, body: { allowedPolicies: wanted, maxTtl: '1h' } });
@@ -181,9 +181,7 @@ describe('security: no policy grant without possession', () => {
     const app = uniqueId('app');
     await fc.assert(
       fc.asyncProperty(
-        fc.subarray(['sec-a', 'sec-b', 'latchkey-operator']),
-        fc.boolean(),
-        fc.subarray(universe, { minLength: 1 }),
+        ...caller,
         async (held, delegatedC, wanted) => {
           const { token } = await vaultToken([writer, ...held, ...(delegatedC ? [sudoC] : [])]);
           const res = await call(url, 'POST', '/v1/keys', { token, body: { appId: app, profile: wide, name: uniqueId('k'), ttl: '1h', policies: wanted } });
