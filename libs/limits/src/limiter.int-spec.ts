@@ -87,6 +87,35 @@ describe('RateLimiter (real Redis)', () => {
     expect((await l.store.readLimit(id2, spec)).used).toBe(0);
   });
 
+  it('strict: charges made in the same turn go to Redis as one script call per 64, each decided in arrival order', async () => {
+    const l = await limiter();
+    const calls: number[] = [];
+    const conn = conns[conns.length - 1] as unknown as { lkCharge: (...a: unknown[]) => Promise<number[]> };
+    const real = conn.lkCharge.bind(conn);
+    conn.lkCharge = (...a: unknown[]) => {
+      calls.push(Number(a[0]));
+      return real(...a);
+    };
+    const id = keyId();
+    const spec = strict(1000, 10_000, 'tokens');
+    // Same key, no await between: 600 passes, 500 would go over and spends nothing, so 400 still fits.
+    const same = await Promise.all([600, 500, 400].map((cost) => l.charge(id, [{ spec, cost }], null)));
+    expect(same.map((r) => r.outcome)).toEqual(['ok', 'RATE_LIMITED', 'ok']);
+    expect(same.map((r) => r.ratelimits[0].remaining)).toEqual([400, 400, 0]);
+    expect(calls).toEqual([3]);
+    // 150 keys with a credit balance each, in one turn: three script calls (64 + 64 + 22), every answer its own.
+    calls.length = 0;
+    const ids = Array.from({ length: 150 }, () => keyId());
+    const credits: CreditsSpec = { remaining: 7, refill: null };
+    const many = await Promise.all(ids.map((k, i) => l.charge(k, [{ spec: strict(5), cost: 1 + (i % 2) }], { spec: credits, anchorMs: 0, cost: 1 + (i % 3) })));
+    expect(calls).toEqual([128, 128, 44]);
+    many.forEach((r, i) => {
+      expect(r.outcome).toBe('ok');
+      expect(r.credits).toEqual({ remaining: 7 - (1 + (i % 3)) });
+      expect(r.ratelimits[0].remaining).toBe(5 - (1 + (i % 2)));
+    });
+  });
+
   it('refills once per period, however many instances and restarts see the period change', async () => {
     let now = 10_000;
     const clock = () => now;

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { Counter, register } from 'prom-client';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { CreditsCharge, RedisLimitStore } from './redis-store';
-import { FallbackWindows, LocalWindows } from './local';
+import { FallbackWindows, LimitState, LocalWindows } from './local';
 import type { LimitSpec } from './specs';
 
 function metric<T>(name: string, make: () => T): T {
@@ -19,13 +19,7 @@ export interface LimitCharge {
   cost: number;
 }
 
-export interface LimitState {
-  name: string;
-  limit: number;
-  remaining: number;
-  /** When the current window ends (ms epoch). */
-  resetAt: number;
-}
+export type { LimitState } from './local';
 
 export interface LimitDecision {
   outcome: 'ok' | 'RATE_LIMITED' | 'USAGE_EXCEEDED';
@@ -75,7 +69,7 @@ export class RateLimiter {
     this.now = opts.now ?? Date.now;
     this.syncMs = Math.min(1000, opts.syncMs ?? 1000);
     this.liveMs = opts.liveMs ?? 5000;
-    this.store = new RedisLimitStore(redis, opts.prefix);
+    this.store = new RedisLimitStore(redis, opts.prefix, this.now);
     this.local = new LocalWindows(redis, (k, n) => this.store.limitKey(k, n), this.now, () => this.liveInstances);
     this.fallback = new FallbackWindows(this.now);
   }
@@ -147,11 +141,10 @@ export class RateLimiter {
    * request named, with their cost); `credits` is null for keys without credits.
    */
   charge(keyId: string, limits: LimitCharge[], credits: CreditsCharge | null): LimitDecision | Promise<LimitDecision> {
-    // Local limits only, with the units in hand: decided without a promise (the verify hot path's common case).
-    if (!credits && limits.every((l) => l.spec.mode === 'local' && this.local.inHand(keyId, l.spec, l.cost))) {
-      const t = this.now();
-      for (const l of limits) this.local.take(keyId, l.spec, l.cost);
-      return { outcome: 'ok', ratelimits: limits.map((l) => this.localState(keyId, l.spec, t)), credits: null, retryAfterMs: null, degraded: false };
+    // Local limits only, with the units in hand: decided in memory, without a promise (the verify hot path's common case).
+    if (!credits) {
+      const states = this.local.takeInHand(keyId, limits, this.now());
+      if (states) return { outcome: 'ok', ratelimits: states, credits: null, retryAfterMs: null, degraded: false };
     }
     return this.chargeAsync(keyId, limits, credits);
   }
@@ -207,7 +200,7 @@ export class RateLimiter {
     let creditsLeft: number | null = null;
     if (stricts.length || credits) {
       try {
-        const r = await this.store.charge(keyId, stricts, credits, t);
+        const r = await this.store.charge(keyId, stricts, credits);
         this.recovered();
         r.limits.forEach((s, i) => {
           const spec = stricts[i].spec;

@@ -1,6 +1,15 @@
 import type { Redis } from 'ioredis';
 import type { LimitSpec } from './specs';
 
+/** A limit's state as a verify reports it. */
+export interface LimitState {
+  name: string;
+  limit: number;
+  remaining: number;
+  /** When the current window ends (ms epoch). */
+  resetAt: number;
+}
+
 /**
  * Lease a share of a limit's window. KEYS: the window counter (units handed out, the same counter strict
  * limits charge). ARGV: at least (the charge's cost), limit, windowMs, live instances.
@@ -126,10 +135,28 @@ export class LocalWindows {
     return true;
   }
 
-  /** Are `cost` units in hand right now (no Redis needed)? Pure. */
-  inHand(keyId: string, spec: LimitSpec, cost: number): boolean {
-    const l = this.lease(keyId, spec);
-    return l.used + cost <= l.leased;
+  /**
+   * The verify hot path: take every charge from leases in hand, all or none, in memory only. Returns each
+   * limit's state after the charge, or null when a charge is not a local limit or its units are not in hand
+   * (the caller then takes the asynchronous path).
+   */
+  takeInHand(keyId: string, charges: ReadonlyArray<{ spec: LimitSpec; cost: number }>, t: number): LimitState[] | null {
+    const byName = this.leases.get(keyId);
+    if (!byName) return null;
+    for (const c of charges) {
+      if (c.spec.mode !== 'local') return null;
+      const l = byName.get(c.spec.name);
+      if (!l || l.spec.limit !== c.spec.limit || l.spec.windowMs !== c.spec.windowMs || t >= l.endsAt || l.used + c.cost > l.leased) return null;
+    }
+    const states: LimitState[] = [];
+    for (const c of charges) {
+      const l = byName.get(c.spec.name)!;
+      l.used += c.cost;
+      l.lastUse = t;
+      if (l.leased - l.used < l.lastGrant / 2 && l.outstanding < l.spec.limit && !l.fetching) void this.fetch(l, 1).catch(() => undefined);
+      states.push({ name: c.spec.name, limit: c.spec.limit, remaining: Math.max(0, c.spec.limit - Math.max(0, l.outstanding - (l.leased - l.used))), resetAt: l.endsAt });
+    }
+    return states;
   }
 
   /** Give back units taken for a verify that a later check refused. */

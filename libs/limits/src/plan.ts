@@ -14,7 +14,15 @@ export interface RequestedCharge {
  * pass), is bad input: 400, not a verdict.
  */
 export function planCharges(limits: LimitSpec[], requested: RequestedCharge[] | undefined): LimitCharge[] {
-  if (!requested?.length) return limits.filter((l) => l.autoApply).map((spec) => ({ spec, cost: 1 }));
+  if (!requested?.length) {
+    // The common case depends on the (interned) list only: planned once, not per verify.
+    let auto = autoCharges.get(limits);
+    if (!auto) {
+      auto = limits.filter((l) => l.autoApply).map((spec) => ({ spec, cost: 1 }));
+      autoCharges.set(limits, auto);
+    }
+    return auto;
+  }
   const byName = new Map(limits.map((l) => [l.name, l]));
   const costs = new Map<string, number>();
   for (const r of requested) {
@@ -53,3 +61,4 @@ export function rateLimitFields(decision: LimitDecision, specs: LimitSpec[], now
 }
 
 const policies = new WeakMap<LimitSpec[], string>();
+const autoCharges = new WeakMap<LimitSpec[], LimitCharge[]>();

@@ -132,7 +132,8 @@ class KeyVerdict implements VerifyResult {
     const { decision, specs } = this.#limits;
     const fields = rateLimitFields(decision, specs);
     const retryAfterSeconds = decision.retryAfterMs === null ? null : Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-    return fields ? { ...fields, retryAfterSeconds } : retryAfterSeconds === null ? null : { policy: '', state: '', retryAfterSeconds };
+    if (fields) return { policy: fields.policy, state: fields.state, retryAfterSeconds };
+    return retryAfterSeconds === null ? null : { policy: '', state: '', retryAfterSeconds };
   }
 
   toJSON(): VerifyResult {
