@@ -1,7 +1,10 @@
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
 import { mintKey } from './support/keys';
-import { rootVault, uniqueId } from './support/stack';
+import { Redis } from 'ioredis';
+import { decodeKey } from '@latchkey/keys';
+import { dumpKeys } from './support/redis-dump';
+import { redisPrefix, rootVault, testConfig, uniqueId } from './support/stack';
 
 /**
  * Rate limits and credits enforced on verify and forward auth (issue 12): exact across three api instances
@@ -109,5 +112,24 @@ describe('limits and credits on verify', () => {
     const next = await codes(9);
     expect(next.filter((c) => c === 'VALID').length).toBe(3);
     expect(next.filter((c) => c === 'USAGE_EXCEEDED').length).toBe(6);
+  });
+
+  it('keeps limit and credit state under the key id (its accessor), never the key or its Vault token', async () => {
+    const p = await profile({ limits: [{ name: 'requests', limit: 50, window: '60s' }, { name: 'burst', limit: 50, window: '60s', mode: 'local' }], credits: { remaining: 20 } });
+    const k = await mintKey(url(), rootToken(), { appId: uniqueId('app'), profile: p, name: 'k' });
+    for (let i = 0; i < 3; i++) expect((await verifyOn(i, { key: k.key })).body.code).toBe('VALID');
+    const decoded = decodeKey(k.key, testConfig().keyPrefix);
+    if (!decoded.ok) throw new Error('minted key does not decode');
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    try {
+      const names: string[] = [];
+      for await (const { name, text } of dumpKeys(redis, `${redisPrefix()}*{${k.keyId}}*`)) {
+        names.push(name.slice(redisPrefix().length));
+        for (const secret of [k.key, decoded.token]) expect(name.includes(secret) || text.includes(secret) ? `${name} holds a secret` : null).toBeNull();
+      }
+      expect(names.sort()).toEqual([`:credits:{${k.keyId}}`, `:rl:{${k.keyId}}:burst`, `:rl:{${k.keyId}}:requests`]);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

@@ -92,6 +92,38 @@ http {
       add_header RateLimit-Policy $latchkey_ratelimit_policy always;
       proxy_pass http://127.0.0.1:${upstreamPort};
     }
+    # The README's recipe for limits: auth_request cannot relay a 429, so latchkey refuses with 403 when asked,
+    # and nginx maps X-Latchkey-Code back to 429 with the retry hint and the RateLimit fields.
+    location = /_latchkey_limits {
+      internal;
+      proxy_pass http://latchkey/v1/auth;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Latchkey-Limited-Status 403;
+    }
+    location /limited/ {
+      auth_request /_latchkey_limits;
+      auth_request_set $latchkey_code $upstream_http_x_latchkey_code;
+      auth_request_set $latchkey_retry_after $upstream_http_retry_after;
+      auth_request_set $latchkey_ratelimit $upstream_http_ratelimit;
+      auth_request_set $latchkey_ratelimit_policy $upstream_http_ratelimit_policy;
+      add_header RateLimit $latchkey_ratelimit always;
+      add_header RateLimit-Policy $latchkey_ratelimit_policy always;
+      error_page 403 = @latchkey_refused;
+      proxy_pass http://127.0.0.1:${upstreamPort};
+    }
+    location @latchkey_refused {
+      add_header X-Latchkey-Code $latchkey_code always;
+      add_header RateLimit $latchkey_ratelimit always;
+      add_header RateLimit-Policy $latchkey_ratelimit_policy always;
+      add_header Retry-After $latchkey_retry_after always;
+      if ($latchkey_code = RATE_LIMITED) { return 429; }
+      if ($latchkey_code = USAGE_EXCEEDED) { return 429; }
+      return 403;
+    }
   }
 }
 `;
@@ -162,5 +194,37 @@ http {
     expect(res.status).toBe(200);
     expect(res.headers.get('ratelimit-policy')).toBe('"requests";q=5;w=60');
     expect(res.headers.get('ratelimit')).toMatch(/^"requests";r=4;t=(59|60)$/);
+  });
+
+  it('answers 429 with Retry-After and the RateLimit fields when a limit refuses, through the recipe that maps the 403 back', async () => {
+    const name = uniqueId('lim');
+    const put = await call(api.url, 'PUT', `/v1/profiles/${name}`, { token: op, body: { allowedPolicies: ['default'], ttl: '1h', maxTtl: '24h', limits: [{ name: 'requests', limit: 2, window: '60s' }] } });
+    expect(put.status).toBe(201);
+    const k = await mintKey(api.url, op, { appId: uniqueId('app'), profile: name, name: 'lim' });
+    const statuses: number[] = [];
+    let refused: Response | null = null;
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base}/limited/1`, { headers: { 'x-api-key': k.key } });
+      statuses.push(res.status);
+      if (res.status !== 200) refused = res;
+      else await res.arrayBuffer();
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(refused!.headers.get('x-latchkey-code')).toBe('RATE_LIMITED');
+    expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThanOrEqual(58);
+    expect(refused!.headers.get('ratelimit')).toMatch(/^"requests";r=0;t=(5[89]|60)$/);
+    expect(refused!.headers.get('ratelimit-policy')).toBe('"requests";q=2;w=60');
+    // Other refusals keep their status through the same recipe, and without the recipe's header latchkey answers 429.
+    expect((await fetch(`${base}/limited/1`, { headers: { 'x-api-key': 'lk_definitely_not' } })).status).toBe(401);
+    const direct = await fetch(`${api.url}/v1/auth`, { headers: { 'x-api-key': k.key } });
+    expect(direct.status).toBe(429);
+    const asked = await fetch(`${api.url}/v1/auth`, { headers: { 'x-api-key': k.key, 'x-latchkey-limited-status': '403' } });
+    expect([asked.status, asked.headers.get('x-latchkey-code')]).toEqual([403, 'RATE_LIMITED']);
+  });
+
+  it('keeps a CIDR refusal a 403 through the limits recipe', async () => {
+    const k = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'cidr2', cidrs: ['10.0.0.0/8'] });
+    const res = await fetch(`${base}/limited/1`, { headers: { 'x-api-key': k.key } });
+    expect([res.status, res.headers.get('x-latchkey-code')]).toEqual([403, 'FORBIDDEN_IP']);
   });
 });

@@ -72,6 +72,8 @@ export const verifyResultSchema = {
 
 const AUTH_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const BEARER_RE = /^Bearer\s+(\S+)$/i;
+/** A gateway that cannot relay a 429 (nginx auth_request) asks for refusals by limits or credits as 403. */
+const LIMITED_STATUS_HEADER = 'x-latchkey-limited-status';
 
 interface VerifyBody {
   key: string;
@@ -151,7 +153,9 @@ export function registerVerifyRoutes(
       }
       if (result.code === 'RATE_LIMITED' || result.code === 'USAGE_EXCEEDED') {
         if (limits?.retryAfterSeconds) void reply.header('Retry-After', String(limits.retryAfterSeconds));
-        void reply.code(429).header('X-Latchkey-Code', result.code).send();
+        // nginx auth_request turns any status but 2xx, 401 and 403 into a 500: its recipe asks for a 403 and maps
+        // X-Latchkey-Code back to 429 itself. Only the refusal's status changes; a client that sends it gains nothing.
+        void reply.code(req.headers[LIMITED_STATUS_HEADER] === '403' ? 403 : 429).header('X-Latchkey-Code', result.code).send();
         return;
       }
       const status = result.code === 'MALFORMED' || result.code === 'NOT_FOUND' ? 401 : 403;
@@ -239,6 +243,14 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
           'comma-separated policies the key must carry, set by the gateway. Read unless LATCHKEY_AUTH_PERMISSIONS_FROM=query. Repeated headers add requirements; an empty value adds none and removes none.',
       },
       {
+        name: 'X-Latchkey-Limited-Status',
+        in: 'header' as const,
+        required: false,
+        schema: { type: 'string', enum: ['403'] },
+        description:
+          'set by a gateway that cannot relay a 429 (nginx auth_request answers 500 for it): refusals by a rate limit or credits come as 403 with the same X-Latchkey-Code, Retry-After and RateLimit fields, for the gateway to map back to 429.',
+      },
+      {
         name: 'permissions',
         in: 'query' as const,
         required: false,
@@ -265,7 +277,7 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
         headers: { 'Retry-After': { schema: { type: 'integer' } }, 'RateLimit-Policy': { schema: { type: 'string' } }, RateLimit: { schema: { type: 'string' } } },
       },
       401: { description: 'missing, malformed or unknown key' },
-      403: { description: 'CIDR, permission or client-certificate failure (X-Latchkey-Code: FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH)' },
+      403: { description: 'CIDR, permission or client-certificate failure (X-Latchkey-Code: FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH); with X-Latchkey-Limited-Status: 403, also a refusal by limits or credits (RATE_LIMITED, USAGE_EXCEEDED) with the headers of the 429' },
       503: err,
     },
   });
