@@ -1,6 +1,7 @@
 # latchkey's own identity (api and worker). Grants exactly what latchkey does in Vault.
 # Role names and mounts assume the defaults (LATCHKEY_ROLE_PREFIX=latchkey-,
-# PKI_MOUNT=pki_latchkey, KV_MOUNT=latchkey-kv); adjust the paths if you change them.
+# PKI_MOUNT=pki_latchkey, KV_MOUNT=latchkey-kv, TRANSIT_MOUNT=latchkey-transit,
+# TOKEN_SIGNING_KEY=latchkey-tokens); adjust the paths if you change them.
 
 # Profiles are token roles named latchkey-<profile>[-c<cidr hash>].
 path "auth/token/roles/latchkey-*" {
@@ -77,5 +78,16 @@ path "sys/policies/acl" {
 # Authorization: what a caller's token may do on latchkey's virtual paths, asked by accessor
 # (keys carry no `default` policy, so they cannot ask capabilities-self themselves).
 path "sys/capabilities-accessor" {
+  capabilities = ["update"]
+}
+# Token exchange: sign access tokens with the Transit key (the private key never leaves Vault), read its
+# public versions for the JWKS, and rotate it on schedule (worker).
+path "latchkey-transit/sign/latchkey-tokens" {
+  capabilities = ["update"]
+}
+path "latchkey-transit/keys/latchkey-tokens" {
+  capabilities = ["read"]
+}
+path "latchkey-transit/keys/latchkey-tokens/rotate" {
   capabilities = ["update"]
 }

@@ -10,6 +10,9 @@ import { CertVerifier } from '@latchkey/certs';
 import { VerifyService } from '@latchkey/verify';
 import { AppModule } from './app.module';
 import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.routes';
+import { documentOAuthRoutes, registerOAuthRoutes } from './oauth/oauth.routes';
+import { ProfilesService } from '@latchkey/keys';
+import { TokenKeyring } from '@latchkey/tokens';
 import { ErrorFilter, mapError, sendError } from './http/error-filter';
 import { createValidationPipe } from './http/validation';
 import { declareFrameworkErrors, ErrorResponse } from './http/api-errors';
@@ -74,6 +77,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   });
 
   registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
+  registerOAuthRoutes(fastify, { verifier: app.get(VerifyService), keyring: app.get(TokenKeyring), profiles: app.get(ProfilesService), identity: app.get(ClientIdentityResolver), config });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(
     new ErrorFilter((req, reply) => {
@@ -96,6 +100,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     { extraModels: [ErrorResponse] },
   );
   documentVerifyRoutes(doc);
+  documentOAuthRoutes(doc);
   declareFrameworkErrors(doc);
   SwaggerModule.setup('docs', app, doc, { jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
   return app;

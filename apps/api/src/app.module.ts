@@ -5,6 +5,7 @@ import { VaultModule } from '@latchkey/vault';
 import { KeysModule } from '@latchkey/keys';
 import { RevocationModule } from '@latchkey/revocation';
 import { VerifyModule } from '@latchkey/verify';
+import { TokensModule } from '@latchkey/tokens';
 import { HealthModule } from './health/health.module';
 import { ApiAuthModule } from './auth/auth.module';
 import { KeysController, SelfKeysController, UnwrapController } from './keys/keys.controller';
@@ -19,7 +20,7 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, KeysModule, VerifyModule, AdminModule, CertsHttpModule, AuditHttpModule, ApiAuthModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, TokensModule, KeysModule, VerifyModule, AdminModule, CertsHttpModule, AuditHttpModule, ApiAuthModule],
       controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
     };
   }

@@ -97,6 +97,22 @@ export interface AppConfig {
     rotationMinIntervalSeconds: number;
     rotationPause: { after: 'minted' | 'delivered'; ms: number } | null;
   };
+  /**
+   * Token exchange: JWT access tokens signed by a Vault Transit key (`<transitMount>/sign/<signingKey>`).
+   * audiences[0] is the default `aud`; jwksMaxAgeMs is how long verifiers may cache the JWKS, so a new key
+   * version signs only once it has been published that long; maxTtlSeconds bounds every profile's tokenTtl
+   * and how long a retired version stays published.
+   */
+  tokens: {
+    transitMount: string;
+    signingKey: string;
+    algorithm: 'ES256' | 'EdDSA';
+    issuer: string;
+    audiences: string[];
+    maxTtlSeconds: number;
+    jwksMaxAgeMs: number;
+    rotateEveryMs: number;
+  };
   /** Delivery of rotated secrets (Vault KV, signed webhooks). */
   delivery: {
     wrapTtlSeconds: number;
@@ -202,6 +218,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
 
   const ms = (v: string | undefined, dflt: string) => (parseDuration(v ?? dflt) as number) * 1000;
 
+  // The issuer is where clients reach latchkey; without LATCHKEY_ISSUER, the listener's own address.
+  const issuer = (raw.LATCHKEY_ISSUER ?? `http://${raw.LATCHKEY_HOST ?? '127.0.0.1'}:${raw.LATCHKEY_PORT ?? 8080}`).replace(/\/+$/, '');
+
   const config: AppConfig = {
     http: {
       host: raw.LATCHKEY_HOST ?? '127.0.0.1',
@@ -270,6 +289,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       lockDurationMs: Math.max(1000, ms(raw.JOB_LOCK_DURATION, '30s')),
       rotationMinIntervalSeconds: Math.max(1, parseDuration(raw.ROTATION_MIN_INTERVAL ?? '60s') as number),
       rotationPause: raw.ROTATION_PAUSE_AFTER ? { after: raw.ROTATION_PAUSE_AFTER as 'minted' | 'delivered', ms: ms(raw.ROTATION_PAUSE, '30s') } : null,
+    },
+    tokens: {
+      transitMount: raw.TRANSIT_MOUNT ?? 'latchkey-transit',
+      signingKey: raw.TOKEN_SIGNING_KEY ?? 'latchkey-tokens',
+      algorithm: (raw.TOKEN_ALG ?? 'ES256') as 'ES256' | 'EdDSA',
+      issuer,
+      audiences: raw.TOKEN_AUDIENCES ? raw.TOKEN_AUDIENCES.split(',').map((a) => a.trim()) : [issuer],
+      maxTtlSeconds: Math.max(1, parseDuration(raw.TOKEN_MAX_TTL ?? '1h') as number),
+      jwksMaxAgeMs: ms(raw.JWKS_MAX_AGE, '5m'),
+      rotateEveryMs: ms(raw.TOKEN_KEY_ROTATE_EVERY, '30d'),
     },
     delivery: {
       wrapTtlSeconds: Math.max(1, parseDuration(raw.DELIVERY_WRAP_TTL ?? '1h') as number),

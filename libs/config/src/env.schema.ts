@@ -164,6 +164,17 @@ export class EnvSchema {
   @IsOptional() @IsIn(['true', 'false', '1', '0']) WEBHOOK_ALLOW_HTTP?: string;
   /** Let webhooks reach loopback, private, link-local and other non-public addresses (development only). */
   @IsOptional() @IsIn(['true', 'false', '1', '0']) WEBHOOK_ALLOW_PRIVATE?: string;
+  /** Token exchange (OAuth 2.0 client credentials, JWTs signed by Vault Transit). */
+  @IsOptional() @Matches(/^[A-Za-z0-9_-][A-Za-z0-9_./-]{0,127}$/, { message: 'TRANSIT_MOUNT must be a Vault mount path' }) TRANSIT_MOUNT?: string;
+  @IsOptional() @Matches(/^[A-Za-z0-9_-]{1,128}$/, { message: 'TOKEN_SIGNING_KEY must be 1-128 of A-Z a-z 0-9 _ -' }) TOKEN_SIGNING_KEY?: string;
+  @IsOptional() @IsIn(['ES256', 'EdDSA'], { message: 'TOKEN_ALG must be ES256 or EdDSA' }) TOKEN_ALG?: string;
+  /** The `iss` of every token and the issuer of the metadata document (an https URL in production). */
+  @IsOptional() @Matches(/^https?:\/\/[^\s?#]+$/, { message: 'LATCHKEY_ISSUER must be an http(s) URL without query or fragment' }) LATCHKEY_ISSUER?: string;
+  /** Audiences a token may be issued for (comma list); the first is the default. */
+  @IsOptional() @Matches(/^[^\s,]+(\s*,\s*[^\s,]+)*$/, { message: 'TOKEN_AUDIENCES must be a comma-separated list' }) TOKEN_AUDIENCES?: string;
+  @IsOptional() @IsDuration() TOKEN_MAX_TTL?: string;
+  @IsOptional() @IsDuration() JWKS_MAX_AGE?: string;
+  @IsOptional() @IsDuration() TOKEN_KEY_ROTATE_EVERY?: string;
   /** Comma list of CIDRs webhooks may reach although they are not public (e.g. an internal receiver's subnet). */
   @IsOptional()
   @Transform(emptyToUndefined)

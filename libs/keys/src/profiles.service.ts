@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { collectProblems, ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
+import { collectProblems, ErrorCode, LatchkeyError, formatDuration, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { DERIVED_SUFFIX_RE, isProfileName, PROFILE_NAME_RE, profileOfRole } from '@latchkey/authz';
 import { CreditsInput, CreditsSpec, LimitInput, LimitSpec, parseCredits, parseLimits } from '@latchkey/limits';
@@ -45,6 +45,8 @@ export interface Profile {
   credits: CreditsSpec | null;
   /** May a key of this profile carry credits of its own? */
   keyCredits: boolean;
+  /** Lifetime of the access tokens its keys obtain at the token endpoint (never past the key's own expiry). */
+  tokenTtlSeconds: number;
 }
 
 export interface ProfileInput {
@@ -60,7 +62,11 @@ export interface ProfileInput {
   limits?: LimitInput[];
   credits?: CreditsInput | null;
   keyCredits?: boolean;
+  tokenTtl?: string | number;
 }
+
+/** Access tokens live 5 minutes unless a profile says otherwise. */
+export const DEFAULT_TOKEN_TTL_SECONDS = 300;
 
 /** Profile names may not look like derived CIDR roles (`<profile>-c<10 hex>`): see profileOfRole. */
 export { PROFILE_NAME_RE };
@@ -75,6 +81,7 @@ interface StoredSettings {
   limits?: LimitSpec[];
   credits?: CreditsSpec | null;
   keyCredits?: boolean;
+  tokenTtl?: number;
   updatedAt?: string;
 }
 
@@ -155,6 +162,10 @@ export class ProfilesService {
     const limits = collectProblems(problems, () => parseLimits(input.limits), []);
     const credits = collectProblems(problems, () => parseCredits(input.credits), null);
     if (input.keyCredits !== undefined && typeof input.keyCredits !== 'boolean') problems.push('keyCredits must be true or false');
+    const tokenTtl = dur('tokenTtl', input.tokenTtl) ?? DEFAULT_TOKEN_TTL_SECONDS;
+    const maxTokenTtl = this.config.tokens?.maxTtlSeconds ?? 3600;
+    if (tokenTtl <= 0) problems.push('tokenTtl must be greater than zero');
+    else if (tokenTtl > maxTokenTtl) problems.push(`tokenTtl (${formatDuration(tokenTtl)}) exceeds TOKEN_MAX_TTL (${formatDuration(maxTokenTtl)})`);
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
     return {
       name,
@@ -170,6 +181,7 @@ export class ProfilesService {
       limits,
       credits,
       keyCredits: input.keyCredits ?? true,
+      tokenTtlSeconds: tokenTtl,
     };
   }
 
@@ -202,6 +214,7 @@ export class ProfilesService {
       limits: profile.limits,
       credits: profile.credits,
       keyCredits: profile.keyCredits,
+      tokenTtl: profile.tokenTtlSeconds,
       updatedAt: new Date().toISOString(),
     };
     await this.vault.kvWrite(this.config.vault.kvMount, `profiles/${name}`, settings as unknown as Record<string, unknown>);
@@ -250,6 +263,7 @@ export class ProfilesService {
         limits: Array.isArray(settings?.limits) ? settings.limits : [],
         credits: settings?.credits ?? null,
         keyCredits: settings?.keyCredits !== false,
+        tokenTtlSeconds: secs(settings?.tokenTtl) ?? DEFAULT_TOKEN_TTL_SECONDS,
       };
     }
     this.cache.set(name, { at: Date.now(), profile });

@@ -55,6 +55,28 @@ export async function bootstrapVault(vault: VaultClient, config: AppConfig, opts
     log(`mounted PKI at ${pkiMount}/`);
   }
 
+  // Token exchange: access tokens are signed by a Transit key that never leaves Vault.
+  const { transitMount, signingKey, algorithm } = config.tokens;
+  if (!mounts[`${transitMount}/`]) {
+    await vault.raw('POST', `sys/mounts/${transitMount}`, { type: 'transit', description: 'latchkey: access-token signing keys' });
+    log(`mounted Transit at ${transitMount}/`);
+  }
+  const keyType = algorithm === 'EdDSA' ? 'ed25519' : 'ecdsa-p256';
+  const existing = await vault
+    .raw<VaultResponse<{ type: string }>>('GET', `${transitMount}/keys/${signingKey}`)
+    .then((r) => r.data?.type ?? null)
+    .catch((err: unknown) => {
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_NOT_FOUND) return null;
+      throw err;
+    });
+  if (existing === null) {
+    // Not exportable, no plaintext backup: the private half stays inside Vault.
+    await vault.raw('POST', `${transitMount}/keys/${signingKey}`, { type: keyType, exportable: false, allow_plaintext_backup: false });
+    log(`created the ${keyType} token signing key ${transitMount}/keys/${signingKey}`);
+  } else if (existing !== keyType) {
+    throw new LatchkeyError(ErrorCode.CONFLICT, `${transitMount}/keys/${signingKey} is a ${existing} key but TOKEN_ALG=${algorithm} needs ${keyType}: set TOKEN_SIGNING_KEY to a new name`);
+  }
+
   const issuers = await vault
     .raw<VaultResponse<{ keys?: string[] }>>('LIST', `${pkiMount}/issuers`)
     .then((r) => r.data?.keys ?? [])

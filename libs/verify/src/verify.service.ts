@@ -6,6 +6,8 @@ import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { checkKey, decodeKey, ProfileLimitsCache } from '@latchkey/keys';
 import { ApiRateLimiter, LimitDecision, LimitSpec, mergeLimits, planCharges, rateLimitFields, RequestedCharge } from '@latchkey/limits';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
+import { LRUCache } from 'lru-cache';
+import { looksLikeJwt, TokenKeyring, verifyJwt } from '@latchkey/tokens';
 import { RevocationBus } from '@latchkey/revocation';
 import { CachedKey, cacheKey, ipAllowed, NO_EXPIRY, VerifyCache } from './verify-cache';
 import { KeyEntries } from './key-entries';
@@ -13,6 +15,13 @@ import { LookupBudgetExhaustedError, TokenBucket } from './lookup-budget';
 import { BatchedHistogram, batchedCounter } from './hot-metrics';
 
 export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'FORBIDDEN_IP' | 'INSUFFICIENT_PERMISSIONS' | 'CERT_REQUIRED' | 'CERT_MISMATCH' | 'RATE_LIMITED' | 'USAGE_EXCEEDED';
+
+/** What the token endpoint needs beyond the answer: present on verdicts for a key Vault knows. */
+export interface VerdictDetails {
+  profile: string;
+  expiresAtMs: number;
+  limitFields(): LimitFields | null;
+}
 
 export interface VerifyResult {
   valid: boolean;
@@ -51,7 +60,31 @@ export interface VerifyRequest {
   ratelimits?: RequestedCharge[];
   /** Credits a VALID verify spends (default 1). */
   cost?: number;
+  /**
+   * The key must be this key id (the token endpoint's client_id); any other key is NOT_FOUND before
+   * anything is charged. Never set for a JWT bearer.
+   */
+  expectKeyId?: string;
+  /**
+   * RFC 8705: the SHA-256 thumbprint (base64url) of the certificate presented with a bound access token,
+   * or null when none or an invalid one was presented. Only called for tokens carrying `cnf`.
+   */
+  presentedCertThumbprint?: () => Promise<string | null>;
 }
+
+/** A verified access token, cached by its hash until it expires. */
+interface TokenEntry {
+  keyId: string;
+  /** The cache hash its source key is kept under (looked up by accessor). */
+  sourceHash: string;
+  expMs: number;
+  /** The token's scope: the policies it may use (a subset of the key's). */
+  policies: string[];
+  /** RFC 8705 certificate thumbprint the token is bound to, or null. */
+  cnf: string | null;
+  jti: string;
+}
+const BAD_TOKEN = 'bad' as const;
 
 function metric<T>(name: string, make: () => T): T {
   return (register.getSingleMetric(name) as T | undefined) ?? make();
@@ -65,6 +98,7 @@ const cacheHit = cacheResults.hit;
 const cacheNegHit = cacheResults.negative_hit;
 const cacheMiss = cacheResults.miss;
 const lookupsShed = metric('latchkey_verify_lookups_shed_total', () => new Counter({ name: 'latchkey_verify_lookups_shed_total', help: 'Verifies of uncached keys answered 503 because the Vault lookup budget (VERIFY_LOOKUP_BUDGET) was spent' }));
+const tokenChecks = metric('latchkey_verify_token_checks_total', () => new Counter({ name: 'latchkey_verify_token_checks_total', help: 'Access tokens (JWT bearers) verified against the published keys, by result (valid or why not)', labelNames: ['result'] }));
 const verifyLookups = metric('latchkey_verify_vault_lookups_total', () => new Counter({ name: 'latchkey_verify_vault_lookups_total', help: 'Vault token lookups made by verify, by outcome', labelNames: ['outcome'] }));
 /** Verify latency by route; `verifyDuration.child('auth').observe(seconds)` costs a bucket search, not a label hash. */
 export const verifyDuration = metric(
@@ -96,20 +130,25 @@ class KeyVerdict implements VerifyResult {
   readonly policies: string[];
   readonly meta: Record<string, string>;
   readonly #expiresAtMs: number;
+  /** The key's profile (not part of the answer: the token endpoint reads its token lifetime). */
+  readonly profile: string;
   readonly #limits: { decision: LimitDecision; specs: LimitSpec[] } | null;
 
   constructor(
     readonly code: VerifyCode,
     key: CachedKey,
     limits: { decision: LimitDecision; specs: LimitSpec[] } | null = null,
+    policies = key.policies,
+    expiresAtMs = key.expiresAtMs,
   ) {
     this.valid = code === 'VALID';
     this.keyId = key.keyId;
     this.appId = key.appId;
     this.name = key.name;
-    this.policies = key.policies;
+    this.policies = policies;
     this.meta = key.meta;
-    this.#expiresAtMs = key.expiresAtMs;
+    this.#expiresAtMs = expiresAtMs;
+    this.profile = key.profile;
     this.#limits = limits;
   }
 
@@ -124,6 +163,11 @@ class KeyVerdict implements VerifyResult {
 
   get credits(): VerifyResult['credits'] {
     return this.#limits?.decision.credits ?? null;
+  }
+
+  /** Expiry in ms since the epoch (NO_EXPIRY for none). */
+  get expiresAtMs(): number {
+    return this.#expiresAtMs;
   }
 
   /** The IETF RateLimit fields and, for a refusal, the retry hint (seconds). Null when no limit applied. */
@@ -153,6 +197,8 @@ export class VerifyService implements OnModuleDestroy {
   private readonly logger = new Logger(VerifyService.name);
   readonly cache: VerifyCache;
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
+  /** Access tokens verified (or refused) by signature and claims, by hash: each is checked once, not per verify. */
+  private readonly tokens: LRUCache<string, TokenEntry | typeof BAD_TOKEN>;
   private readonly unsubscribe: Array<() => void>;
   private readonly lookupTimeoutMs: number;
   private readonly entries: KeyEntries;
@@ -168,7 +214,9 @@ export class VerifyService implements OnModuleDestroy {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly profileLimits: ProfileLimitsCache,
     private readonly limiter: ApiRateLimiter,
+    private readonly keyring: TokenKeyring,
   ) {
+    this.tokens = new LRUCache({ max: config.verify.cacheMax, ttlAutopurge: false });
     this.cache = new VerifyCache({ max: config.verify.cacheMax, maxStalenessMs: config.verify.maxStalenessMs, negativeTtlMs: config.verify.negativeTtlMs });
     this.unsubscribe = [
       bus.onRevoked((m) => {
@@ -188,6 +236,7 @@ export class VerifyService implements OnModuleDestroy {
   }
 
   async verify(req: VerifyRequest): Promise<VerifyResult> {
+    if (req.key.charCodeAt(0) === 101 /* e */ && looksLikeJwt(req.key)) return this.verifyToken(req);
     // Shape and checksum only: the token inside (BigInt base62 decoding) is needed only to ask Vault.
     // A cached hash was cached after a full decode of this exact string, so hits skip it safely.
     if (!checkKey(req.key, this.config.keyPrefix)) {
@@ -212,17 +261,31 @@ export class VerifyService implements OnModuleDestroy {
       }
       key = await this.lookup(hash, decoded.token);
     }
-    if (!key || key.expiresAtMs <= Date.now()) {
+    if (!key || key.expiresAtMs <= Date.now() || (req.expectKeyId !== undefined && key.keyId !== req.expectKeyId)) {
       codeCounters.NOT_FOUND.inc();
       return REJECT.NOT_FOUND;
     }
+    return this.decide(req, key, key.policies, key.expiresAtMs, null);
+  }
+
+  /**
+   * Everything after existence, for keys and access tokens alike: CIDR → permissions → certificate → limits
+   * → credits. `policies` are what the credential may use (a token's scope), `cnf` a token's certificate
+   * binding (RFC 8705), checked besides the key's own binding.
+   */
+  private async decide(req: VerifyRequest, key: CachedKey, policies: string[], expiresAtMs: number, cnf: string | null): Promise<VerifyResult> {
     let code: VerifyCode = 'VALID';
     if (key.cidrs !== null && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
-    else if (req.permissions?.length && !req.permissions.every((p) => p === 'default' || key!.policies.includes(p))) code = 'INSUFFICIENT_PERMISSIONS';
+    else if (req.permissions?.length && !req.permissions.every((p) => p === 'default' || policies.includes(p))) code = 'INSUFFICIENT_PERMISSIONS';
     else if (key.certSerial) {
       const presented = req.presentedCertSerial ? await req.presentedCertSerial() : null;
       if (presented === null) code = 'CERT_REQUIRED';
       else if (presented !== key.certSerial) code = 'CERT_MISMATCH';
+    }
+    if (code === 'VALID' && cnf !== null) {
+      const presented = req.presentedCertThumbprint ? await req.presentedCertThumbprint() : null;
+      if (presented === null) code = 'CERT_REQUIRED';
+      else if (presented !== cnf) code = 'CERT_MISMATCH';
     }
     // Limits, then credits: only a verify that passed every earlier check spends anything.
     let limits: { decision: LimitDecision; specs: LimitSpec[] } | null = null;
@@ -243,7 +306,103 @@ export class VerifyService implements OnModuleDestroy {
     }
     codeCounters[code].inc();
     this.usage.record(key.keyId, req.ip, code === 'VALID');
-    return new KeyVerdict(code, key, limits);
+    return new KeyVerdict(code, key, limits, policies, expiresAtMs);
+  }
+
+  /**
+   * A JWT bearer: verified once against the published keys (then cached by its hash until it expires), and
+   * on every verify checked against its source key, which must still exist — revoking the key refuses its
+   * tokens at once on every instance (revocation bus) — and whose bindings, limits and credits apply.
+   */
+  private async verifyToken(req: VerifyRequest): Promise<VerifyResult> {
+    if (req.expectKeyId !== undefined) {
+      codeCounters.MALFORMED.inc();
+      return REJECT.MALFORMED;
+    }
+    const hash = cacheKey(req.key);
+    let t = this.tokens.get(hash);
+    if (t === undefined) {
+      t = await this.checkToken(req.key);
+      if (t === BAD_TOKEN) this.tokens.set(hash, t, { ttl: Math.max(1, this.config.verify.negativeTtlMs) });
+      else this.tokens.set(hash, t, { ttl: Math.max(1, t.expMs - Date.now()) });
+    }
+    if (t === BAD_TOKEN || t.expMs <= Date.now()) {
+      codeCounters.NOT_FOUND.inc();
+      return REJECT.NOT_FOUND;
+    }
+    const key = await this.sourceKey(t.keyId, t.sourceHash);
+    if (!key || key.expiresAtMs <= Date.now()) {
+      codeCounters.NOT_FOUND.inc();
+      return REJECT.NOT_FOUND;
+    }
+    return this.decide(req, key, t.policies, Math.min(t.expMs, key.expiresAtMs), t.cnf);
+  }
+
+  private async checkToken(token: string): Promise<TokenEntry | typeof BAD_TOKEN> {
+    // Loaded once here; afterwards refreshed in the background and on an unknown kid.
+    await this.keyring.ensure(Number.POSITIVE_INFINITY);
+    const { issuer, audiences } = this.config.tokens;
+    const check = () => verifyJwt(token, { alg: this.keyring.algorithm, issuer, audiences, keyFor: (kid) => this.keyring.keyFor(kid), nowSeconds: Math.floor(Date.now() / 1000) });
+    let r = check();
+    if (!r.ok && r.reason === 'kid') {
+      const kid = kidOf(token);
+      if (kid !== null && (await this.keyring.refreshFor(kid))) r = check();
+    }
+    if (!r.ok) {
+      tokenChecks.labels(r.reason).inc();
+      return BAD_TOKEN;
+    }
+    tokenChecks.labels('valid').inc();
+    const c = r.claims;
+    return {
+      keyId: c.sub,
+      sourceHash: cacheKey(`accessor:${c.sub}`),
+      expMs: c.exp * 1000,
+      policies: c.scope ? c.scope.split(' ').filter(Boolean) : [],
+      cnf: c.cnf?.['x5t#S256'] ?? null,
+      jti: c.jti,
+    };
+  }
+
+  /** The key a token came from, by accessor: cached like keys (and dropped by the same revocations). */
+  private sourceKey(keyId: string, hash: string): Promise<CachedKey | null> | CachedKey | null {
+    const e = this.cache.get(hash);
+    if (e?.kind === 'key') return e;
+    if (e?.kind === 'unknown') return null;
+    let p = this.inflight.get(hash);
+    if (!p) {
+      if (!this.lookupBudget.tryTake()) {
+        this.shed();
+        return Promise.reject(new LookupBudgetExhaustedError());
+      }
+      p = this.lookupSource(keyId, hash).finally(() => this.inflight.delete(hash));
+      this.inflight.set(hash, p);
+    }
+    return p;
+  }
+
+  private async lookupSource(keyId: string, hash: string): Promise<CachedKey | null> {
+    const startedAt = Date.now();
+    let l: TokenLookup;
+    try {
+      l = await this.vault.lookupAccessor(keyId);
+    } catch (err) {
+      if (err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_BAD_REQUEST || err.code === ErrorCode.VAULT_PERMISSION_DENIED || err.code === ErrorCode.VAULT_NOT_FOUND)) {
+        // "invalid accessor": revoked or expired since the token was issued.
+        verifyLookups.labels('unknown').inc();
+        this.cache.setUnknown(hash);
+        return null;
+      }
+      verifyLookups.labels('error').inc();
+      throw err instanceof LatchkeyError ? err : new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, 'Vault lookup failed', { retryAfter: 2 });
+    }
+    verifyLookups.labels('found').inc();
+    const entry = this.entries.fromLookup(l);
+    if (!entry || entry.keyId !== keyId) {
+      this.cache.setUnknown(hash);
+      return null;
+    }
+    return this.cache.setKey(hash, entry, startedAt) ? entry : null;
   }
 
   /**
@@ -306,5 +465,15 @@ export class VerifyService implements OnModuleDestroy {
       return null;
     }
     return entry;
+  }
+}
+
+/** The kid of a JWT's header, or null. */
+function kidOf(token: string): string | null {
+  try {
+    const h = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as { kid?: unknown };
+    return typeof h.kid === 'string' ? h.kid : null;
+  } catch {
+    return null;
   }
 }

@@ -210,6 +210,11 @@ export class ProfileDto {
   @Optional()
   @IsBoolean()
   keyCredits?: boolean;
+
+  @ApiPropertyOptional({ example: '5m', default: '5m', description: `lifetime of the access tokens its keys obtain at POST /oauth2/token (never past the key's own expiry; at most TOKEN_MAX_TTL); ${DURATION_DOC}`, oneOf: [{ type: 'string' }, { type: 'integer' }] })
+  @Optional()
+  @IsDuration()
+  tokenTtl?: string | number;
 }
 
 export class ProfileResponse {
@@ -228,6 +233,7 @@ export class ProfileResponse {
   @ApiProperty({ type: [LimitResponse] }) limits!: LimitResponse[];
   @ApiProperty({ type: CreditsResponse, nullable: true }) credits!: CreditsResponse | null;
   @ApiProperty({ example: true }) keyCredits!: boolean;
+  @ApiProperty({ example: '5m', description: 'lifetime of access tokens from the token endpoint' }) tokenTtl!: string;
 }
 
 export class ProfileListResponse {

@@ -50,6 +50,7 @@ export function presentProfile(p: Profile): ProfileResponse {
     limits: p.limits.map(presentLimit),
     credits: presentCredits(p.credits),
     keyCredits: p.keyCredits,
+    tokenTtl: dur(p.tokenTtlSeconds),
   };
 }
 

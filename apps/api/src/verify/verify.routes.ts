@@ -21,7 +21,7 @@ export const verifyBodySchema = {
   additionalProperties: false,
   required: ['key'],
   properties: {
-    key: { type: 'string', maxLength: 4096, description: 'the key to check' },
+    key: { type: 'string', maxLength: 4096, description: 'the key to check, or an access token (JWT) from POST /oauth2/token' },
     ip: {
       type: 'string',
       anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }],
@@ -72,6 +72,20 @@ export const verifyResultSchema = {
 
 const AUTH_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const BEARER_RE = /^Bearer\s+(\S+)$/i;
+const BASIC_RE = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i;
+
+/**
+ * A key sent as HTTP Basic credentials: as the password with any user name, or as the user name with an
+ * empty password (what `curl -u lk_…:` sends). Null when neither part holds anything.
+ */
+export function keyFromBasic(b64: string): string | null {
+  const decoded = Buffer.from(b64, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  const password = decoded.slice(colon + 1);
+  const key = password.length > 0 ? password : decoded.slice(0, colon);
+  return key.length > 0 ? key : null;
+}
 /** A gateway that cannot relay a 429 (nginx auth_request) asks for refusals by limits or credits as 403. */
 const LIMITED_STATUS_HEADER = 'x-latchkey-limited-status';
 
@@ -175,6 +189,8 @@ function extractKey(req: FastifyRequest): string | null {
   if (typeof auth === 'string') {
     const m = BEARER_RE.exec(auth);
     if (m) return m[1];
+    const basic = BASIC_RE.exec(auth);
+    if (basic) return keyFromBasic(basic[1]);
   }
   const apiKey = req.headers['x-api-key'];
   return typeof apiKey === 'string' && apiKey.length > 0 ? apiKey.trim() : null;
@@ -229,7 +245,7 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
     tags: ['verify'],
     summary: 'Forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz HTTP)',
     description:
-      'Any method, any sub-path. Reads Authorization: Bearer or X-API-Key. 204 with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR, permission or client-certificate failure (X-Latchkey-Code tells which); 503 when Vault cannot be asked. For keys bound to a certificate, the certificate comes from the mTLS listener handshake, or from a trusted proxy in X-Forwarded-Client-Cert (Envoy) or X-Client-Cert (URL-encoded PEM).',
+      'Any method, any sub-path. Reads Authorization: Bearer (a key or an access token from POST /oauth2/token), Authorization: Basic (a key as the password, or as the user name with an empty password) or X-API-Key. 204 with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR, permission or client-certificate failure (X-Latchkey-Code tells which); 503 when Vault cannot be asked. For keys bound to a certificate, the certificate comes from the mTLS listener handshake, or from a trusted proxy in X-Forwarded-Client-Cert (Envoy) or X-Client-Cert (URL-encoded PEM).',
     operationId: `forwardAuth${method}`,
     parameters: [
       { name: 'X-API-Key', in: 'header' as const, required: false, schema: { type: 'string' } },

@@ -1,0 +1,3 @@
+export * from './jwt';
+export * from './keyring';
+export * from './tokens.module';
