@@ -9,3 +9,7 @@ path "latchkey/profiles/*" {
 path "latchkey/audit" {
   capabilities = ["read"]
 }
+# Introspect access tokens and keys (RFC 7662, POST /oauth2/introspect).
+path "latchkey/oauth2/introspect" {
+  capabilities = ["update"]
+}

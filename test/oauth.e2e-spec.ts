@@ -1,7 +1,7 @@
 import { createHmac, createPublicKey } from 'node:crypto';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
-import { mintKey } from './support/keys';
+import { mintKey, vaultToken } from './support/keys';
 import { rootVault, uniqueId } from './support/stack';
 import { validateWithJose, validateWithPyJwt } from './support/jwt-validators';
 
@@ -83,7 +83,7 @@ describe('OAuth 2.0 client credentials and JWT bearers', () => {
       token_endpoint: `${ISSUER}/oauth2/token`,
       jwks_uri: `${ISSUER}/.well-known/jwks.json`,
       grant_types_supported: ['client_credentials'],
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'tls_client_auth'],
     });
   });
 
@@ -229,5 +229,64 @@ describe('OAuth 2.0 client credentials and JWT bearers', () => {
     expect([asUser.status, asUser.headers.get('x-latchkey-key-id')]).toEqual([204, k.keyId]);
     expect((await fetch(`${url()}/v1/auth`, { headers: basic('anyone', 'lk_not_a_key') })).status).toBe(401);
     expect((await fetch(`${url()}/v1/auth`, { headers: { authorization: 'Basic !!!' } })).status).toBe(401);
+  });
+
+  const introspect = async (token: string, caller: string, base = url()) => {
+    const res = await fetch(`${base}/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-vault-token': caller }, body: form({ token }) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown>, cacheControl: res.headers.get('cache-control') };
+  };
+
+  it('introspects tokens and keys for callers holding latchkey/oauth2/introspect, and only for them', async () => {
+    const appId = uniqueId('app');
+    const k = await mintKey(url(), rootToken(), { appId, profile, name: 'svc' });
+    const t = (await tokenFor(k, { scope: 'orders-read' })).access_token;
+    const introspector = (await vaultToken(['latchkey-introspector'])).token;
+    const tokenAnswer = await introspect(t, introspector);
+    expect(tokenAnswer).toMatchObject({ status: 200, cacheControl: 'no-store' });
+    expect(tokenAnswer.body).toMatchObject({ active: true, token_type: 'Bearer', client_id: k.keyId, sub: k.keyId, app: appId, scope: 'orders-read', iss: ISSUER, aud: AUDIENCE, jti: expect.any(String), exp: expect.any(Number) });
+    expect((await introspect(k.key, introspector)).body).toMatchObject({ active: true, token_type: 'api_key', client_id: k.keyId, scope: 'orders-read orders-write' });
+    expect((await introspect('eyJhbGciOiJub25lIn0.e30.', introspector)).body).toEqual({ active: false });
+    expect((await introspect('lk_not_a_key', introspector)).body).toEqual({ active: false });
+    // Without the permission: 403, and nothing is said about the token.
+    const nobody = (await vaultToken(['default'])).token;
+    const refused = await introspect(t, nobody);
+    expect(refused.status).toBe(403);
+    expect(JSON.stringify(refused.body)).not.toContain(k.keyId);
+    expect((await introspect(t, 'not-a-token')).status).toBe(401);
+    // Revoking the key ends its tokens in introspection too.
+    expect((await call(url(), 'DELETE', `/v1/keys/${k.keyId}`, { token: rootToken() })).status).toBe(204);
+    expect((await introspect(t, introspector, apis[1].url)).body).toEqual({ active: false });
+  });
+
+  it('revokes one access token (RFC 7009) on every instance, including one started afterwards; only its client may', async () => {
+    const k = await mintKey(url(), rootToken(), { appId: uniqueId('app'), profile, name: 'svc' });
+    const other = await mintKey(url(), rootToken(), { appId: uniqueId('app'), profile, name: 'other' });
+    const t = (await tokenFor(k)).access_token;
+    const kept = (await tokenFor(k)).access_token;
+    for (const a of apis) expect((await auth(t, a.url)).status).toBe(204);
+    const revoke = (token: string, id: string, secret: string) => fetch(`${url()}/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic(id, secret) }, body: form({ token }) });
+    const foreign = await revoke(t, other.keyId, other.key);
+    expect([foreign.status, ((await foreign.json()) as { error: string }).error]).toEqual([400, 'unauthorized_client']);
+    expect((await revoke(t, k.keyId, other.key)).status).toBe(401);
+    expect((await revoke('eyJhbGciOiJFUzI1NiJ9.e30.AAAA', k.keyId, k.key)).status).toBe(200);
+    const done = await revoke(t, k.keyId, k.key);
+    expect(done.status).toBe(200);
+    const started = Date.now();
+    for (const a of apis) {
+      while ((await auth(t, a.url)).status !== 401) {
+        if (Date.now() - started > 2000) throw new Error(`instance ${a.url} still accepts the revoked token`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    const late = await startApi(ENV);
+    try {
+      expect((await auth(t, late.url)).status).toBe(401);
+      expect((await auth(kept, late.url)).status).toBe(204);
+    } finally {
+      await late.close();
+    }
+    // Only that token: the key and its other tokens still work.
+    expect((await auth(kept)).status).toBe(204);
+    expect((await verify(k.key)).code).toBe('VALID');
   });
 });

@@ -106,11 +106,17 @@ describe('brute force against verify', () => {
     // the attacker process took long to start on a loaded machine, so the burst landed in the window.
     await waitFor('the flood to spend the initial burst', async () => (await shedCount()) > shed0, 15_000);
     await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
-    const l0 = await lookups();
-    const t0 = Date.now();
+    // Each counter reading is timed at the middle of its /metrics request: on a loaded machine that request
+    // takes a while, and timing it at either end would stretch or shrink the window by that much.
+    const reading = async () => {
+      const before = Date.now();
+      const value = await lookups();
+      return { value, at: (before + Date.now()) / 2 };
+    };
+    const r0 = await reading();
     const under = await validLoad(api.url, key, MEASURE_S);
-    const l1 = await lookups();
-    const lookupRate = (l1 - l0) / ((Date.now() - t0) / 1000);
+    const r1 = await reading();
+    const lookupRate = (r1.value - r0.value) / ((r1.at - r0.at) / 1000);
     const a = await attacking;
     const shed = (await shedCount()) - shed0;
 

@@ -13,6 +13,8 @@ import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.rout
 import { documentOAuthRoutes, registerOAuthRoutes } from './oauth/oauth.routes';
 import { ProfilesService } from '@latchkey/keys';
 import { TokenKeyring } from '@latchkey/tokens';
+import { AuthzService } from '@latchkey/authz';
+import { AdminAuditRecorder } from '@latchkey/audit';
 import { ErrorFilter, mapError, sendError } from './http/error-filter';
 import { createValidationPipe } from './http/validation';
 import { declareFrameworkErrors, ErrorResponse } from './http/api-errors';
@@ -77,7 +79,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   });
 
   registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
-  registerOAuthRoutes(fastify, { verifier: app.get(VerifyService), keyring: app.get(TokenKeyring), profiles: app.get(ProfilesService), identity: app.get(ClientIdentityResolver), config });
+  registerOAuthRoutes(fastify, { verifier: app.get(VerifyService), keyring: app.get(TokenKeyring), profiles: app.get(ProfilesService), identity: app.get(ClientIdentityResolver), authz: app.get(AuthzService), audit: app.get(AdminAuditRecorder), config });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(
     new ErrorFilter((req, reply) => {

@@ -5,7 +5,8 @@ import { REDIS } from '@latchkey/redis';
 
 /** What travels on the revocation channel: ids only. */
 export interface RevocationMessage {
-  kind: 'key' | 'cert';
+  /** key: an accessor; cert: a serial; token: an access token's jti (RFC 7009 revocation). */
+  kind: 'key' | 'cert' | 'token';
   id: string;
   at: number;
 }

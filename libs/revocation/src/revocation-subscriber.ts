@@ -39,7 +39,7 @@ export class RevocationSubscriber implements OnModuleInit, OnApplicationShutdown
     this.sub.on('message', (_ch: string, raw: string) => {
       try {
         const msg = JSON.parse(raw) as RevocationMessage;
-        if ((msg.kind === 'key' || msg.kind === 'cert') && typeof msg.id === 'string') this.bus.deliverLocal(msg);
+        if ((msg.kind === 'key' || msg.kind === 'cert' || msg.kind === 'token') && typeof msg.id === 'string') this.bus.deliverLocal(msg);
       } catch {
         // ignore malformed messages
       }

@@ -106,9 +106,21 @@ export class TokenKeyring {
     if (!this.versions.length || Date.now() - this.loadedAt > maxAgeMs) await this.load();
   }
 
-  /** When a version starts signing: the first at once, later ones once verifiers have had time to fetch them. */
+  /**
+   * How often an api re-reads the key (ApiTokenKeyring): a version created in Transit reaches an api's JWKS
+   * at most this long after its creation.
+   */
+  get refreshEveryMs(): number {
+    return Math.max(250, Math.min(KEYRING_REFRESH_MS, Math.floor(this.config.jwksMaxAgeMs / 4)));
+  }
+
+  /**
+   * When a version starts signing: the first at once, later ones once every verifier can have them — an api
+   * publishes a version within one refresh of its creation, and a verifier's cached JWKS is at most
+   * JWKS_MAX_AGE old.
+   */
   private activeSince(i: number): number {
-    return i === 0 ? this.versions[0].createdAtMs : this.versions[i].createdAtMs + this.config.jwksMaxAgeMs;
+    return i === 0 ? this.versions[0].createdAtMs : this.versions[i].createdAtMs + this.refreshEveryMs + this.config.jwksMaxAgeMs;
   }
 
   /** The version that signs now. */
@@ -147,12 +159,7 @@ export class TokenKeyring {
     const body: Record<string, unknown> = { input: Buffer.from(input).toString('base64'), key_version: v.version };
     // ECDSA: raw r‖s in base64url (the JWS form) instead of ASN.1 DER.
     if (this.alg === 'ES256') Object.assign(body, { marshaling_algorithm: 'jws', hash_algorithm: 'sha2-256' });
-    const res = await this.vault.call<VaultResponse<{ signature: string; key_version: number }>>({
-      method: 'POST',
-      path: `${this.config.transitMount}/sign/${this.config.signingKey}`,
-      body,
-      operation: 'transit sign',
-    });
+    const res = await this.vault.hotPost<{ signature: string; key_version: number }>(`${this.config.transitMount}/sign/${this.config.signingKey}`, body, 'transit sign');
     const m = /^vault:v(\d+):(.+)$/.exec(res.data?.signature ?? '');
     if (!m || Number(m[1]) !== v.version) throw new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, 'Transit answered an unexpected signature', { retryAfter: 1 });
     // Ed25519 comes back in standard base64.

@@ -1,7 +1,7 @@
 import { Global, Inject, Injectable, Logger, Module, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { VaultClient } from '@latchkey/vault';
-import { KEYRING_REFRESH_MS, TokenKeyring } from './keyring';
+import { TokenKeyring } from './keyring';
 
 /** The api's keyring: read at start (without blocking it) and every minute (or a quarter of JWKS_MAX_AGE), so rotations reach every instance. */
 @Injectable()
@@ -10,12 +10,8 @@ export class ApiTokenKeyring extends TokenKeyring implements OnModuleInit, OnMod
   private timer: NodeJS.Timeout | null = null;
   private failing = false;
 
-  /** A new version signs JWKS_MAX_AGE after its creation; this api must publish it well before. */
-  private readonly refreshEveryMs: number;
-
   constructor(vault: VaultClient, @Inject(APP_CONFIG) config: AppConfig) {
     super(vault, config.tokens);
-    this.refreshEveryMs = Math.max(250, Math.min(KEYRING_REFRESH_MS, Math.floor(config.tokens.jwksMaxAgeMs / 4)));
   }
 
   onModuleInit(): void {

@@ -118,6 +118,26 @@ export class VaultClient {
   }
 
   /**
+   * A POST on a hot path other than verify's lookup (the token endpoint's `transit/sign`): on the lean
+   * keep-alive transport when there is one, with the same retry on a stale own token as `call`; a
+   * redirecting standby falls back to the general transport, which follows redirects.
+   */
+  async hotPost<T>(path: string, body: object, operation: string): Promise<VaultResponse<T>> {
+    const hot = this.hot;
+    if (!hot) return this.call<VaultResponse<T>>({ method: 'POST', path, body, operation });
+    try {
+      return await hot.post<T>(path, body, await this.tokens.token(), operation);
+    } catch (err) {
+      if (err instanceof VaultRedirectError) return this.call<VaultResponse<T>>({ method: 'POST', path, body, operation });
+      if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_PERMISSION_DENIED && this.canRefresh()) {
+        this.tokens.invalidate();
+        return hot.post<T>(path, body, await this.tokens.token(), operation);
+      }
+      throw err;
+    }
+  }
+
+  /**
    * Look a token up by accessor. While another request is revoking the token, Vault answers 403
    * "permission denied" (the accessor still resolves, the token no longer does), then 400 "invalid
    * accessor" once the revocation is done. So a 403 is asked again shortly; one that persists is a

@@ -31,6 +31,8 @@ export class HotLookupTransport {
   private readonly host: string;
   private readonly port: number;
   private readonly path: string;
+  /** Prefix of every other path (`<addr path>/v1/`). */
+  private readonly base: string;
   private readonly namespace?: string;
   private readonly timeoutMs: number;
 
@@ -44,7 +46,8 @@ export class HotLookupTransport {
     this.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     this.port = url.port ? Number(url.port) : tls ? 443 : 80;
     // Same URL as node-vault builds: `${endpoint}/v1/<path>`.
-    this.path = `${url.pathname.replace(/\/+$/, '')}/v1/auth/token/lookup`;
+    this.base = `${url.pathname.replace(/\/+$/, '')}/v1/`;
+    this.path = `${this.base}auth/token/lookup`;
     this.namespace = options.namespace || undefined;
     this.timeoutMs = options.timeoutMs;
   }
@@ -54,7 +57,7 @@ export class HotLookupTransport {
     const started = process.hrtime.bigint();
     let outcome = 'ok';
     try {
-      return await this.send(JSON.stringify({ token }), asToken, timeoutMs);
+      return await this.send(this.path, JSON.stringify({ token }), asToken, timeoutMs);
     } catch (err) {
       if (err instanceof VaultRedirectError) {
         outcome = 'redirect';
@@ -68,11 +71,33 @@ export class HotLookupTransport {
     }
   }
 
+  /**
+   * Another POST on a path of the token-exchange hot path (`transit/sign`), same contract as `lookup`:
+   * body as JSON, errors mapped, latency recorded under `operation`.
+   */
+  async post<T>(path: string, body: object, asToken: string, operation: string, timeoutMs = this.timeoutMs): Promise<VaultResponse<T>> {
+    const started = process.hrtime.bigint();
+    let outcome = 'ok';
+    try {
+      return (await this.send(this.base + path, JSON.stringify(body), asToken, timeoutMs)) as VaultResponse<T>;
+    } catch (err) {
+      if (err instanceof VaultRedirectError) {
+        outcome = 'redirect';
+        throw err;
+      }
+      const mapped = err instanceof LatchkeyError ? err : mapVaultError(err, operation);
+      outcome = mapped.code;
+      throw mapped;
+    } finally {
+      observeVaultCall(operation, outcome, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
   close(): void {
     this.agent.destroy();
   }
 
-  private send(body: string, asToken: string, timeoutMs: number): Promise<VaultResponse<TokenLookup>> {
+  private send(path: string, body: string, asToken: string, timeoutMs: number): Promise<VaultResponse<TokenLookup>> {
     if (!asToken) return Promise.reject(new Error('empty Vault token'));
     return new Promise((resolve, reject) => {
       const headers: http.OutgoingHttpHeaders = {
@@ -83,7 +108,7 @@ export class HotLookupTransport {
       if (this.namespace) headers['x-vault-namespace'] = this.namespace;
       let timedOut = false;
       const req = this.request(
-        { host: this.host, port: this.port, path: this.path, method: 'POST', headers, agent: this.agent },
+        { host: this.host, port: this.port, path, method: 'POST', headers, agent: this.agent },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

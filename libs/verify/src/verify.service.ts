@@ -7,7 +7,9 @@ import { checkKey, decodeKey, ProfileLimitsCache } from '@latchkey/keys';
 import { ApiRateLimiter, LimitDecision, LimitSpec, mergeLimits, planCharges, rateLimitFields, RequestedCharge } from '@latchkey/limits';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { LRUCache } from 'lru-cache';
-import { looksLikeJwt, TokenKeyring, verifyJwt } from '@latchkey/tokens';
+import { AccessTokenClaims, looksLikeJwt, TokenKeyring, verifyJwt } from '@latchkey/tokens';
+import { REDIS } from '@latchkey/redis';
+import type { Redis } from 'ioredis';
 import { RevocationBus } from '@latchkey/revocation';
 import { CachedKey, cacheKey, ipAllowed, NO_EXPIRY, VerifyCache } from './verify-cache';
 import { KeyEntries } from './key-entries';
@@ -70,6 +72,19 @@ export interface VerifyRequest {
    * or null when none or an invalid one was presented. Only called for tokens carrying `cnf`.
    */
   presentedCertThumbprint?: () => Promise<string | null>;
+  /** Check only, spend nothing (client authentication at the revocation endpoint). */
+  noCharge?: boolean;
+}
+
+/** What introspection (RFC 7662) says of an active credential. */
+export interface Introspection {
+  kind: 'access_token' | 'api_key';
+  keyId: string;
+  appId: string;
+  policies: string[];
+  expiresAtMs: number;
+  /** For access tokens: the verified claims. */
+  claims: AccessTokenClaims | null;
 }
 
 /** A verified access token, cached by its hash until it expires. */
@@ -82,7 +97,7 @@ interface TokenEntry {
   policies: string[];
   /** RFC 8705 certificate thumbprint the token is bound to, or null. */
   cnf: string | null;
-  jti: string;
+  claims: AccessTokenClaims;
 }
 const BAD_TOKEN = 'bad' as const;
 
@@ -199,6 +214,9 @@ export class VerifyService implements OnModuleDestroy {
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
   /** Access tokens verified (or refused) by signature and claims, by hash: each is checked once, not per verify. */
   private readonly tokens: LRUCache<string, TokenEntry | typeof BAD_TOKEN>;
+  /** jti of access tokens revoked through POST /oauth2/revoke, heard on the revocation bus. */
+  private readonly revokedJtis = new LRUCache<string, true>({ max: 100_000, ttlAutopurge: false });
+  private readonly revokedPrefix: string;
   private readonly unsubscribe: Array<() => void>;
   private readonly lookupTimeoutMs: number;
   private readonly entries: KeyEntries;
@@ -210,19 +228,27 @@ export class VerifyService implements OnModuleDestroy {
   constructor(
     private readonly vault: VaultClient,
     private readonly usage: UsageCounter,
-    bus: RevocationBus,
+    private readonly bus: RevocationBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly profileLimits: ProfileLimitsCache,
     private readonly limiter: ApiRateLimiter,
     private readonly keyring: TokenKeyring,
+    @Inject(REDIS) private readonly redis: Redis,
   ) {
     this.tokens = new LRUCache({ max: config.verify.cacheMax, ttlAutopurge: false });
+    this.revokedPrefix = `${config.redis.prefix}:tokens:revoked:`;
     this.cache = new VerifyCache({ max: config.verify.cacheMax, maxStalenessMs: config.verify.maxStalenessMs, negativeTtlMs: config.verify.negativeTtlMs });
     this.unsubscribe = [
       bus.onRevoked((m) => {
         if (m.kind === 'key') this.cache.revoke(m.id, m.at);
+        // No token outlives TOKEN_MAX_TTL: remembering a revoked jti that long is enough.
+        else if (m.kind === 'token') this.revokedJtis.set(m.id, true, { ttl: config.tokens.maxTtlSeconds * 1000 + 60_000 });
       }),
-      bus.onResync(() => this.cache.clear()),
+      bus.onResync(() => {
+        this.cache.clear();
+        // Token revocations may have been missed too: verified tokens are checked against Redis again.
+        this.tokens.clear();
+      }),
     ];
     // Verify sits on other services' request path: never wait longer than this for Vault.
     this.lookupTimeoutMs = Math.min(config.vault.timeoutMs, 2000);
@@ -289,7 +315,7 @@ export class VerifyService implements OnModuleDestroy {
     }
     // Limits, then credits: only a verify that passed every earlier check spends anything.
     let limits: { decision: LimitDecision; specs: LimitSpec[] } | null = null;
-    if (code === 'VALID') {
+    if (code === 'VALID' && !req.noCharge) {
       const found = this.profileLimits.get(key.profile);
       const prof = found instanceof Promise ? await found : found;
       const specs = key.limits ? (prof.limits.length ? mergeLimits(prof.limits, key.limits) : key.limits) : prof.limits;
@@ -319,23 +345,77 @@ export class VerifyService implements OnModuleDestroy {
       codeCounters.MALFORMED.inc();
       return REJECT.MALFORMED;
     }
-    const hash = cacheKey(req.key);
+    const active = await this.activeToken(req.key);
+    if (!active) {
+      codeCounters.NOT_FOUND.inc();
+      return REJECT.NOT_FOUND;
+    }
+    const [t, key] = active;
+    return this.decide(req, key, t.policies, Math.min(t.expMs, key.expiresAtMs), t.cnf);
+  }
+
+  /** A token that verifies, is not revoked, and whose key still exists, with that key; null otherwise. */
+  private async activeToken(token: string): Promise<[TokenEntry, CachedKey] | null> {
+    const hash = cacheKey(token);
     let t = this.tokens.get(hash);
     if (t === undefined) {
-      t = await this.checkToken(req.key);
+      t = await this.checkToken(token);
       if (t === BAD_TOKEN) this.tokens.set(hash, t, { ttl: Math.max(1, this.config.verify.negativeTtlMs) });
       else this.tokens.set(hash, t, { ttl: Math.max(1, t.expMs - Date.now()) });
     }
-    if (t === BAD_TOKEN || t.expMs <= Date.now()) {
-      codeCounters.NOT_FOUND.inc();
-      return REJECT.NOT_FOUND;
-    }
+    if (t === BAD_TOKEN || t.expMs <= Date.now() || this.revokedJtis.has(t.claims.jti)) return null;
     const key = await this.sourceKey(t.keyId, t.sourceHash);
-    if (!key || key.expiresAtMs <= Date.now()) {
+    if (!key || key.expiresAtMs <= Date.now()) return null;
+    return [t, key];
+  }
+
+  /**
+   * RFC 8705 `tls_client_auth`: a client known by its key id that authenticates with the certificate its key
+   * is bound to, instead of the key. Only keys bound to a certificate qualify; the rest of verify applies.
+   */
+  async verifyKeyId(keyId: string, req: Omit<VerifyRequest, 'key'>): Promise<VerifyResult> {
+    const key = /^[A-Za-z0-9.]{1,64}$/.test(keyId) ? await this.sourceKey(keyId, cacheKey(`accessor:${keyId}`)) : null;
+    if (!key || key.expiresAtMs <= Date.now() || key.certSerial === null) {
       codeCounters.NOT_FOUND.inc();
       return REJECT.NOT_FOUND;
     }
-    return this.decide(req, key, t.policies, Math.min(t.expMs, key.expiresAtMs), t.cnf);
+    return this.decide({ ...req, key: '' }, key, key.policies, key.expiresAtMs, null);
+  }
+
+  /**
+   * RFC 7662: is this credential (an access token or a key) active, and what is it? Spends nothing and
+   * checks no binding of the caller's request: the caller is a resource server asking about its client.
+   */
+  async introspect(credential: string): Promise<Introspection | null> {
+    if (looksLikeJwt(credential)) {
+      const active = await this.activeToken(credential);
+      if (!active) return null;
+      const [t, key] = active;
+      return { kind: 'access_token', keyId: key.keyId, appId: key.appId, policies: t.policies, expiresAtMs: Math.min(t.expMs, key.expiresAtMs), claims: t.claims };
+    }
+    if (!checkKey(credential, this.config.keyPrefix)) return null;
+    const hash = cacheKey(credential);
+    const entry = this.cache.get(hash);
+    let key: CachedKey | null;
+    if (entry?.kind === 'key') key = entry;
+    else if (entry?.kind === 'unknown') key = null;
+    else {
+      const decoded = decodeKey(credential, this.config.keyPrefix);
+      key = decoded.ok ? await this.lookup(hash, decoded.token) : null;
+    }
+    if (!key || key.expiresAtMs <= Date.now()) return null;
+    return { kind: 'api_key', keyId: key.keyId, appId: key.appId, policies: key.policies, expiresAtMs: key.expiresAtMs, claims: null };
+  }
+
+  /**
+   * RFC 7009: revoke one access token (by its jti) on every instance until it would have expired anyway —
+   * in Redis for instances that have not seen it yet, and on the revocation bus for those that have.
+   */
+  async revokeToken(claims: AccessTokenClaims): Promise<void> {
+    const ttlMs = claims.exp * 1000 - Date.now() + 60_000;
+    if (ttlMs <= 0) return;
+    await this.redis.set(this.revokedPrefix + claims.jti, '1', 'PX', ttlMs);
+    await this.bus.revoked('token', claims.jti);
   }
 
   private async checkToken(token: string): Promise<TokenEntry | typeof BAD_TOKEN> {
@@ -352,15 +432,24 @@ export class VerifyService implements OnModuleDestroy {
       tokenChecks.labels(r.reason).inc();
       return BAD_TOKEN;
     }
-    tokenChecks.labels('valid').inc();
     const c = r.claims;
+    // Revoked before this instance first saw it (later revocations arrive on the bus).
+    // Fail closed: without Redis a token revoked elsewhere cannot be told apart (keys still verify through Vault).
+    const revoked = await this.redis.exists(this.revokedPrefix + c.jti).catch(() => {
+      throw new LatchkeyError(ErrorCode.REDIS_UNAVAILABLE, 'token revocations cannot be checked now (Redis unreachable); retry shortly', { retryAfter: 1 });
+    });
+    if (revoked === 1) {
+      tokenChecks.labels('revoked').inc();
+      return BAD_TOKEN;
+    }
+    tokenChecks.labels('valid').inc();
     return {
       keyId: c.sub,
       sourceHash: cacheKey(`accessor:${c.sub}`),
       expMs: c.exp * 1000,
       policies: c.scope ? c.scope.split(' ').filter(Boolean) : [],
       cnf: c.cnf?.['x5t#S256'] ?? null,
-      jti: c.jti,
+      claims: c,
     };
   }
 

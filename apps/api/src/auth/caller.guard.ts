@@ -58,11 +58,16 @@ abstract class CredentialGuard implements CanActivate {
 @Injectable()
 export class CallerGuard extends CredentialGuard {
   protected authenticate(req: WithPrincipal): Promise<Principal> {
-    const vaultToken = req.headers['x-vault-token'];
-    if (typeof vaultToken === 'string' && vaultToken.length > 0 && vaultToken.length <= 1024) return this.authz.authenticate(vaultToken, false);
-    if (typeof req.headers.authorization === 'string') return authenticateKey(this.authz, this.config, req.headers.authorization);
-    throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Present a Vault token (X-Vault-Token) or a management key (Authorization: Bearer)');
+    return authenticateCaller(this.authz, this.config, req);
   }
+}
+
+/** An admin caller's credential (Vault token or management key) as a principal; bindings are the caller's to check. */
+export function authenticateCaller(authz: AuthzService, config: AppConfig, req: FastifyRequest): Promise<Principal> {
+  const vaultToken = req.headers['x-vault-token'];
+  if (typeof vaultToken === 'string' && vaultToken.length > 0 && vaultToken.length <= 1024) return authz.authenticate(vaultToken, false);
+  if (typeof req.headers.authorization === 'string') return authenticateKey(authz, config, req.headers.authorization);
+  throw new LatchkeyError(ErrorCode.UNAUTHENTICATED, 'Present a Vault token (X-Vault-Token) or a management key (Authorization: Bearer)');
 }
 
 /**

@@ -1,8 +1,8 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { CertVerifier, CertVerifyResult } from '@latchkey/certs';
+import { CertVerifier, CertVerifyResult, clientCertFromXfcc, parseOneCert } from '@latchkey/certs';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { ipInCidrs, normaliseCidr } from '@latchkey/keys';
 import { clientAddress } from '@latchkey/verify';
@@ -16,6 +16,39 @@ export interface ClientIdentity {
    * valid and not revoked, else null. Lazy: only keys bound to a certificate pay for parsing one.
    */
   presentedCertSerial: () => Promise<string | null>;
+  /** RFC 8705 `x5t#S256` (base64url SHA-256 of the DER) of that same certificate when it is valid, else null. */
+  presentedCertThumbprint: () => Promise<string | null>;
+}
+
+/** A presented certificate latchkey verified: its serial and RFC 8705 thumbprint. */
+export interface PresentedCert {
+  serial: string;
+  thumbprint: string;
+}
+
+export function thumbprintOf(der: Buffer): string {
+  return createHash('sha256').update(der).digest('base64url');
+}
+
+/**
+ * The serial and thumbprint of a presented certificate, verified once however many checks ask (a verify
+ * may need both the key's serial binding and a token's thumbprint binding). Null when none, or invalid.
+ */
+export function presentedOnce(cert: () => X509Certificate | null, verify: (c: X509Certificate) => Promise<CertVerifyResult>): { serial: () => Promise<string | null>; thumbprint: () => Promise<string | null> } {
+  let p: Promise<PresentedCert | null> | null = null;
+  const get = () =>
+    (p ??= (async () => {
+      let c: X509Certificate | null;
+      try {
+        c = cert();
+      } catch {
+        return null;
+      }
+      if (!c) return null;
+      const r = await verify(c).catch(() => null);
+      return r?.valid && r.serial ? { serial: r.serial, thumbprint: thumbprintOf(c.raw) } : null;
+    })());
+  return { serial: async () => (await get())?.serial ?? null, thumbprint: async () => (await get())?.thumbprint ?? null };
 }
 
 /** The serial of a presented certificate if latchkey's CA issued it and it is valid and not revoked, else null. */
@@ -57,7 +90,25 @@ export class ClientIdentityResolver {
   }
 
   of(req: FastifyRequest): ClientIdentity {
-    return { ip: clientAddress(req.ip), presentedCertSerial: () => this.presentedCert(req) };
+    const presented = presentedOnce(() => this.presentedCert(req), (c) => this.certs.verifyX509(c));
+    return { ip: clientAddress(req.ip), presentedCertSerial: presented.serial, presentedCertThumbprint: presented.thumbprint };
+  }
+
+  /** A certificate a gateway hands over in a verify body (PEM or XFCC), verified once. */
+  fromBody(b: { certificate?: string; xfcc?: string }): { serial: () => Promise<string | null>; thumbprint: () => Promise<string | null> } | null {
+    if (b.certificate) return presentedOnce(() => parseOneCert(b.certificate!), (c) => this.certs.verifyX509(c));
+    if (b.xfcc) {
+      return presentedOnce(
+        () => {
+          const { element, cert } = clientCertFromXfcc(b.xfcc!);
+          const c = parseOneCert(cert);
+          // A Hash that does not match its Cert makes the element unusable (as CertVerifier.verifyXfcc says).
+          return c && (!element.hash || createHash('sha256').update(c.raw).digest('hex') === element.hash) ? c : null;
+        },
+        (c) => this.certs.verifyX509(c),
+      );
+    }
+    return null;
   }
 
   /**
@@ -70,16 +121,21 @@ export class ClientIdentityResolver {
    * (nginx auth_request passes every other client header on), so the other one
    * is never read.
    */
-  private async presentedCert(req: FastifyRequest): Promise<string | null> {
+  private presentedCert(req: FastifyRequest): X509Certificate | null {
     const sock = req.raw.socket as TLSSocket;
     if (typeof sock.getPeerCertificate === 'function' && sock.authorized) {
       const peer = sock.getPeerCertificate(false);
-      if (peer?.raw) return validSerial(() => this.certs.verifyPem(new X509Certificate(peer.raw).toString()));
+      if (peer?.raw) return new X509Certificate(peer.raw);
     }
     if (!this.header || !this.trusted(req)) return null;
     const value = req.headers[this.header];
     if (typeof value !== 'string' || !value) return null;
-    return this.header === 'x-forwarded-client-cert' ? validSerial(() => this.certs.verifyXfcc(value)) : validSerial(() => this.certs.verifyPem(safeDecode(value)));
+    if (this.header === 'x-forwarded-client-cert') {
+      const { element, cert } = clientCertFromXfcc(value);
+      const c = parseOneCert(cert);
+      return c && (!element.hash || createHash('sha256').update(c.raw).digest('hex') === element.hash) ? c : null;
+    }
+    return parseOneCert(safeDecode(value));
   }
 }
 

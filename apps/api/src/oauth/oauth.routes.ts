@@ -5,7 +5,10 @@ import { AppConfig } from '@latchkey/config';
 import { ProfilesService } from '@latchkey/keys';
 import { newJti, TokenKeyring } from '@latchkey/tokens';
 import { LimitFields, VerdictDetails, VerifyResult, VerifyService } from '@latchkey/verify';
+import { AuthzService } from '@latchkey/authz';
+import { AdminAuditRecorder } from '@latchkey/audit';
 import { ClientIdentityResolver } from '../auth/client-identity';
+import { authenticateCaller, requireBindings } from '../auth/caller.guard';
 import { mapError, sendError } from '../http/error-filter';
 
 /** A form body: every value of every field, in order (RFC 6749 §3.2: a parameter must not be repeated). */
@@ -78,8 +81,13 @@ export interface OAuthDeps {
   keyring: TokenKeyring;
   profiles: ProfilesService;
   identity: ClientIdentityResolver;
+  authz: AuthzService;
+  audit: AdminAuditRecorder;
   config: AppConfig;
 }
+
+/** The Vault-policy path (update) a caller needs to introspect tokens: a resource server, an operator. */
+export const INTROSPECT_PATH = 'latchkey/oauth2/introspect';
 
 /**
  * OAuth 2.0 for API keys: the client credentials grant (RFC 6749 §4.4) exchanges a key for a short-lived
@@ -87,7 +95,7 @@ export interface OAuthDeps {
  * gateways verify tokens offline. The client id is the key id, the client secret the key.
  */
 export function registerOAuthRoutes(fastify: FastifyInstance, deps: OAuthDeps): void {
-  const { verifier, keyring, profiles, identity, config } = deps;
+  const { verifier, keyring, profiles, identity, authz, audit, config } = deps;
   const logger = new Logger('OAuth');
   const issuer = config.tokens.issuer;
   const errorHandler = (err: Error, req: FastifyRequest, reply: FastifyReply) => {
@@ -105,22 +113,13 @@ export function registerOAuthRoutes(fastify: FastifyInstance, deps: OAuthDeps): 
     f.addContentTypeParser(FORM_TYPE, { parseAs: 'string', bodyLimit: FORM_LIMIT }, (_req, body, done) => done(null, parseForm(body as string)));
     f.setErrorHandler(errorHandler);
 
-    f.post('/oauth2/token', async (req, reply) => {
+    f.post('/oauth2/token', { logLevel: 'warn' }, async (req, reply) => {
       const form = formOf(req);
       const grant = single(form, 'grant_type');
       if (!grant) throw new OAuthError('invalid_request', 'grant_type is required');
       if (grant !== 'client_credentials') throw new OAuthError('unsupported_grant_type', 'only client_credentials is supported');
 
-      // Client authentication: exactly one method (§2.3).
-      const basic = basicCredentials(req.headers.authorization);
-      const formId = single(form, 'client_id');
-      const formSecret = single(form, 'client_secret');
-      if (basic && formSecret !== undefined) throw new OAuthError('invalid_request', 'more than one client authentication method');
-      const clientId = basic ? basic.id : formId;
-      const secret = basic ? basic.secret : formSecret;
-      const challenge = { 'WWW-Authenticate': 'Basic realm="latchkey"' };
-      if (basic && formId !== undefined && formId !== basic.id) throw new OAuthError('invalid_request', 'client_id differs from the authenticated client');
-      if (!clientId || !secret) throw new OAuthError('invalid_client', 'client authentication is required (client_secret_basic or client_secret_post)', 401, challenge);
+      const { clientId, secret, challenge } = clientCredentials(req, form, true);
 
       const scopeParam = single(form, 'scope');
       const requested = scopeParam === undefined ? undefined : [...new Set(scopeParam.split(' ').filter(Boolean))];
@@ -130,8 +129,12 @@ export function registerOAuthRoutes(fastify: FastifyInstance, deps: OAuthDeps): 
       // The key decides: existence, binding to client_id, CIDRs, certificate, the requested scope (as required
       // permissions, checked before limits), then limits and credits — an exchange spends like a verify.
       const client = identity.of(req);
-      const result = await verifier.verify({ key: secret, ip: client.ip, presentedCertSerial: client.presentedCertSerial, expectKeyId: clientId, permissions: requested });
+      const check = { ip: client.ip, presentedCertSerial: client.presentedCertSerial, presentedCertThumbprint: client.presentedCertThumbprint, permissions: requested };
+      // tls_client_auth (RFC 8705 §2.1): no secret, the certificate the key is bound to authenticates the client.
+      const result = secret === null ? await verifier.verifyKeyId(clientId, check) : await verifier.verify({ key: secret, expectKeyId: clientId, ...check });
       if (!result.valid) throw refusal(result);
+      // Every token issued to a client that presented a (valid, latchkey-issued) certificate is bound to it.
+      const thumbprint = await client.presentedCertThumbprint();
       const details = result as VerifyResult & VerdictDetails;
       const scope = requested ?? result.policies;
       const profile = await profiles.get(details.profile);
@@ -148,23 +151,89 @@ export function registerOAuthRoutes(fastify: FastifyInstance, deps: OAuthDeps): 
         jti: newJti(),
         scope: scope.join(' '),
         app: result.appId!,
+        ...(thumbprint ? { cnf: { 'x5t#S256': thumbprint } } : {}),
       });
       setLimitFields(reply, details.limitFields?.() ?? null);
       void reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
       return { access_token: token, token_type: 'Bearer', expires_in: lifetime, scope: scope.join(' ') };
     });
+
+    // RFC 7662. The caller is a resource server or an operator (Vault token or management key) holding
+    // `update` on latchkey/oauth2/introspect; the answer never carries the credential itself.
+    f.post('/oauth2/introspect', { logLevel: 'warn' }, async (req, reply) => {
+      const principal = await authenticateCaller(authz, config, req);
+      await requireBindings(principal, identity.of(req));
+      await authz.require(principal, INTROSPECT_PATH, 'update');
+      const form = formOf(req);
+      const token = single(form, 'token');
+      if (!token) throw new OAuthError('invalid_request', 'token is required');
+      void reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
+      const found = token.length <= 4096 ? await verifier.introspect(token) : null;
+      if (!found) return { active: false };
+      const c = found.claims;
+      return {
+        active: true,
+        token_type: found.kind === 'access_token' ? 'Bearer' : 'api_key',
+        client_id: found.keyId,
+        sub: found.keyId,
+        app: found.appId,
+        scope: found.policies.join(' '),
+        ...(found.expiresAtMs < Number.MAX_SAFE_INTEGER ? { exp: Math.floor(found.expiresAtMs / 1000) } : {}),
+        ...(c ? { iat: c.iat, iss: c.iss, aud: c.aud, jti: c.jti, ...(c.cnf ? { cnf: c.cnf } : {}) } : {}),
+      };
+    });
+
+    // RFC 7009. The client authenticates as at the token endpoint (spending nothing) and may revoke only the
+    // tokens issued to it; anything else that is not its token is answered 200 as the RFC asks (§2.2).
+    f.post('/oauth2/revoke', { logLevel: 'warn' }, async (req, reply) => {
+      const form = formOf(req);
+      const { clientId, secret, challenge } = clientCredentials(req, form, false);
+      const token = single(form, 'token');
+      if (!token) throw new OAuthError('invalid_request', 'token is required');
+      const client = identity.of(req);
+      const result = await verifier.verify({ key: secret!, ip: client.ip, presentedCertSerial: client.presentedCertSerial, expectKeyId: clientId, noCharge: true });
+      if (!result.valid) throw new OAuthError('invalid_client', 'client authentication failed', 401, challenge);
+      void reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
+      const found = token.length <= 4096 ? await verifier.introspect(token) : null;
+      if (found?.kind === 'access_token' && found.claims) {
+        if (found.claims.client_id !== clientId) throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+        await verifier.revokeToken(found.claims);
+        await audit.record({ action: 'oauth2.token.revoke', outcome: 'success', actor: clientId, keyId: clientId, appId: found.appId, requestId: String(req.id), detail: `jti ${found.claims.jti}` });
+      }
+      return {};
+    });
   });
 
-  fastify.get('/.well-known/jwks.json', async (_req, reply) => {
+  // Quiet like verify: these answer every gateway and client, and a line per request would be a flood.
+  fastify.get('/.well-known/jwks.json', { logLevel: 'warn' }, async (_req, reply) => {
     await keyring.ensure();
     void reply.header('Cache-Control', `public, max-age=${Math.floor(config.tokens.jwksMaxAgeMs / 1000)}`);
     return keyring.jwks();
   });
 
-  fastify.get('/.well-known/oauth-authorization-server', async (_req, reply) => {
+  fastify.get('/.well-known/oauth-authorization-server', { logLevel: 'warn' }, async (_req, reply) => {
     void reply.header('Cache-Control', `public, max-age=${Math.floor(config.tokens.jwksMaxAgeMs / 1000)}`);
     return metadata(config);
   });
+}
+
+/**
+ * Client authentication: exactly one method (RFC 6749 §2.3), HTTP Basic or the form's client_id and
+ * client_secret; with `certOnly`, a client_id alone (tls_client_auth: the certificate authenticates), then
+ * the secret is null.
+ */
+function clientCredentials(req: FastifyRequest, form: Form, certOnly: boolean): { clientId: string; secret: string | null; challenge: Record<string, string> } {
+  const basic = basicCredentials(req.headers.authorization);
+  const formId = single(form, 'client_id');
+  const formSecret = single(form, 'client_secret');
+  if (basic && formSecret !== undefined) throw new OAuthError('invalid_request', 'more than one client authentication method');
+  const clientId = basic ? basic.id : formId;
+  const secret = basic ? basic.secret : formSecret;
+  const challenge = { 'WWW-Authenticate': 'Basic realm="latchkey"' };
+  if (basic && formId !== undefined && formId !== basic.id) throw new OAuthError('invalid_request', 'client_id differs from the authenticated client');
+  if (clientId && !secret && !basic && certOnly) return { clientId, secret: null, challenge };
+  if (!clientId || !secret) throw new OAuthError('invalid_client', 'client authentication is required (client_secret_basic, client_secret_post or tls_client_auth)', 401, challenge);
+  return { clientId, secret, challenge };
 }
 
 function formOf(req: FastifyRequest): Form {
@@ -220,7 +289,11 @@ export function metadata(config: AppConfig): Record<string, unknown> {
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     grant_types_supported: ['client_credentials'],
     response_types_supported: [],
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'tls_client_auth'],
+    tls_client_certificate_bound_access_tokens: true,
+    introspection_endpoint: `${issuer}/oauth2/introspect`,
+    revocation_endpoint: `${issuer}/oauth2/revoke`,
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     scopes_supported: [],
     access_token_signing_alg_values_supported: [config.tokens.algorithm],
   };
@@ -279,6 +352,60 @@ export function documentOAuthRoutes(doc: OpenAPIObject): void {
         429: { ...oauthError, description: 'rate_limited or usage_exceeded (Retry-After, RateLimit fields)' },
         503: { description: 'Vault cannot sign now' },
       },
+    },
+  };
+  const formBody = (props: Record<string, object>, required: string[]) => ({ required: true, content: { [FORM_TYPE]: { schema: { type: 'object', required, properties: props } } } });
+  doc.paths['/oauth2/introspect'] = {
+    post: {
+      tags: ['oauth2'],
+      summary: 'Is an access token or key active? (RFC 7662)',
+      description: `For callers holding update on ${INTROSPECT_PATH} (a Vault token in X-Vault-Token or a management key as Bearer). Spends nothing. Inactive, unknown, revoked and malformed credentials all answer {"active": false}.`,
+      operationId: 'oauth2Introspect',
+      security: [{ vaultToken: [] }, { managementKey: [] }],
+      requestBody: formBody({ token: { type: 'string', maxLength: 4096 }, token_type_hint: { type: 'string' } }, ['token']),
+      responses: {
+        200: {
+          description: 'the answer (Cache-Control: no-store)',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['active'],
+                properties: {
+                  active: { type: 'boolean' },
+                  token_type: { type: 'string', enum: ['Bearer', 'api_key'] },
+                  client_id: { type: 'string' },
+                  sub: { type: 'string' },
+                  app: { type: 'string' },
+                  scope: { type: 'string' },
+                  exp: { type: 'integer' },
+                  iat: { type: 'integer' },
+                  iss: { type: 'string' },
+                  aud: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+                  jti: { type: 'string' },
+                  cnf: { type: 'object' },
+                },
+              },
+            },
+          },
+        },
+        400: oauthError,
+        401: { description: 'no or an invalid caller credential' },
+        403: { description: `the caller lacks update on ${INTROSPECT_PATH}` },
+        415: oauthError,
+        503: { description: 'Vault or Redis cannot be asked' },
+      },
+    },
+  };
+  doc.paths['/oauth2/revoke'] = {
+    post: {
+      tags: ['oauth2'],
+      summary: 'Revoke an access token (RFC 7009)',
+      description: 'The client authenticates as at the token endpoint (nothing is charged) and revokes a token issued to it: every instance refuses it at once, until it would have expired. Unknown or invalid tokens answer 200. Revoking the key itself (DELETE /v1/keys/{keyId}) refuses all its tokens.',
+      operationId: 'oauth2Revoke',
+      security: [],
+      requestBody: formBody({ token: { type: 'string', maxLength: 4096 }, token_type_hint: { type: 'string' }, client_id: { type: 'string' }, client_secret: { type: 'string' } }, ['token']),
+      responses: { 200: { description: 'revoked, or nothing to revoke', content: { 'application/json': { schema: { type: 'object' } } } }, 400: oauthError, 401: oauthError, 415: oauthError, 503: { description: 'Vault or Redis cannot be asked' } },
     },
   };
   const cacheable = (summary: string, operationId: string) => ({

@@ -4,7 +4,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import type { OperationObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { CertVerifier } from '@latchkey/certs';
 import { LimitFields, LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
-import { ClientIdentityResolver, validSerial } from '../auth/client-identity';
+import { ClientIdentityResolver } from '../auth/client-identity';
 import { mapError, sendError } from '../http/error-filter';
 
 /*
@@ -135,12 +135,16 @@ export function registerVerifyRoutes(
         const b = req.body;
         const client = identity.of(req);
         // The caller (a gateway) hands over the certificate its client presented.
-        const presentedCertSerial = b.certificate
-          ? () => validSerial(() => certs.verifyPem(b.certificate!))
-          : b.xfcc
-            ? () => validSerial(() => certs.verifyXfcc(b.xfcc!))
-            : client.presentedCertSerial;
-        return await verifier.verify({ key: b.key, ip: b.ip ?? client.ip, permissions: b.permissions, presentedCertSerial, ratelimits: b.ratelimits, cost: b.cost });
+        const handed = identity.fromBody(b);
+        return await verifier.verify({
+          key: b.key,
+          ip: b.ip ?? client.ip,
+          permissions: b.permissions,
+          presentedCertSerial: handed ? handed.serial : client.presentedCertSerial,
+          presentedCertThumbprint: handed ? handed.thumbprint : client.presentedCertThumbprint,
+          ratelimits: b.ratelimits,
+          cost: b.cost,
+        });
       } finally {
         verifyTimer.observe((performance.now() - started) / 1000);
       }
@@ -157,7 +161,7 @@ export function registerVerifyRoutes(
       }
       // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
       const client = identity.of(req);
-      const result = await verifier.verify({ key, ip: client.ip, permissions: requiredPermissions(req, permissionsFrom), presentedCertSerial: client.presentedCertSerial });
+      const result = await verifier.verify({ key, ip: client.ip, permissions: requiredPermissions(req, permissionsFrom), presentedCertSerial: client.presentedCertSerial, presentedCertThumbprint: client.presentedCertThumbprint });
       // The IETF RateLimit fields go on 204 as on 429, so a proxy can pass them on (nginx auth_request_set).
       const limits = (result as Partial<{ limitFields(): LimitFields | null }>).limitFields?.() ?? null;
       if (limits?.policy) void reply.header('RateLimit-Policy', limits.policy).header('RateLimit', limits.state);
