@@ -11,7 +11,10 @@
  *   (c)  POST /v1/keys/verify with a cached key;
  *   (d)  cache-miss verify latency vs a direct OpenBao auth/token/lookup;
  *   (e)  revocation propagation across 3 api instances, each serving verify load at half its maximum;
- *   (f)  a fresh api's idle RSS, then heap and RSS with N keys minted in OpenBao and verified once.
+ *   (f)  a fresh api's idle RSS, then heap and RSS with N keys minted in OpenBao and verified once;
+ *   (g)  POST /oauth2/token against a direct OpenBao transit/sign of a JWT-sized input (same connections),
+ *        and forward auth with a JWT bearer against (b) with its key;
+ *   and forward auth with one strict or one local limit against (b) without limits, and local-mode overshoot.
  * Prints the figures and writes docs/performance.md. Asserts nothing: the
  * targets are benchmark figures, never test assertions.
  */
@@ -211,6 +214,66 @@ async function main(): Promise<void> {
     rows.push({ figure: 'forward auth with one strict limit ÷ forward auth without limits', measured: `${range(bsb)}×`, target: '≥ 0.6×', met: median(bsb) >= 0.6 });
     rows.push({ figure: 'forward auth with one local limit ÷ forward auth without limits', measured: `${range(blb)}×`, target: '≥ 0.9×', met: median(blb) >= 0.9 });
 
+    // (g) token exchange (issue 13). The endpoint is bound by one Transit sign per token, so its ceiling is that
+    // same sign asked of OpenBao directly, with a signing input of a JWT's size, at the same concurrency.
+    const tokenProfile = await fetch(`${api.url}/v1/profiles/bench-tokens`, {
+      method: 'PUT',
+      headers: H,
+      // tokenTtl 1h (TOKEN_MAX_TTL's default): the bearer measured below must outlive the whole run.
+      body: JSON.stringify({ allowedPolicies: ['default'], ttl: '24h', maxTtl: '24h', tokenTtl: '1h' }),
+    });
+    if (tokenProfile.status !== 201 && tokenProfile.status !== 200) throw new Error(`profile bench-tokens: ${tokenProfile.status}`);
+    const tk = await fetch(`${api.url}/v1/keys`, { method: 'POST', headers: H, body: JSON.stringify({ appId: 'bench', profile: 'bench-tokens', name: 'tokens' }) });
+    if (tk.status !== 201) throw new Error(`mint failed ${tk.status}`);
+    const tokenKey = (await tk.json()) as { key: string; keyId: string };
+    const tokenHeaders = { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${tokenKey.keyId}:${tokenKey.key}`).toString('base64')}` };
+    const tokenRequest: autocannon.Options = { url: `${api.url}/oauth2/token`, method: 'POST', headers: tokenHeaders, body: 'grant_type=client_credentials' };
+    const first = await fetch(`${api.url}/oauth2/token`, { method: 'POST', headers: tokenHeaders, body: 'grant_type=client_credentials' });
+    if (first.status !== 200) throw new Error(`token exchange failed ${first.status}`);
+    const { access_token: jwt, expires_in: jwtTtl } = (await first.json()) as { access_token: string; expires_in: number };
+    // A stand-in signing input the size of a real one (base64url header and claims, ~300 bytes).
+    const fakeInput = jwt.slice(0, jwt.lastIndexOf('.'));
+    const SIGN_CONNECTIONS = 16;
+    const signContenders: Record<string, autocannon.Options> = {
+      tok: tokenRequest,
+      sign: {
+        url: `${bao.addr}/v1/latchkey-transit/sign/latchkey-tokens`,
+        method: 'POST',
+        headers: { 'X-Vault-Token': bao.rootToken, 'content-type': 'application/json' },
+        body: JSON.stringify({ input: Buffer.from(fakeInput).toString('base64'), marshaling_algorithm: 'jws', hash_algorithm: 'sha2-256' }),
+      },
+    };
+    const jwtContenders: Record<string, autocannon.Options> = {
+      b: { url: `${api.url}/v1/auth`, headers: { 'x-api-key': key } },
+      jwt: { url: `${api.url}/v1/auth`, headers: { authorization: `Bearer ${jwt}` } },
+    };
+    // Warm-ups and rounds of the four contenders, with margin: an expired bearer would measure 401s.
+    const needed = 4 + ROUNDS * 4 * (DURATION + 1) + 60;
+    if (jwtTtl < needed) throw new Error(`the bearer lives ${jwtTtl} s, less than the ~${needed} s of its measurement`);
+    for (const o of Object.values(signContenders)) await autocannon({ ...o, connections: 8, duration: 1 });
+    for (const o of Object.values(jwtContenders)) await autocannon({ ...o, connections: 8, duration: 1 });
+    const tres: Record<string, Load[]> = { tok: [], sign: [], b: [], jwt: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [k, o] of Object.entries(signContenders)) tres[k].push(await load({ connections: SIGN_CONNECTIONS, ...o }));
+      for (const [k, o] of Object.entries(jwtContenders)) tres[k].push(await load(o));
+    }
+    const tratio = (x: string, y: string) => tres[x].map((l, i) => l.rps / tres[y][i].rps);
+    const [toks, jwtb] = [tratio('tok', 'sign'), tratio('jwt', 'b')];
+    const tnames: Record<string, string> = {
+      tok: `(g) POST /oauth2/token, client_secret_basic (${SIGN_CONNECTIONS} connections)`,
+      sign: `(g) OpenBao transit/sign directly, ES256 JWS (${SIGN_CONNECTIONS} connections)`,
+      b: '(b) GET /v1/auth, cached key (x-api-key)',
+      jwt: '(g) GET /v1/auth, JWT bearer (cached verification)',
+    };
+    for (const [k, ls] of Object.entries(tres)) {
+      for (const l of ls) log(`${tnames[k].padEnd(40)} ${l.rps.toFixed(0).padStart(8)} req/s   p50 ${String(l.p50).padStart(3)} ms   p99 ${String(l.p99).padStart(3)} ms   errors ${l.errors} non-2xx ${l.non2xx}`);
+      raw.push(`| ${tnames[k]} | ${ls.map((l) => l.rps.toFixed(0)).join(' / ')} | ${ls.map((l) => l.p50).join(' / ')} | ${ls.map((l) => l.p99).join(' / ')} | ${ls.reduce((x, l) => x + l.errors + l.non2xx, 0)} |`);
+    }
+    notes.push(`The token measurements used a ${jwt.length}-byte ES256 bearer and a ${fakeInput.length}-byte stand-in signing input for the direct transit/sign.`);
+    log(`tokens: token endpoint/transit sign = ${range(toks)} (target >= 0.8)   JWT bearer/key = ${range(jwtb)} (target >= 0.9)`);
+    rows.push({ figure: `token endpoint ÷ direct OpenBao transit/sign, ${SIGN_CONNECTIONS} connections each`, measured: `${range(toks)}×`, target: '≥ 0.8×', met: median(toks) >= 0.8 });
+    rows.push({ figure: 'forward auth with a JWT bearer (cached verification) ÷ forward auth with a key', measured: `${range(jwtb)}×`, target: '≥ 0.9×', met: median(jwtb) >= 0.9 });
+
     // (d) cache misses: every key verified once, sequentially, interleaved with the same lookup made directly.
     const N = QUICK ? 200 : 1000;
     const created: string[] = [];
@@ -357,7 +420,7 @@ async function main(): Promise<void> {
     `The load generator (autocannon, ${CONNECTIONS} connections, ${DURATION} s per figure, ${ROUNDS} interleaved round${ROUNDS > 1 ? 's' : ''}) shares the cores with the servers it measures, so ratios between figures of one run are what to compare, not absolute rates.`,
     '',
     'The api runs in its default configuration (LOG_LEVEL unset = info, default verify cache, staleness and lookup budget; the memory run alone disables the lookup budget to fill its cache faster).',
-    'The targets are benchmark figures from issue 11, never asserted by tests.',
+    'The targets are benchmark figures from issues 11 (verify), 12 (limits) and 13 (tokens), never asserted by tests.',
     '',
     '| figure | measured | target | met |',
     '|---|---|---|---|',
