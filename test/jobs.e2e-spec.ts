@@ -253,7 +253,7 @@ describe('worker jobs: rotation, delivery, reconciliation, expiry, queue view', 
       const names = res.body.queues.map((q: { name: string }) => q.name);
       expect(names).toEqual(expect.arrayContaining(['latchkey-lifecycle', 'latchkey-maintenance', 'latchkey-delivery']));
       const maintenance = res.body.queues.find((q: { name: string }) => q.name === 'latchkey-maintenance');
-      expect(maintenance.schedulers.map((s: { id: string }) => s.id).sort()).toEqual(['cert-renew-scan', 'key-rotation-scan', 'keys-expiry-sweep', 'keys-reconcile']);
+      expect(maintenance.schedulers.map((s: { id: string }) => s.id).sort()).toEqual(['cert-renew-scan', 'key-rotation-scan', 'keys-expiry-sweep', 'keys-reconcile', 'tokens-rotate-check']);
       expect(maintenance.counts).toHaveProperty('completed');
       for (const q of res.body.queues) for (const f of q.failed) expect(Object.keys(f).sort()).toEqual(['attemptsMade', 'failedAt', 'failedReason', 'id', 'name']);
       expect(JSON.stringify(res.body)).not.toMatch(/"data"/);

@@ -8,7 +8,7 @@ export const QUEUE = {
   lifecycle: 'latchkey-lifecycle',
   /** Audit-log ingestion: its own queue so a long drain never delays lifecycle jobs. */
   audit: 'latchkey-audit',
-  /** Periodic scans (one at a time per queue): rotation scan, reconciliation, expiry sweep. */
+  /** Periodic scans (one at a time per queue): rotation scan, reconciliation, expiry sweep, signing-key rotation check. */
   maintenance: 'latchkey-maintenance',
   /** Outbound webhooks: slow and retried, kept apart so they never hold up rotation. */
   delivery: 'latchkey-delivery',
@@ -34,6 +34,8 @@ export const JOB = {
   certRenewScan: 'cert-renew-scan',
   /** Re-issue one certificate (same subject) and deliver it to Vault KV. */
   certRenew: 'cert-renew',
+  /** Rotate the token signing key (Vault Transit) if its newest version is TOKEN_KEY_ROTATE_EVERY old. */
+  tokenRotateCheck: 'tokens-rotate-check',
 } as const;
 export type JobName = (typeof JOB)[keyof typeof JOB];
 
@@ -56,6 +58,7 @@ export interface JobPayloads {
   [JOB.certRenewScan]: ScanPayload;
   /** Colon-hex serial of the certificate to renew. */
   [JOB.certRenew]: { serial: string; appId: string };
+  [JOB.tokenRotateCheck]: ScanPayload;
 }
 
 /** Which queue each job runs on; the worker refuses to start if a job here has no handler. */
@@ -69,6 +72,7 @@ export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JOB.expirySweep]: QUEUE.maintenance,
   [JOB.certRenewScan]: QUEUE.maintenance,
   [JOB.certRenew]: QUEUE.lifecycle,
+  [JOB.tokenRotateCheck]: QUEUE.maintenance,
 };
 
 /** Jobs processed at once per worker process, per queue (scans run one at a time). */

@@ -1,4 +1,5 @@
 import type { AppConfig } from '@latchkey/config';
+import { rotationCheckEveryMs } from '@latchkey/tokens';
 import { JOB, JobName } from './jobs';
 
 /** A periodic job, registered with BullMQ's `upsertJobScheduler` at every worker start. */
@@ -21,5 +22,7 @@ export function schedules(config: AppConfig): ScheduleSpec[] {
     { id: 'keys-reconcile', job: JOB.reconcile, everyMs: config.jobs.reconcileEveryMs },
     { id: 'keys-expiry-sweep', job: JOB.expirySweep, everyMs: config.jobs.expirySweepEveryMs },
     { id: 'cert-renew-scan', job: JOB.certRenewScan, everyMs: config.jobs.certRenewScanEveryMs },
+    // A quarter of the period (at most 1h): the key is rotated at most that late. TOKEN_KEY_ROTATE_EVERY=0 removes it.
+    { id: 'tokens-rotate-check', job: JOB.tokenRotateCheck, everyMs: rotationCheckEveryMs(config.tokens.rotateEveryMs) },
   ];
 }

@@ -1,3 +1,4 @@
 export * from './jwt';
 export * from './keyring';
+export * from './rotation';
 export * from './tokens.module';

@@ -21,7 +21,7 @@ interface TransitKeyRead {
 }
 
 /** Clock skew tolerated by verifiers, kept on top of the longest token lifetime before a version is unpublished. */
-const RETIRE_MARGIN_MS = 60_000;
+export const RETIRE_MARGIN_MS = 60_000;
 /** An unknown kid makes the keyring re-read Transit at most this often (a flood of made-up kids costs nothing more). */
 const UNKNOWN_KID_REFRESH_MS = 5_000;
 /** The keyring is re-read in the background this often, so rotations by the worker reach every api. */
