@@ -27,6 +27,16 @@ const UNKNOWN_KID_REFRESH_MS = 5_000;
 /** The keyring is re-read in the background this often, so rotations by the worker reach every api. */
 export const KEYRING_REFRESH_MS = 60_000;
 
+/** Signatures per Transit call: bounds one call's size and the wait of the first token in it. */
+const MAX_SIGN_BATCH = 64;
+
+interface PendingSign {
+  input: string;
+  version: number;
+  resolve: (signature: string) => void;
+  reject: (err: unknown) => void;
+}
+
 const TRANSIT_TYPE: Record<TokenAlg, string> = { ES256: 'ecdsa-p256', EdDSA: 'ed25519' };
 
 /**
@@ -41,6 +51,8 @@ export class TokenKeyring {
   private loadedAt = 0;
   private loading: Promise<void> | null = null;
   private readonly alg: TokenAlg;
+  private pending: PendingSign[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly vault: VaultClient,
@@ -151,20 +163,61 @@ export class TokenKeyring {
     return this.keyFor(kid) !== undefined;
   }
 
-  /** Sign access-token claims with the current version inside Vault (`transit/sign`, JWS marshaling for ECDSA). */
+  /**
+   * Sign access-token claims with the current version inside Vault (`transit/sign`, JWS marshaling for
+   * ECDSA). Tokens requested in the same turn of the event loop are signed by one `batch_input` call (at
+   * most 64): Vault's per-request cost is paid once per batch, and the batch leaves before the loop waits
+   * for I/O again, so batching adds no wait.
+   */
   async sign(claims: AccessTokenClaims): Promise<string> {
     await this.ensure();
     const v = this.signer();
     const input = signingInput({ alg: this.alg, typ: 'at+jwt', kid: v.kid }, claims);
-    const body: Record<string, unknown> = { input: Buffer.from(input).toString('base64'), key_version: v.version };
+    const sig = await new Promise<string>((resolve, reject) => {
+      this.pending.push({ input, version: v.version, resolve, reject });
+      if (this.pending.length >= MAX_SIGN_BATCH) this.flushSigns();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushSigns());
+      }
+    });
+    return `${input}.${sig}`;
+  }
+
+  private flushSigns(): void {
+    this.flushScheduled = false;
+    const all = this.pending;
+    if (!all.length) return;
+    this.pending = [];
+    // One call per key version (a rotation taking effect mid-batch makes two).
+    for (const version of new Set(all.map((p) => p.version))) void this.signBatch(version, all.filter((p) => p.version === version));
+  }
+
+  private async signBatch(version: number, batch: PendingSign[]): Promise<void> {
+    const body: Record<string, unknown> = { batch_input: batch.map((p) => ({ input: Buffer.from(p.input).toString('base64') })), key_version: version };
     // ECDSA: raw r‖s in base64url (the JWS form) instead of ASN.1 DER.
     if (this.alg === 'ES256') Object.assign(body, { marshaling_algorithm: 'jws', hash_algorithm: 'sha2-256' });
-    const res = await this.vault.hotPost<{ signature: string; key_version: number }>(`${this.config.transitMount}/sign/${this.config.signingKey}`, body, 'transit sign');
-    const m = /^vault:v(\d+):(.+)$/.exec(res.data?.signature ?? '');
-    if (!m || Number(m[1]) !== v.version) throw new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, 'Transit answered an unexpected signature', { retryAfter: 1 });
-    // Ed25519 comes back in standard base64.
-    const sig = this.alg === 'ES256' ? m[2].replace(/=+$/, '') : Buffer.from(m[2], 'base64').toString('base64url');
-    return `${input}.${sig}`;
+    let results: Array<{ signature?: string; error?: string }>;
+    try {
+      const res = await this.vault.hotPost<{ batch_results: Array<{ signature?: string; error?: string }> }>(
+        `${this.config.transitMount}/sign/${this.config.signingKey}`,
+        body,
+        'transit sign',
+      );
+      results = res.data?.batch_results ?? [];
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => {
+      const m = /^vault:v(\d+):(.+)$/.exec(results[i]?.signature ?? '');
+      if (!m || Number(m[1]) !== version) {
+        p.reject(new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, `Transit did not sign: ${results[i]?.error ?? 'unexpected answer'}`, { retryAfter: 1 }));
+        return;
+      }
+      // Ed25519 comes back in standard base64.
+      p.resolve(this.alg === 'ES256' ? m[2].replace(/=+$/, '') : Buffer.from(m[2], 'base64').toString('base64url'));
+    });
   }
 
   /** Add a version (the worker's scheduled rotation): it is published at once and signs after JWKS_MAX_AGE. */
