@@ -119,6 +119,7 @@ async function main(): Promise<void> {
         '',
         `  curl -s -X POST ${url}/v1/keys/verify -H 'Content-Type: application/json' -d ${q(JSON.stringify({ key: example.key }))}`,
         `  curl -si ${url}/v1/auth -H ${q(`X-API-Key: ${example.key}`)}`,
+        `  curl -s -u ${q(`${example.keyId}:${example.key}`)} -d grant_type=client_credentials ${url}/oauth2/token   # an access token (JWT) for the key`,
         `  curl -s -X POST ${url}/v1/keys -H ${q(`X-Vault-Token: ${vaultToken}`)} -H 'Content-Type: application/json' \\`,
         `    -d '{"appId":"example","profile":"default","name":"another-key"}'`,
         '',

@@ -32,6 +32,11 @@ describe('npm run dev', () => {
       const verifyLine = out.split('\n').find((l) => l.includes('/v1/keys/verify'))!.trim();
       const { stdout } = await promisify(execFile)('bash', ['-c', verifyLine]);
       expect(JSON.parse(stdout)).toMatchObject({ valid: true, code: 'VALID', appId: 'example' });
+      // So does the token exchange line, and the token it prints passes forward auth.
+      const tokenLine = out.split('\n').find((l) => l.includes('/oauth2/token'))!.trim();
+      const token = JSON.parse((await promisify(execFile)('bash', ['-c', tokenLine])).stdout) as { access_token: string; token_type: string };
+      expect(token.token_type).toBe('Bearer');
+      expect((await fetch(`${envFile.LATCHKEY_URL}/v1/auth`, { headers: { authorization: `Bearer ${token.access_token}` } })).status).toBe(204);
     } finally {
       dev.kill('SIGINT');
       await new Promise((r) => dev.once('exit', r));

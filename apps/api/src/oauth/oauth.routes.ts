@@ -392,6 +392,7 @@ export function documentOAuthRoutes(doc: OpenAPIObject): void {
         400: oauthError,
         401: { description: 'no or an invalid caller credential' },
         403: { description: `the caller lacks update on ${INTROSPECT_PATH}` },
+        413: oauthError,
         415: oauthError,
         503: { description: 'Vault or Redis cannot be asked' },
       },
@@ -405,7 +406,7 @@ export function documentOAuthRoutes(doc: OpenAPIObject): void {
       operationId: 'oauth2Revoke',
       security: [],
       requestBody: formBody({ token: { type: 'string', maxLength: 4096 }, token_type_hint: { type: 'string' }, client_id: { type: 'string' }, client_secret: { type: 'string' } }, ['token']),
-      responses: { 200: { description: 'revoked, or nothing to revoke', content: { 'application/json': { schema: { type: 'object' } } } }, 400: oauthError, 401: oauthError, 415: oauthError, 503: { description: 'Vault or Redis cannot be asked' } },
+      responses: { 200: { description: 'revoked, or nothing to revoke', content: { 'application/json': { schema: { type: 'object' } } } }, 400: oauthError, 401: oauthError, 413: oauthError, 415: oauthError, 503: { description: 'Vault or Redis cannot be asked' } },
     },
   };
   const cacheable = (summary: string, operationId: string) => ({
