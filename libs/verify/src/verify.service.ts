@@ -458,55 +458,28 @@ export class VerifyService implements OnModuleDestroy {
     const e = this.cache.get(hash);
     if (e?.kind === 'key') return e;
     if (e?.kind === 'unknown') return null;
-    let p = this.inflight.get(hash);
-    if (!p) {
-      if (!this.lookupBudget.tryTake()) {
-        this.shed();
-        return Promise.reject(new LookupBudgetExhaustedError());
-      }
-      p = this.lookupSource(keyId, hash).finally(() => this.inflight.delete(hash));
-      this.inflight.set(hash, p);
-    }
-    return p;
+    // "invalid accessor" (400) once the key is revoked or expired; 403 while a revocation is under way.
+    return this.shared(hash, () => this.confirm(hash, () => this.vault.lookupAccessor(keyId), [ErrorCode.VAULT_BAD_REQUEST, ErrorCode.VAULT_PERMISSION_DENIED, ErrorCode.VAULT_NOT_FOUND], keyId));
   }
 
-  private async lookupSource(keyId: string, hash: string): Promise<CachedKey | null> {
-    const startedAt = Date.now();
-    let l: TokenLookup;
-    try {
-      l = await this.vault.lookupAccessor(keyId);
-    } catch (err) {
-      if (err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_BAD_REQUEST || err.code === ErrorCode.VAULT_PERMISSION_DENIED || err.code === ErrorCode.VAULT_NOT_FOUND)) {
-        // "invalid accessor": revoked or expired since the token was issued.
-        verifyLookups.labels('unknown').inc();
-        this.cache.setUnknown(hash);
-        return null;
-      }
-      verifyLookups.labels('error').inc();
-      throw err instanceof LatchkeyError ? err : new LatchkeyError(ErrorCode.VAULT_UNAVAILABLE, 'Vault lookup failed', { retryAfter: 2 });
-    }
-    verifyLookups.labels('found').inc();
-    const entry = this.entries.fromLookup(l);
-    if (!entry || entry.keyId !== keyId) {
-      this.cache.setUnknown(hash);
-      return null;
-    }
-    return this.cache.setKey(hash, entry, startedAt) ? entry : null;
+  /** A key by its token, asked of Vault: 403 "bad token" for unknown, expired and revoked tokens alike. */
+  private lookup(hash: string, token: string): Promise<CachedKey | null> {
+    return this.shared(hash, () => this.confirm(hash, () => this.vault.lookupToken(token, this.lookupTimeoutMs), [ErrorCode.VAULT_PERMISSION_DENIED, ErrorCode.VAULT_NOT_FOUND]));
   }
 
   /**
-   * One Vault lookup per key at a time; concurrent misses share it. A new
+   * One Vault lookup per cache entry at a time; concurrent misses share it. A new
    * lookup needs a token from the budget, else no verdict (503): cached keys,
    * valid or negative, never reach this point, so they are unaffected.
    */
-  private lookup(hash: string, token: string): Promise<CachedKey | null> {
+  private shared(hash: string, run: () => Promise<CachedKey | null>): Promise<CachedKey | null> {
     let p = this.inflight.get(hash);
     if (!p) {
       if (!this.lookupBudget.tryTake()) {
         this.shed();
         return Promise.reject(new LookupBudgetExhaustedError());
       }
-      p = this.doLookup(hash, token).finally(() => this.inflight.delete(hash));
+      p = run().finally(() => this.inflight.delete(hash));
       this.inflight.set(hash, p);
     }
     return p;
@@ -525,14 +498,17 @@ export class VerifyService implements OnModuleDestroy {
     this.shedLogTimer.unref();
   }
 
-  private async doLookup(hash: string, token: string): Promise<CachedKey | null> {
+  /**
+   * Ask Vault and cache the answer: a key (unless a revocation raced the lookup), or "unknown" for the
+   * answers in `unknown` and for tokens that are not latchkey keys (`expectKeyId`: or not that key).
+   */
+  private async confirm(hash: string, ask: () => Promise<TokenLookup>, unknown: string[], expectKeyId?: string): Promise<CachedKey | null> {
     const startedAt = Date.now();
     let l: TokenLookup;
     try {
-      l = await this.vault.lookupToken(token, this.lookupTimeoutMs);
+      l = await ask();
     } catch (err) {
-      if (err instanceof LatchkeyError && (err.code === ErrorCode.VAULT_PERMISSION_DENIED || err.code === ErrorCode.VAULT_NOT_FOUND)) {
-        // Vault answers 403 "bad token" for unknown, expired and revoked tokens alike.
+      if (err instanceof LatchkeyError && unknown.includes(err.code)) {
         verifyLookups.labels('unknown').inc();
         this.cache.setUnknown(hash);
         return null;
@@ -542,7 +518,7 @@ export class VerifyService implements OnModuleDestroy {
     }
     verifyLookups.labels('found').inc();
     const entry = this.entries.fromLookup(l);
-    if (!entry) {
+    if (!entry || (expectKeyId !== undefined && entry.keyId !== expectKeyId)) {
       // Only tokens minted through a latchkey role are keys: a Vault token wrapped in the key format is not,
       // whatever metadata it carries.
       this.cache.setUnknown(hash);
