@@ -10,7 +10,8 @@ import { OwnRedis } from './reliability/faults-support';
 
 /**
  * Redis killed under verify load (issue 12): strict limits fall back to this instance's share of the limit,
- * never to unlimited; keys with credits get no verdict (503) rather than an unchecked VALID.
+ * never to unlimited; keys with credits, and access tokens not checked before, get no verdict (503) rather than
+ * an unchecked VALID.
  */
 
 const rootToken = (): string => process.env.VAULT_TOKEN!;
@@ -37,6 +38,21 @@ describe('limits with Redis down', () => {
     expect((await call(api.url, 'PUT', `/v1/profiles/${name}`, { token: rootToken(), body: { allowedPolicies: ['default'], ttl: '1h', maxTtl: '24h', limits: [{ name: 'requests', limit: 20, window: '2s' }] } })).status).toBe(201);
     const k = await mintKey(api.url, rootToken(), { appId: uniqueId('app'), profile: name, name: 'k' });
     const withCredits = await mintKey(api.url, rootToken(), { appId: uniqueId('app'), profile: name, name: 'c', credits: { remaining: 100 } });
+    // Access tokens (issue 13) of a key without limits or credits: one checked while Redis is up, one this
+    // instance has never seen.
+    const plain = await mintKey(api.url, rootToken(), { appId: uniqueId('app'), profile: 'default', name: 'p' });
+    const token = async () => {
+      const res = await fetch(`${api.url}/oauth2/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${plain.keyId}:${plain.key}`).toString('base64')}` },
+        body: 'grant_type=client_credentials',
+      });
+      if (res.status !== 200) throw new Error(`exchange ${res.status}`);
+      return ((await res.json()) as { access_token: string }).access_token;
+    };
+    const seen = await token();
+    const unseen = await token();
+    expect((await call(api.url, 'POST', '/v1/keys/verify', { body: { key: seen } })).body.code).toBe('VALID');
     // Both keys cached while Redis is up.
     expect((await call(api.url, 'POST', '/v1/keys/verify', { body: { key: k.key } })).body.code).toBe('VALID');
     expect((await call(api.url, 'POST', '/v1/keys/verify', { body: { key: withCredits.key } })).body.code).toBe('VALID');
@@ -61,5 +77,10 @@ describe('limits with Redis down', () => {
     expect(perWindow.some((v) => v > 0)).toBe(true);
     const credits = await call(api.url, 'POST', '/v1/keys/verify', { body: { key: withCredits.key } });
     expect([credits.status, credits.body?.error?.code]).toEqual([503, 'REDIS_UNAVAILABLE']);
+    // The checked token still verifies (its verdict and its key are cached); one this instance has not checked
+    // yet cannot be checked against RFC 7009 revocations: no verdict, rather than an unchecked VALID.
+    expect((await call(api.url, 'POST', '/v1/keys/verify', { body: { key: seen } })).body.code).toBe('VALID');
+    const fresh = await call(api.url, 'POST', '/v1/keys/verify', { body: { key: unseen } });
+    expect([fresh.status, fresh.body?.error?.code]).toEqual([503, 'REDIS_UNAVAILABLE']);
   });
 });
