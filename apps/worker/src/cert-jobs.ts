@@ -1,10 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { CertIndex, CertsService, plainSerial } from '@latchkey/certs';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB, JobPayloads, JobsProducer, jobId } from '@latchkey/jobs';
-import { REDIS, withLease } from '@latchkey/redis';
+import { REDIS, withLease, RedisClient } from '@latchkey/redis';
 import { VaultClient } from '@latchkey/vault';
 
 /** What the owner reads at `<kv mount>/data/delivery/<app>/certs/<common name>` (stable across renewals). */
@@ -38,7 +37,7 @@ export class CertJobs {
     private readonly vault: VaultClient,
     private readonly jobs: JobsProducer,
     private readonly audit: AdminAuditRecorder,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

@@ -1,13 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import { Redis } from 'ioredis';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { isLatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { DeliveryService, SuccessorDelivery } from '@latchkey/delivery';
 import { JOB, JOB_QUEUE, JobPayloads, JobsProducer, jobId } from '@latchkey/jobs';
 import { KeyIndex, KeyMaintenance, KeysService, ScheduledRotationOutcome } from '@latchkey/keys';
-import { REDIS, withLease } from '@latchkey/redis';
+import { REDIS, withLease, RedisClient } from '@latchkey/redis';
 
 /**
  * Handlers of the key jobs: the rotation scan and each scheduled rotation
@@ -27,7 +26,7 @@ export class KeyJobs {
     private readonly successors: SuccessorDelivery,
     private readonly jobs: JobsProducer,
     private readonly audit: AdminAuditRecorder,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

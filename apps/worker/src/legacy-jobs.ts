@@ -1,9 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB_QUEUE, JobName, QUEUE, QueueName, VAULT_STAMP, bullPrefix, checkStamp, legacyBullPrefix } from '@latchkey/jobs';
-import { createWorkerConnection } from '@latchkey/redis';
+import { createWorkerConnection, RedisClient } from '@latchkey/redis';
 
 /** Waiting jobs move at once; the delayed ones keep the time they were due. */
 const STATES = ['waiting', 'delayed', 'prioritized', 'paused'] as const;
@@ -33,7 +32,7 @@ export interface AdoptReport {
 @Injectable()
 export class LegacyJobs implements OnApplicationShutdown {
   private readonly logger = new Logger(LegacyJobs.name);
-  private connection?: Redis;
+  private connection?: RedisClient;
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
 
@@ -51,7 +50,7 @@ export class LegacyJobs implements OnApplicationShutdown {
   async adopt(clusterId: string): Promise<AdoptReport> {
     if (!this.connection) {
       // Waits for Redis (a worker may start before it), but never hangs shutdown on a dead one.
-      this.connection = createWorkerConnection(this.config.redis.url, 'latchkey-legacy-jobs', { commandTimeout: 15_000 });
+      this.connection = createWorkerConnection(this.config.redis, 'latchkey-legacy-jobs', { commandTimeout: 15_000 });
       this.connection.on('error', () => undefined); // surfaced by the failing call
     }
     const report: AdoptReport = { adopted: 0, schedulersRemoved: 0, scanIterationsDropped: 0, left: 0 };

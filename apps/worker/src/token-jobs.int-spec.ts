@@ -22,7 +22,7 @@ describe('worker: scheduled rotation of the token signing key', () => {
   const redises: Redis[] = [];
   /** One per simulated worker process: its own keyring and Redis connection. */
   const worker = () => {
-    const redis = new Redis(config.redis.url);
+    const redis = new Redis(process.env.REDIS_URL!);
     redises.push(redis);
     return new TokenJobs(new TokenKeyring(vault, config.tokens), new AdminAuditRecorder(redis, config), redis, config);
   };
@@ -36,7 +36,7 @@ describe('worker: scheduled rotation of the token signing key', () => {
   afterAll(async () => {
     await vault.call({ method: 'POST', path: `${keyPath}/config`, body: { deletion_allowed: true }, operation: 'test key config' }).catch(() => undefined);
     await vault.call({ method: 'DELETE', path: keyPath, operation: 'test key delete' }).catch(() => undefined);
-    const r = redises[0] ?? new Redis(config.redis.url);
+    const r = redises[0] ?? new Redis(process.env.REDIS_URL!);
     for (const k of await r.keys(`${prefix}:*`)) await r.unlink(k);
     await Promise.all(redises.map((x) => x.quit()));
     jest.restoreAllMocks();
@@ -67,7 +67,7 @@ describe('worker: scheduled rotation of the token signing key', () => {
 
   it('does nothing with TOKEN_KEY_ROTATE_EVERY=0', async () => {
     const off = loadConfig({ ...process.env, REDIS_PREFIX: prefix, LATCHKEY_PORT: '0', TOKEN_SIGNING_KEY: keyName, TOKEN_KEY_ROTATE_EVERY: '0' });
-    const redis = new Redis(off.redis.url);
+    const redis = new Redis(process.env.REDIS_URL!);
     redises.push(redis);
     const before = await latest();
     expect(await new TokenJobs(new TokenKeyring(vault, off.tokens), new AdminAuditRecorder(redis, off), redis, off).rotateCheck()).toEqual({ skipped: 'TOKEN_KEY_ROTATE_EVERY=0' });

@@ -1,10 +1,9 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { formatDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB } from '@latchkey/jobs';
-import { REDIS, withLease } from '@latchkey/redis';
+import { REDIS, withLease, RedisClient } from '@latchkey/redis';
 import { rotationDue, rotationOverlapMs, TokenKeyring } from '@latchkey/tokens';
 
 export type TokenRotateOutcome =
@@ -28,7 +27,7 @@ export class TokenJobs implements OnModuleInit {
   constructor(
     private readonly keyring: TokenKeyring,
     private readonly audit: AdminAuditRecorder,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

@@ -43,7 +43,7 @@ describe('worker: jobs are tied to the Vault cluster they were enqueued for', ()
     cluster = await clusterIds.get();
     legacy = new LegacyJobs(config);
     worker = new WorkerService(config, handlers, clusterIds, legacy);
-    redis = new Redis(config.redis.url);
+    redis = new Redis(process.env.REDIS_URL!);
     lifecycle = new Queue(QUEUE.lifecycle, { connection: redis, prefix: bullPrefix(prefix, cluster) });
   });
 

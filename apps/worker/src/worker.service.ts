@@ -1,11 +1,10 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { Counter, register } from 'prom-client';
 import { isLatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB, JOB_QUEUE, JobName, QUEUE_CONCURRENCY, QueueName, VaultClusterId, bullPrefix, checkStamp, unstamped } from '@latchkey/jobs';
-import { createWorkerConnection } from '@latchkey/redis';
+import { createWorkerConnection, RedisClient } from '@latchkey/redis';
 import { JOB_HANDLERS, JobHandlers } from './job-handlers';
 import { LegacyJobs } from './legacy-jobs';
 
@@ -32,7 +31,7 @@ export function refusedJobsCounter(): Counter<'reason'> {
 export class WorkerService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(WorkerService.name);
   private readonly workers: Worker[] = [];
-  private connection?: Redis;
+  private connection?: RedisClient;
   private clusterId?: string;
   private stopped = false;
   private starting?: Promise<void>;
@@ -62,7 +61,7 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
     );
     if (!clusterId || this.stopped) return;
     this.clusterId = clusterId;
-    this.connection = createWorkerConnection(this.config.redis.url, 'latchkey-worker');
+    this.connection = createWorkerConnection(this.config.redis, 'latchkey-worker');
     this.connection.on('error', (err: Error) => this.logger.warn(`Redis: ${err.message}`));
     const prefix = bullPrefix(this.config.redis.prefix, clusterId);
     const queues = new Set<QueueName>(Object.values(JOB_QUEUE));

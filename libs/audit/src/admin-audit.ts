@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 
 /** One admin action: who did what to which key, and how it ended. Ids only, never secrets. */
 export interface AdminEvent {
@@ -31,7 +30,7 @@ export class AdminAuditRecorder {
   private readonly logger = new Logger(AdminAuditRecorder.name);
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

@@ -1,7 +1,9 @@
 /**
  * Redis keys and server-side scripts of audit ingestion and usage. All keys
- * start with the configured prefix. The scripts touch keys computed from that
- * prefix, so they need a standalone (or Sentinel) Redis, not Cluster.
+ * start with the configured prefix (config.redis.prefix). The scripts touch
+ * keys they compute from that prefix (dedup buckets, key records, usage): on a
+ * Redis Cluster the prefix is a hash tag, so all of them share the slot of the
+ * keys the call names, and the node that runs the script holds them all.
  */
 export const auditKeys = (p: string) => ({
   checkpoint: `${p}:audit:ingest:checkpoint`,
@@ -95,7 +97,10 @@ if a.cu == 1 then redis.call('HSET', KEYS[1], 'caughtUpAt', a.now) end
 return {added, dups}
 `;
 
-/** Usage from the api's verify path: ARGV = prefix, keyId, count, failures, lastAt ms, lastIp, day, ttl seconds. */
+/**
+ * Usage from the api's verify path: KEYS[1] = the key's usage hash (named so that a Cluster sends the call to
+ * its slot; the script derives the same name), ARGV = prefix, keyId, count, failures, lastAt ms, lastIp, day, ttl seconds.
+ */
 export const USAGE_SCRIPT = `${USAGE_FN}
 usage(ARGV[1], ARGV[2], 'verify', tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]))
 return 1

@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 import { auditKeys } from './audit-keys';
 import { auditStreamKey } from './admin-audit';
 
@@ -48,7 +47,7 @@ export class AuditEventsQuery {
   private readonly keys;
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.stream = auditStreamKey(config.redis.prefix);

@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Redis } from 'ioredis';
 import { auditKeys, COMMIT_SCRIPT, RELEASE_SCRIPT, RENEW_SCRIPT, utcDay } from './audit-keys';
 import { dedupBucket, dedupMember, isKeyUse, parseAuditLine, streamFields } from './audit-line';
 import { auditStreamKey } from './admin-audit';
 import { ingestMetrics, markCaughtUp } from './metrics';
+import type { RedisClient } from '@latchkey/redis';
 
 export interface IngesterOptions {
   /** The file audit log (what Vault's `file_path` names). */
@@ -58,13 +58,13 @@ const CHUNK = 1 << 20;
 const MAX_LINE = 8 << 20;
 const HEAD_BYTES = 512;
 
-type RedisWithScripts = Redis & {
+type RedisWithScripts = RedisClient & {
   lkAuditCommit(checkpoint: string, lock: string, stream: string, owner: string, batch: string): Promise<[number, number]>;
   lkAuditRenew(lock: string, owner: string, ttlMs: number): Promise<number>;
   lkAuditRelease(lock: string, owner: string): Promise<number>;
 };
 
-export function withAuditScripts(redis: Redis): RedisWithScripts {
+export function withAuditScripts(redis: RedisClient): RedisWithScripts {
   const r = redis as RedisWithScripts;
   if (typeof r.lkAuditCommit !== 'function') {
     redis.defineCommand('lkAuditCommit', { numberOfKeys: 3, lua: COMMIT_SCRIPT });
@@ -115,7 +115,7 @@ export class AuditIngester {
   private lockLost = false;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly opts: IngesterOptions,
   ) {
     this.redis = withAuditScripts(redis);

@@ -1,7 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 import { auditKeys, USAGE_SCRIPT, utcDay } from './audit-keys';
 import { usageMetrics } from './metrics';
 
@@ -16,8 +15,8 @@ interface Pending {
 const MAX_PENDING_KEYS = 200_000;
 const PIPELINE_CHUNK = 1000;
 
-type RedisWithUsage = Redis & {
-  lkUsageMerge(prefix: string, keyId: string, count: number, failures: number, at: string, ip: string, day: string, ttl: number): Promise<number>;
+type RedisWithUsage = RedisClient & {
+  lkUsageMerge(usageKey: string, prefix: string, keyId: string, count: number, failures: number, at: string, ip: string, day: string, ttl: number): Promise<number>;
 };
 
 /**
@@ -36,11 +35,11 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
   private readonly redis: RedisWithUsage;
 
   constructor(
-    @Inject(REDIS) redis: Redis,
+    @Inject(REDIS) redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.redis = redis as RedisWithUsage;
-    if (typeof this.redis.lkUsageMerge !== 'function') redis.defineCommand('lkUsageMerge', { numberOfKeys: 0, lua: USAGE_SCRIPT });
+    if (typeof this.redis.lkUsageMerge !== 'function') redis.defineCommand('lkUsageMerge', { numberOfKeys: 1, lua: USAGE_SCRIPT });
   }
 
   /** Count one verification of `keyId` (ok = it passed). O(1); call it from the hot path. */
@@ -93,6 +92,7 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
     const batch = this.pending;
     this.pending = new Map();
     const prefix = this.config.redis.prefix;
+    const keys = auditKeys(prefix);
     const ttl = Math.ceil(this.config.audit.usageRetentionMs / 1000);
     const entries = [...batch.entries()];
     let done = 0;
@@ -100,7 +100,7 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
       for (let i = 0; i < entries.length; i += PIPELINE_CHUNK) {
         const pipe = this.redis.pipeline() as unknown as RedisWithUsage & { exec(): Promise<Array<[Error | null, unknown]> | null> };
         const slice = entries.slice(i, i + PIPELINE_CHUNK);
-        for (const [keyId, e] of slice) pipe.lkUsageMerge(prefix, keyId, e.count, e.failures, String(e.lastAt), e.lastIp, utcDay(e.lastAt), ttl);
+        for (const [keyId, e] of slice) pipe.lkUsageMerge(keys.usage(keyId), prefix, keyId, e.count, e.failures, String(e.lastAt), e.lastIp, utcDay(e.lastAt), ttl);
         const res = await pipe.exec();
         const failed = (res ?? []).find(([err]) => err);
         if (!res || failed) throw failed?.[0] ?? new Error('pipeline aborted');
@@ -155,7 +155,7 @@ export class UsageReader {
   private readonly keys;
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.keys = auditKeys(config.redis.prefix);

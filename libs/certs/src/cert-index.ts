@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { lexPage, REDIS, waitReady } from '@latchkey/redis';
+import { lexPage, REDIS, RedisClient, scanKeys, waitReady } from '@latchkey/redis';
 import { normalizeCommonName, uriOwnershipKey } from './names';
 
 export type CertState = 'active' | 'revoked' | 'expired';
@@ -72,7 +71,7 @@ export class CertIndex {
   private readonly p: string;
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.p = config.redis.prefix;
@@ -211,11 +210,8 @@ export class CertIndex {
     const marker = `${this.p}:certs:owner-normalised-v1`;
     if (await this.redis.exists(marker)) return 0;
     const prefix = `${this.p}:certs:owner:`;
-    let cursor = '0';
     let moved = 0;
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
+    for await (const keys of scanKeys(this.redis, `${prefix}*`)) {
       for (const key of keys) {
         const rest = key.slice(prefix.length);
         const kind = rest.startsWith('cn:') ? 'cn' : rest.startsWith('uri:') ? 'uri' : null;
@@ -229,7 +225,7 @@ export class CertIndex {
         if (holder !== owner) log(`legacy claim ${kind}:${raw.slice(0, 80)} of app ${owner} normalises to a name app ${String(holder)} holds; left with ${String(holder)}`);
         moved++;
       }
-    } while (cursor !== '0');
+    }
     await this.redis.set(marker, new Date().toISOString());
     return moved;
   }

@@ -1,4 +1,7 @@
-import { ConfigError, loadConfig } from './config';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigError, loadConfig, parseHostPort } from './config';
 
 const base = { VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_TOKEN: 's.' + 'abcdefghijklmnopqrstuvwx' };
 
@@ -104,5 +107,73 @@ describe('loadConfig', () => {
     const secret = 's.' + 'SECRETSECRETSECRETSECRET';
     const p = problems({ VAULT_ADDR: secret, VAULT_TOKEN: secret, VAULT_TIMEOUT_MS: secret });
     expect(p.join('\n')).not.toContain(secret);
+  });
+  describe('Redis topologies', () => {
+    it('defaults to one local Redis and keeps REDIS_PREFIX as the key prefix', () => {
+      const r = loadConfig(base).redis;
+      expect(r).toMatchObject({ topology: { kind: 'standalone', url: 'redis://127.0.0.1:6379' }, prefix: 'latchkey', shardedPrefix: 'latchkey', tls: null });
+      // An empty variable counts as unset (a compose file's "REDIS_URL=").
+      expect(loadConfig({ ...base, REDIS_URL: '', REDIS_CLUSTER_NODES: '10.0.0.1:7000' }).redis.topology.kind).toBe('cluster');
+    });
+
+    it('reads Sentinel: sentinels, master name, both passwords and TLS', () => {
+      const ca = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lkcfg-')), 'ca.pem');
+      fs.writeFileSync(ca, 'not checked here');
+      const r = loadConfig({ ...base, REDIS_SENTINELS: '10.0.0.1:26379, sentinel-b.internal:26380,[fd00::1]:26381', REDIS_SENTINEL_NAME: 'latchkey', REDIS_PASSWORD: 'pw1', REDIS_SENTINEL_PASSWORD: 'pw2', REDIS_TLS: 'true', REDIS_CACERT: ca, REDIS_PREFIX: 'lk' }).redis;
+      expect(r.topology).toEqual({
+        kind: 'sentinel',
+        name: 'latchkey',
+        sentinels: [
+          { host: '10.0.0.1', port: 26379 },
+          { host: 'sentinel-b.internal', port: 26380 },
+          { host: 'fd00::1', port: 26381 },
+        ],
+      });
+      expect(r).toMatchObject({ password: 'pw1', sentinelPassword: 'pw2', tls: { caFile: ca }, prefix: 'lk', shardedPrefix: 'lk' });
+    });
+
+    it('reads a Cluster, whose shared keys get REDIS_PREFIX as a hash tag', () => {
+      const r = loadConfig({ ...base, REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1:7001', REDIS_TLS: '1', REDIS_PREFIX: 'lk' }).redis;
+      expect(r.topology).toEqual({ kind: 'cluster', nodes: [{ host: '127.0.0.1', port: 7000 }, { host: '127.0.0.1', port: 7001 }] });
+      expect(r).toMatchObject({ prefix: '{lk}', shardedPrefix: 'lk', tls: {} });
+    });
+
+    it('refuses a mix of topologies, naming the variables', () => {
+      const mixed = problems({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: '127.0.0.1:7000' }).join('\n');
+      expect(mixed).toMatch(/REDIS_URL, REDIS_CLUSTER_NODES: configure exactly one Redis topology/);
+      expect(problems({ ...base, REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'm', REDIS_CLUSTER_NODES: 'b:2' }).join()).toMatch(/REDIS_SENTINELS, REDIS_CLUSTER_NODES/);
+      expect(problems({ ...base, REDIS_URL: 'redis://x:1', REDIS_SENTINELS: 'a:1', REDIS_CLUSTER_NODES: 'b:2' }).join()).toMatch(/REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES/);
+    });
+
+    it('refuses malformed host:port lists, naming the entry', () => {
+      for (const bad of ['127.0.0.1', '127.0.0.1:0', 'host:65536', 'host:port', ':7000', '127.0.0.1:7000,', 'a b:1', 'fd00::1:7000', '[not-v6]:7000', 'redis://h:1']) {
+        const p = problems({ ...base, REDIS_CLUSTER_NODES: bad }).join('\n');
+        expect([bad, p]).toEqual([bad, expect.stringMatching(/REDIS_CLUSTER_NODES: ".*" is not host:port/)]);
+      }
+      expect(problems({ ...base, REDIS_SENTINELS: '10.0.0.1:26379,nope', REDIS_SENTINEL_NAME: 'm' }).join()).toMatch(/REDIS_SENTINELS: "nope" is not host:port/);
+      expect(parseHostPort(' [::1]:6379 ')).toEqual({ host: '::1', port: 6379 });
+      expect(parseHostPort('redis-0.redis.svc.cluster.local:6379')).toEqual({ host: 'redis-0.redis.svc.cluster.local', port: 6379 });
+    });
+
+    it('refuses options that do not fit the topology', () => {
+      expect(problems({ ...base, REDIS_SENTINELS: '127.0.0.1:26379' }).join()).toMatch(/REDIS_SENTINEL_NAME is required/);
+      expect(problems({ ...base, REDIS_SENTINEL_NAME: 'm' }).join()).toMatch(/REDIS_SENTINEL_NAME is for Sentinel only/);
+      expect(problems({ ...base, REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_SENTINEL_PASSWORD: 'x' }).join()).toMatch(/REDIS_SENTINEL_PASSWORD is for Sentinel only/);
+      expect(problems({ ...base, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_TLS: 'true' }).join()).toMatch(/rediss:\/\//);
+      expect(problems({ ...base, REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_CACERT: '/etc/hostname' }).join()).toMatch(/REDIS_CACERT needs TLS/);
+      expect(problems({ ...base, REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_TLS: 'true', REDIS_CACERT: '/nonexistent/ca.pem' }).join()).toMatch(/REDIS_CACERT: no such file/);
+      expect(problems({ ...base, REDIS_TLS: 'yes please' }).join()).toMatch(/REDIS_TLS must be true or false/);
+      expect(problems({ ...base, REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_NAME: 'bad name' }).join()).toMatch(/REDIS_SENTINEL_NAME must be/);
+    });
+
+    it('never echoes a Redis password', () => {
+      const secret = 'SECRETSECRETSECRETSECRET';
+      const p = problems({ ...base, REDIS_URL: `redis://:${secret}@127.0.0.1:6379`, REDIS_PASSWORD: secret, REDIS_SENTINEL_PASSWORD: secret, REDIS_CLUSTER_NODES: '127.0.0.1:7000' });
+      expect(p.join('\n')).toMatch(/REDIS_URL, REDIS_CLUSTER_NODES/);
+      expect(p.join('\n')).not.toContain(secret);
+      const q = problems({ ...base, REDIS_URL: `redis://:${secret}@127.0.0.1:6379`, REDIS_PASSWORD: secret });
+      expect(q.join('\n')).toMatch(/REDIS_PASSWORD: REDIS_URL already carries a password/);
+      expect(q.join('\n')).not.toContain(secret);
+    });
   });
 });

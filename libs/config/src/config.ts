@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import * as fs from 'node:fs';
 import { isIP } from 'node:net';
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
@@ -12,6 +13,38 @@ export type VaultAuthConfig =
   | { method: 'approle'; mount: string; roleId: string; secretId?: string; secretIdFile?: string };
 
 export type TrustProxy = { hops: number } | { addresses: string[] } | null;
+
+export interface RedisNodeAddress {
+  host: string;
+  port: number;
+}
+
+/** Where Redis is: one server, a master found through Sentinel, or a Redis Cluster (its seed nodes). */
+export type RedisTopology =
+  | { kind: 'standalone'; url: string }
+  | { kind: 'sentinel'; sentinels: RedisNodeAddress[]; name: string }
+  | { kind: 'cluster'; nodes: RedisNodeAddress[] };
+
+export interface RedisConfig {
+  topology: RedisTopology;
+  /** Password of the data nodes (with REDIS_URL: only when not in the URL). */
+  password?: string;
+  /** Password of the sentinels (Sentinel only). */
+  sentinelPassword?: string;
+  /** TLS to the nodes (and sentinels): null for plain TCP; caFile: PEM of the CA to trust instead of the system's. */
+  tls: { caFile?: string } | null;
+  /**
+   * Prefix of the keys latchkey keeps together (key and cert indexes, audit, usage, leases, idempotency, job
+   * queues): REDIS_PREFIX, in a hash tag on a Cluster (`{latchkey}`) so that these keys share one slot and
+   * their scripts, transactions and multi-key reads stay atomic and legal there.
+   */
+  prefix: string;
+  /**
+   * REDIS_PREFIX as given, for keys spread over a Cluster's slots: per-key rate limits and credits (which
+   * carry their own `{<keyId>}` tag) and single-key entries of the verify path (revoked token ids).
+   */
+  shardedPrefix: string;
+}
 
 /** The typed configuration every part of latchkey receives. Built once, frozen. */
 export interface AppConfig {
@@ -50,7 +83,7 @@ export interface AppConfig {
     kvMount: string;
     auditLogPath?: string;
   };
-  redis: { url: string; prefix: string };
+  redis: RedisConfig;
   /**
    * lookupBudgetPerSecond: cache-miss Vault lookups per second (token bucket, burst = the same); 0 = unlimited.
    * authPermissionsFrom: where forward auth reads required permissions (the gateway's configuration only).
@@ -188,6 +221,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (certTtl.dflt <= 0 || certTtl.max <= 0 || certTtl.dflt > certTtl.max) problems.push('CERT_DEFAULT_TTL must be positive and at most CERT_MAX_TTL');
   const webhookCidrs = (raw.WEBHOOK_ALLOWED_CIDRS ?? '').split(',').map((c) => c.trim()).filter(Boolean).map((c) => [c, canonicalCidr(c)] as const);
   for (const [c, n] of webhookCidrs) if (!n) problems.push(`WEBHOOK_ALLOWED_CIDRS: ${c.slice(0, 64)} is not a CIDR (address/bits)`);
+  const redisTopology = redisTopologyOf(raw, problems);
   if (problems.length) throw new ConfigError(problems);
 
   const trust = raw.LATCHKEY_TRUST_PROXY?.trim();
@@ -247,7 +281,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       kvMount: raw.KV_MOUNT ?? 'latchkey-kv',
       auditLogPath: raw.AUDIT_LOG_PATH,
     },
-    redis: { url: raw.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: raw.REDIS_PREFIX ?? 'latchkey' },
+    redis: redisConfigOf(raw, redisTopology as RedisTopology),
     verify: {
       cacheMax: raw.VERIFY_CACHE_MAX ?? 100_000,
       maxStalenessMs: ms(raw.VERIFY_MAX_STALENESS, '60s'),
@@ -311,6 +345,84 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
   };
   return deepFreeze(config);
+}
+
+/** `host:port` (IPv6 in brackets) as an address, or null. */
+export function parseHostPort(text: string): RedisNodeAddress | null {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  if (m[1].startsWith('[') && isIP(host) !== 6) return null;
+  return { host, port };
+}
+
+const isTrue = (v: string | undefined) => v === 'true' || v === '1';
+
+/**
+ * Which Redis topology the environment names; records a problem for a mix of topologies, a malformed
+ * host:port, or an option that does not fit the topology. Never puts a password in a message.
+ */
+function redisTopologyOf(raw: EnvSchema, problems: string[]): RedisTopology | null {
+  const given = (['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const).filter((v) => raw[v] !== undefined);
+  if (given.length > 1) {
+    problems.push(`${given.join(', ')}: configure exactly one Redis topology (REDIS_URL for one server, REDIS_SENTINELS for Sentinel, REDIS_CLUSTER_NODES for a Cluster)`);
+    return null;
+  }
+  const nodes = (name: 'REDIS_SENTINELS' | 'REDIS_CLUSTER_NODES'): RedisNodeAddress[] => {
+    const entries = (raw[name] ?? '').split(',').map((e) => e.trim());
+    const out: RedisNodeAddress[] = [];
+    for (const e of entries) {
+      const a = parseHostPort(e);
+      if (a) out.push(a);
+      else problems.push(`${name}: "${e.slice(0, 64)}" is not host:port (a comma-separated list of host:port, IPv6 in brackets)`);
+    }
+    return out;
+  };
+  const kind = given[0] ?? 'REDIS_URL';
+  if (kind !== 'REDIS_SENTINELS') {
+    for (const v of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'] as const) if (raw[v] !== undefined) problems.push(`${v} is for Sentinel only (set REDIS_SENTINELS, or remove ${v})`);
+  }
+  if (raw.REDIS_CACERT !== undefined) {
+    const tls = kind === 'REDIS_URL' ? (raw.REDIS_URL ?? '').startsWith('rediss://') : isTrue(raw.REDIS_TLS);
+    if (!tls) problems.push(`REDIS_CACERT needs TLS to Redis (${kind === 'REDIS_URL' ? 'a rediss:// REDIS_URL' : 'REDIS_TLS=true'})`);
+    else if (!fs.existsSync(raw.REDIS_CACERT)) problems.push('REDIS_CACERT: no such file');
+  }
+  if (kind === 'REDIS_URL') {
+    if (isTrue(raw.REDIS_TLS)) problems.push('REDIS_TLS: with REDIS_URL, TLS is chosen by the scheme (use rediss://)');
+    if (raw.REDIS_PASSWORD !== undefined && raw.REDIS_URL !== undefined && urlHasPassword(raw.REDIS_URL)) {
+      problems.push('REDIS_PASSWORD: REDIS_URL already carries a password; set it in one place only');
+    }
+    return { kind: 'standalone', url: raw.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+  }
+  if (kind === 'REDIS_SENTINELS') {
+    if (raw.REDIS_SENTINEL_NAME === undefined) problems.push('REDIS_SENTINEL_NAME is required with REDIS_SENTINELS (the master name the sentinels monitor)');
+    return { kind: 'sentinel', sentinels: nodes('REDIS_SENTINELS'), name: raw.REDIS_SENTINEL_NAME ?? '' };
+  }
+  return { kind: 'cluster', nodes: nodes('REDIS_CLUSTER_NODES') };
+}
+
+function urlHasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
+}
+
+function redisConfigOf(raw: EnvSchema, topology: RedisTopology): RedisConfig {
+  const given = raw.REDIS_PREFIX ?? 'latchkey';
+  const tls = topology.kind === 'standalone' ? topology.url.startsWith('rediss://') : isTrue(raw.REDIS_TLS);
+  return {
+    topology,
+    password: raw.REDIS_PASSWORD,
+    sentinelPassword: raw.REDIS_SENTINEL_PASSWORD,
+    tls: tls ? (raw.REDIS_CACERT ? { caFile: raw.REDIS_CACERT } : {}) : null,
+    // Sentinel and standalone keep today's key names: only a Cluster needs the tag (and has no older data).
+    prefix: topology.kind === 'cluster' ? `{${given}}` : given,
+    shardedPrefix: given,
+  };
 }
 
 function isAddressOrCidr(v: string): boolean {

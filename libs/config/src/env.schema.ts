@@ -95,8 +95,28 @@ export class EnvSchema {
   @IsOptional() @Transform(emptyToUndefined) @IsString() VAULT_CACERT?: string;
   @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(120000) VAULT_TIMEOUT_MS?: number;
 
-  @IsOptional() @IsUrl({ require_tld: false, protocols: ['redis', 'rediss'], require_protocol: true }, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  /** Redis topology: exactly one of REDIS_URL (standalone), REDIS_SENTINELS (+ REDIS_SENTINEL_NAME) or REDIS_CLUSTER_NODES (checked in loadConfig). */
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsUrl({ require_tld: false, protocols: ['redis', 'rediss'], require_protocol: true }, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
   REDIS_URL?: string;
+  /** Sentinels as a comma list of host:port (parsed in loadConfig, which names a malformed entry). */
+  @IsOptional() @Transform(emptyToUndefined) @IsString() REDIS_SENTINELS?: string;
+  /** The master name the sentinels monitor (`sentinel monitor <name> …`). */
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^[A-Za-z0-9._-]{1,64}$/, { message: 'REDIS_SENTINEL_NAME must be 1-64 of A-Z a-z 0-9 . _ -' })
+  REDIS_SENTINEL_NAME?: string;
+  /** Cluster seed nodes as a comma list of host:port; the rest of the cluster is discovered from them. */
+  @IsOptional() @Transform(emptyToUndefined) @IsString() REDIS_CLUSTER_NODES?: string;
+  /** Password of the Redis data nodes (every topology; with REDIS_URL it may be in the URL instead, not both). */
+  @IsOptional() @Transform(emptyToUndefined) @IsString() REDIS_PASSWORD?: string;
+  /** Password of the sentinels themselves (`requirepass` in sentinel.conf), when they have one. */
+  @IsOptional() @Transform(emptyToUndefined) @IsString() REDIS_SENTINEL_PASSWORD?: string;
+  /** TLS to Sentinel or Cluster nodes (a standalone Redis takes it from the rediss:// scheme). */
+  @IsOptional() @Transform(emptyToUndefined) @IsIn(['true', 'false', '1', '0'], { message: 'REDIS_TLS must be true or false' }) REDIS_TLS?: string;
+  /** PEM file of the CA that signed the Redis (and sentinel) server certificates; default: the system CAs. */
+  @IsOptional() @Transform(emptyToUndefined) @IsString() REDIS_CACERT?: string;
   @IsOptional() @Matches(/^[A-Za-z0-9_-]{1,32}$/) REDIS_PREFIX?: string;
 
   @IsOptional() @Matches(/^[A-Za-z0-9_-]+$/) LATCHKEY_ROLE_PREFIX?: string;

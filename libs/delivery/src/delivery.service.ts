@@ -2,11 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { ErrorCode, LatchkeyError, redactText } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RotationTrigger } from '@latchkey/jobs';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 import { VaultClient, VaultResponse } from '@latchkey/vault';
 import { SIGNATURE_HEADER, signWebhook } from './signing';
 import { resolveWebhookHost, ResolvedAddress, WebhookAddressPolicy } from './webhook-address';
@@ -66,7 +65,7 @@ export class DeliveryService {
 
   constructor(
     private readonly vault: VaultClient,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

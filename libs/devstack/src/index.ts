@@ -1,3 +1,4 @@
 export * from './util';
 export * from './openbao';
 export * from './redis';
+export * from './redis-topologies';

@@ -20,7 +20,7 @@ export class JobsProducer implements OnApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly cluster: VaultClusterId,
   ) {
-    this.connection = createCommandConnection(config.redis.url, 'latchkey-producer');
+    this.connection = createCommandConnection(config.redis, 'latchkey-producer');
     this.connection.on('error', () => undefined); // surfaced by the failing call
   }
 

@@ -100,7 +100,9 @@ export type Stamped<T> = T & { [VAULT_STAMP]?: string };
 /**
  * BullMQ's key prefix: per deployment (REDIS_PREFIX) and per Vault cluster, so
  * that two deployments sharing a Redis and a prefix by mistake never see each
- * other's jobs. A Redis Cluster hash tag in REDIS_PREFIX stays the first one.
+ * other's jobs. On a Redis Cluster `redisPrefix` is the hash-tagged prefix
+ * (`{latchkey}`, config.redis.prefix), so every key of every queue shares one
+ * slot, as BullMQ's scripts need.
  */
 export function bullPrefix(redisPrefix: string, clusterId: string): string {
   return `${redisPrefix}:bull:${clusterId}`;

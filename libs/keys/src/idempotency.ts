@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 
 interface Entry {
   state: 'pending' | 'done';
@@ -22,7 +21,7 @@ export const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9._:-]{8,128}$/;
 @Injectable()
 export class IdempotencyStore {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

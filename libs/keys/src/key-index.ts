@@ -1,8 +1,7 @@
 import type { CreditsSpec, LimitSpec } from '@latchkey/limits';
 import { Inject, Injectable } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { lexPage, REDIS } from '@latchkey/redis';
+import { lexPage, REDIS, RedisClient } from '@latchkey/redis';
 
 export type KeyState = 'active' | 'rotating' | 'revoked' | 'expired';
 
@@ -70,7 +69,7 @@ export class KeyIndex {
   private readonly p: string;
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.p = config.redis.prefix;

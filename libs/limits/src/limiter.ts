@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { Counter, register } from 'prom-client';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { CreditsCharge, RedisLimitStore } from './redis-store';
 import { FallbackWindows, LimitState, LocalWindows } from './local';
 import type { LimitSpec } from './specs';
+import type { RedisClient } from '@latchkey/redis';
 
 function metric<T>(name: string, make: () => T): T {
   return (register.getSingleMetric(name) as T | undefined) ?? make();
@@ -63,7 +63,7 @@ export class RateLimiter {
   private syncing = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly opts: RateLimiterOptions,
   ) {
     this.now = opts.now ?? Date.now;

@@ -1,13 +1,12 @@
 import { Inject, Injectable, Logger, Module, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 import { RateLimiter } from './limiter';
 import { RedisLimitStore } from './redis-store';
 
 /** The Redis side of limits and credits (Vault, Redis and config come from their global modules). */
 @Module({
-  providers: [{ provide: RedisLimitStore, useFactory: (redis: Redis, config: AppConfig) => new RedisLimitStore(redis, config.redis.prefix), inject: [REDIS, APP_CONFIG] }],
+  providers: [{ provide: RedisLimitStore, useFactory: (redis: RedisClient, config: AppConfig) => new RedisLimitStore(redis, config.redis.shardedPrefix), inject: [REDIS, APP_CONFIG] }],
   exports: [RedisLimitStore],
 })
 export class LimitsModule {}
@@ -18,8 +17,8 @@ export class LimitsModule {}
  */
 @Injectable()
 export class ApiRateLimiter extends RateLimiter implements OnModuleInit, OnModuleDestroy {
-  constructor(@Inject(REDIS) redis: Redis, @Inject(APP_CONFIG) config: AppConfig) {
-    super(redis, { prefix: config.redis.prefix, log: new Logger('RateLimiter') });
+  constructor(@Inject(REDIS) redis: RedisClient, @Inject(APP_CONFIG) config: AppConfig) {
+    super(redis, { prefix: config.redis.shardedPrefix, log: new Logger('RateLimiter') });
   }
 
   async onModuleInit(): Promise<void> {

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { LimitSpec } from './specs';
+import type { RedisClient } from '@latchkey/redis';
 
 /** A limit's state as a verify reports it. */
 export interface LimitState {
@@ -61,17 +61,17 @@ interface WithLease {
 export class LocalWindows {
   /** keyId → limit name → lease (two lookups, no string built per verify). */
   private readonly leases = new Map<string, Map<string, Lease>>();
-  private readonly redis: Redis & WithLease;
+  private readonly redis: RedisClient & WithLease;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keyOf: (keyId: string, name: string) => string,
     private readonly now: () => number = Date.now,
     private readonly instances: () => number = () => 1,
   ) {
-    const r = redis as Redis & Partial<WithLease>;
+    const r = redis as RedisClient & Partial<WithLease>;
     if (typeof r.lkLease !== 'function') redis.defineCommand('lkLease', { numberOfKeys: 1, lua: LEASE_SCRIPT });
-    this.redis = redis as Redis & WithLease;
+    this.redis = redis as RedisClient & WithLease;
   }
 
   private lease(keyId: string, spec: LimitSpec): Lease {

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { CreditsSpec, LimitSpec } from './specs';
+import { isCluster, RedisClient } from '@latchkey/redis';
 
 /**
  * Strict limits and credits of several verifies, each decided and charged
@@ -131,6 +131,7 @@ interface WithScripts {
 }
 
 interface Pending {
+  keyId: string;
   keys: string[];
   argv: Array<string | number>;
   limits: number;
@@ -143,24 +144,28 @@ const MAX_BATCH = 64;
 
 /**
  * Redis keys are tagged with the key id (`{<keyId>}`) so that one verify's
- * counters and credits share a Cluster slot, as one Lua call needs.
+ * counters and credits share a Cluster slot, as one Lua call needs. On a
+ * Cluster a batch is one script call per key id (its slot); elsewhere one call
+ * for the whole batch.
  */
 export class RedisLimitStore {
-  private readonly redis: Redis & WithScripts;
+  private readonly redis: RedisClient & WithScripts;
   private queue: Pending[] = [];
   private scheduled = false;
+  private readonly perKey: boolean;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     private readonly now: () => number = Date.now,
   ) {
-    const r = redis as Redis & Partial<WithScripts>;
+    const r = redis as RedisClient & Partial<WithScripts>;
     if (typeof r.lkCharge !== 'function') {
       redis.defineCommand('lkCharge', { lua: CHARGE_SCRIPT });
       redis.defineCommand('lkAdjustCredits', { numberOfKeys: 1, lua: ADJUST_CREDITS_SCRIPT });
     }
-    this.redis = redis as Redis & WithScripts;
+    this.redis = redis as RedisClient & WithScripts;
+    this.perKey = isCluster(redis);
   }
 
   limitKey(keyId: string, name: string): string {
@@ -184,7 +189,7 @@ export class RedisLimitStore {
     for (const l of limits) argv.push(l.spec.limit, l.spec.windowMs, l.cost);
     if (credits) argv.push(credits.cost, credits.spec.remaining, credits.spec.refill?.amount ?? 0, credits.spec.refill?.everyMs ?? 0, credits.anchorMs);
     return new Promise<StoreResult>((resolve, reject) => {
-      this.queue.push({ keys, argv, limits: limits.length, resolve, reject });
+      this.queue.push({ keyId, keys, argv, limits: limits.length, resolve, reject });
       if (this.queue.length >= MAX_BATCH) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
@@ -198,6 +203,18 @@ export class RedisLimitStore {
     const batch = this.queue;
     if (!batch.length) return;
     this.queue = [];
+    if (!this.perKey) return this.send(batch);
+    // Arrival order matters only among charges of one key; each key's slot gets its own call.
+    const byKey = new Map<string, Pending[]>();
+    for (const p of batch) {
+      const same = byKey.get(p.keyId);
+      if (same) same.push(p);
+      else byKey.set(p.keyId, [p]);
+    }
+    for (const group of byKey.values()) this.send(group);
+  }
+
+  private send(batch: Pending[]): void {
     const keys: string[] = [];
     const argv: Array<string | number> = [this.now()];
     for (const p of batch) {

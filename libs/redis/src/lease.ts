@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
 
@@ -8,7 +8,7 @@ const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
  * periodic scan runs once at a time across workers; the lease is released only
  * by its owner, and expires by itself if the owner dies.
  */
-export async function withLease<T>(redis: Redis, key: string, ttlMs: number, fn: () => Promise<T>): Promise<T | { skipped: string }> {
+export async function withLease<T>(redis: RedisClient, key: string, ttlMs: number, fn: () => Promise<T>): Promise<T | { skipped: string }> {
   const me = randomUUID();
   if (!(await redis.set(key, me, 'PX', ttlMs, 'NX'))) return { skipped: 'another run is in progress' };
   try {

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
+import type { RedisClient } from './redis';
 
 /** Members are `<13-digit created-at ms>:<id>`; the id starts after this offset. */
 const ID_OFFSET = 14;
@@ -17,7 +17,7 @@ export interface LexPage<T> {
  * member, base64url-encoded, and must match `memberRe`.
  */
 export async function lexPage<T>(
-  redis: Redis,
+  redis: RedisClient,
   set: string,
   opts: { limit: number; cursor?: string; memberRe: RegExp; recordKey: (id: string) => string },
 ): Promise<LexPage<T>> {

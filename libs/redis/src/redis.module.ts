@@ -1,7 +1,6 @@
 import { Global, Inject, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { createCommandConnection } from './redis';
+import { createCommandConnection, RedisClient } from './redis';
 
 /** DI token for the shared fail-fast command connection. */
 export const REDIS = Symbol('REDIS');
@@ -13,7 +12,7 @@ export const REDIS = Symbol('REDIS');
       provide: REDIS,
       useFactory: (config: AppConfig) => {
         const logger = new Logger('Redis');
-        const redis = createCommandConnection(config.redis.url, 'latchkey-cmd');
+        const redis = createCommandConnection(config.redis, 'latchkey-cmd');
         let down = false;
         redis.on('error', (err: Error) => {
           if (!down) logger.warn(`Redis connection error: ${err.message}`);
@@ -31,7 +30,7 @@ export const REDIS = Symbol('REDIS');
   exports: [REDIS],
 })
 export class RedisModule implements OnApplicationShutdown {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  constructor(@Inject(REDIS) private readonly redis: RedisClient) {}
 
   async onApplicationShutdown(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 
 /** What travels on the revocation channel: ids only. */
 export interface RevocationMessage {
@@ -29,7 +28,7 @@ export class RevocationBus {
   private readonly resyncListeners = new Set<ResyncListener>();
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

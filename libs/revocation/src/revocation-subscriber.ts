@@ -1,41 +1,36 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { REDIS, RedisClient, Subscriber, isCluster } from '@latchkey/redis';
 import { RevocationBus, RevocationMessage, revocationChannel } from './revocation-bus';
 
 /**
  * Receives revocations published by other instances. A subscriber needs its
  * own connection. Messages sent while the connection was down are lost, so
  * after a reconnect the verify cache is cleared (keys are re-confirmed with Vault).
+ * On a Redis Cluster, classic pub/sub reaches every node: the subscriber listens
+ * on one node and moves to another (and resyncs) when that node goes.
  */
 @Injectable()
 export class RevocationSubscriber implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(RevocationSubscriber.name);
-  private sub?: Redis;
+  private sub?: Subscriber;
 
   constructor(
     private readonly bus: RevocationBus,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(REDIS) private readonly redis: RedisClient,
   ) {}
 
   async onModuleInit(): Promise<void> {
     const channel = revocationChannel(this.config.redis.prefix);
-    this.sub = new Redis(this.config.redis.url, { connectionName: 'latchkey-revocations', maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(n * 100, 2000) });
-    let everReady = false;
-    let lost = false;
-    this.sub.on('error', (err: Error) => {
-      if (!lost) this.logger.warn(`revocation channel: ${err.message}`);
-      lost = true;
+    const redis = this.redis;
+    const known = () => (isCluster(redis) ? redis.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 })) : []);
+    this.sub = new Subscriber(this.config.redis, 'latchkey-revocations', [channel], known);
+    this.sub.on('lost', (err?: Error) => this.logger.warn(`revocation channel: ${err?.message ?? 'connection closed'}`));
+    this.sub.on('restored', () => {
+      this.logger.warn('revocation channel reconnected: caches re-confirm with Vault');
+      this.bus.resync();
     });
-    this.sub.on('ready', () => {
-      if (everReady && lost) {
-        this.logger.warn('revocation channel reconnected: caches re-confirm with Vault');
-        this.bus.resync();
-      }
-      everReady = true;
-      lost = false;
-    });
-    this.sub.on('close', () => (lost = true));
     this.sub.on('message', (_ch: string, raw: string) => {
       try {
         const msg = JSON.parse(raw) as RevocationMessage;
@@ -44,10 +39,10 @@ export class RevocationSubscriber implements OnModuleInit, OnApplicationShutdown
         // ignore malformed messages
       }
     });
-    await this.sub.subscribe(channel).catch((err: Error) => this.logger.warn(`subscribe failed (will retry on reconnect): ${err.message}`));
+    await this.sub.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.sub?.quit().catch(() => this.sub?.disconnect());
+    await this.sub?.stop();
   }
 }

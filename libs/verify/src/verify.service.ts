@@ -8,8 +8,7 @@ import { ApiRateLimiter, LimitDecision, LimitSpec, mergeLimits, planCharges, rat
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { LRUCache } from 'lru-cache';
 import { AccessTokenClaims, looksLikeJwt, TokenKeyring, verifyJwt } from '@latchkey/tokens';
-import { REDIS } from '@latchkey/redis';
-import type { Redis } from 'ioredis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 import { RevocationBus } from '@latchkey/revocation';
 import { CachedKey, cacheKey, ipAllowed, NO_EXPIRY, VerifyCache } from './verify-cache';
 import { KeyEntries } from './key-entries';
@@ -233,10 +232,11 @@ export class VerifyService implements OnModuleDestroy {
     private readonly profileLimits: ProfileLimitsCache,
     private readonly limiter: ApiRateLimiter,
     private readonly keyring: TokenKeyring,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
   ) {
     this.tokens = new LRUCache({ max: config.verify.cacheMax, ttlAutopurge: false });
-    this.revokedPrefix = `${config.redis.prefix}:tokens:revoked:`;
+    // One key per jti: spread over a Cluster's slots, like the rest of the verify path.
+    this.revokedPrefix = `${config.redis.shardedPrefix}:tokens:revoked:`;
     this.cache = new VerifyCache({ max: config.verify.cacheMax, maxStalenessMs: config.verify.maxStalenessMs, negativeTtlMs: config.verify.negativeTtlMs });
     this.unsubscribe = [
       bus.onRevoked((m) => {

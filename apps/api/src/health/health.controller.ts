@@ -2,9 +2,8 @@ import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { HealthCheckService, HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
-import { Redis } from 'ioredis';
 import { TokenBucket } from '@latchkey/common';
-import { REDIS } from '@latchkey/redis';
+import { REDIS, RedisClient } from '@latchkey/redis';
 import { VaultClient } from '@latchkey/vault';
 import { ShutdownState } from './shutdown-state';
 
@@ -29,7 +28,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly indicator: HealthIndicatorService,
     private readonly vault: VaultClient,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly shutdown: ShutdownState,
   ) {}
 

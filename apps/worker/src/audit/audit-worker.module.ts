@@ -1,9 +1,8 @@
 import { Inject, Injectable, Logger, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { AuditIngester, IngestReport } from '@latchkey/audit';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB, JobsModule, JobsProducer } from '@latchkey/jobs';
-import { createWorkerConnection } from '@latchkey/redis';
+import { createWorkerConnection, RedisClient } from '@latchkey/redis';
 
 /** The scheduler id (stable: re-upserting it at every start replaces, never duplicates). */
 export const AUDIT_INGEST_SCHEDULER = 'audit-ingest';
@@ -17,7 +16,7 @@ export const AUDIT_INGEST_SCHEDULER = 'audit-ingest';
 export class AuditIngestJob implements OnApplicationShutdown {
   private readonly logger = new Logger(AuditIngestJob.name);
   private ingester?: AuditIngester;
-  private connection?: Redis;
+  private connection?: RedisClient;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
@@ -26,7 +25,7 @@ export class AuditIngestJob implements OnApplicationShutdown {
     if (!file) return { disabled: true };
     if (!this.ingester) {
       // Its own connection: retries while Redis is away (a commit sent twice is refused by the checkpoint check).
-      this.connection = createWorkerConnection(this.config.redis.url, 'latchkey-audit', { commandTimeout: 15_000 });
+      this.connection = createWorkerConnection(this.config.redis, 'latchkey-audit', { commandTimeout: 15_000 });
       this.connection.on('error', () => undefined); // surfaced by the failing job
       const a = this.config.audit;
       this.ingester = new AuditIngester(this.connection, {
