@@ -122,3 +122,74 @@ export function percentile(values: number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
+
+/** Short job intervals for the fault tests and drills: rotations, scans and ingestion every second or two. */
+export const JOB_ENV = {
+  ROTATION_MIN_INTERVAL: '2s',
+  ROTATION_SCAN_EVERY: '1s',
+  RECONCILE_EVERY: '2s',
+  EXPIRY_SWEEP_EVERY: '2s',
+  JOB_LOCK_DURATION: '2s',
+  AUDIT_INGEST_EVERY: '1s',
+  AUDIT_LOCK_TTL: '3s',
+  USAGE_FLUSH_EVERY: '1s',
+  VAULT_TIMEOUT_MS: '2000',
+};
+
+export interface Lineages {
+  /** (app/name) → live latchkey tokens in Vault. */
+  live: Map<string, string[]>;
+  /** Keys the index holds as active (or rotating), by lineage. */
+  activeInIndex: Map<string, string[]>;
+  /** Live in Vault but absent from the index. */
+  missingFromIndex: string[];
+  /** Active in the index but gone from Vault. */
+  ghostsInIndex: string[];
+  /** Rotated keys with more than one successor alive. */
+  doubleMints: string[];
+  rotations: number;
+}
+
+export async function lineages(vault: VaultClient, redis: Redis, prefix: string, appId: string): Promise<Lineages> {
+  const tokens = await liveLatchkeyTokens(vault);
+  const index = await indexRecords(redis, prefix);
+  const live = new Map<string, string[]>();
+  const successors = new Map<string, number>();
+  for (const [a, l] of tokens) {
+    if (l.meta?.latchkey_app !== appId) continue;
+    const lin = `${appId}/${l.meta.latchkey_name}`;
+    live.set(lin, [...(live.get(lin) ?? []), a]);
+    const prev = l.meta.latchkey_previous;
+    if (prev) successors.set(prev, (successors.get(prev) ?? 0) + 1);
+  }
+  const activeInIndex = new Map<string, string[]>();
+  let rotations = 0;
+  for (const r of index.values()) {
+    if (r.appId !== appId) continue;
+    if (r.previousKeyId) rotations++;
+    if (r.state === 'active' || r.state === 'rotating') {
+      const lin = `${appId}/${r.name}`;
+      activeInIndex.set(lin, [...(activeInIndex.get(lin) ?? []), r.keyId]);
+    }
+  }
+  const mine = [...tokens].filter(([, l]) => l.meta?.latchkey_app === appId).map(([a]) => a);
+  return {
+    live,
+    activeInIndex,
+    missingFromIndex: mine.filter((a) => !index.has(a) || !['active', 'rotating'].includes(index.get(a)!.state)),
+    ghostsInIndex: [...activeInIndex.values()].flat().filter((a) => !tokens.has(a)),
+    doubleMints: [...successors].filter(([, n]) => n > 1).map(([k]) => k),
+    rotations,
+  };
+}
+
+/** Settled: every lineage has exactly one live key in Vault, the index agrees, and nothing is rotating. */
+export function settled(l: Lineages, names: number): boolean {
+  if (l.live.size !== names) return false;
+  for (const [lin, keys] of l.live) {
+    if (keys.length !== 1) return false;
+    const idx = l.activeInIndex.get(lin) ?? [];
+    if (idx.length !== 1 || idx[0] !== keys[0]) return false;
+  }
+  return l.missingFromIndex.length === 0 && l.ghostsInIndex.length === 0;
+}

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
 import { Counter, register } from 'prom-client';
@@ -75,6 +76,8 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
         stalledInterval: this.config.jobs.lockDurationMs,
         maxStalledCount: 3,
         autorun: true,
+        // Recorded on each job as processedBy: which worker ran it (queue view, drills with several workers).
+        name: `${hostname()}:${process.pid}`,
       });
       worker.on('failed', (job, err) => this.logger.warn(`job ${job?.name} ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
       worker.on('error', (err) => this.logger.warn(`worker ${queue}: ${err.message}`));
