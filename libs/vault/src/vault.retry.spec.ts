@@ -8,6 +8,7 @@ describe('retryReason: only what Vault certainly did not perform', () => {
     [status(503, ['Vault is sealed']), false, 'sealed'],
     [status(500, ['local node not active but active cluster node not found']), false, 'no_active_node'],
     [net('ECONNREFUSED'), false, 'refused'],
+    [status(400, ['Waiting for the primary to upgrade from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service when the primary is finished.']), false, 'kv_upgrading'],
     [net('ECONNRESET'), true, 'reset'],
     [net('ECONNRESET', 'socket hang up'), true, 'reset'],
   ])('retries %p (readOnly %p)', (err, readOnly, reason) => {

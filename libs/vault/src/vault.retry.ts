@@ -17,6 +17,7 @@ const retries = (() => {
 
 /** Statuses and messages a node answers with before routing the request anywhere (measured on OpenBao 2.7). */
 const NOT_PERFORMED_5XX = /vault is sealed|local node not active|active cluster node not found|node is not active|standby/i;
+const KV_UPGRADING = /waiting for the primary to upgrade from non-versioned to versioned data/i;
 /** The connection was never made: nothing was sent. */
 const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 /** The connection broke before an answer: the request may have been written and performed. Safe for reads only. */
@@ -36,9 +37,11 @@ export function retryReason(err: unknown, readOnly: boolean): string | undefined
   const e = err as { response?: { statusCode?: number; body?: unknown }; code?: string; message?: string } | undefined;
   const status = e?.response?.statusCode;
   if (typeof status === 'number') {
-    if ((status === 503 || status === 500) && NOT_PERFORMED_5XX.test(vaultErrorText(e?.response?.body))) {
-      return /sealed/i.test(vaultErrorText(e?.response?.body)) ? 'sealed' : 'no_active_node';
-    }
+    const text = vaultErrorText(e?.response?.body);
+    if ((status === 503 || status === 500) && NOT_PERFORMED_5XX.test(text)) return /sealed/i.test(text) ? 'sealed' : 'no_active_node';
+    // A KV v2 mount just created answers this while it upgrades its storage layout; a standby answers it
+    // until it has seen the upgrade through raft. The backend refused the request before doing anything.
+    if (status === 400 && KV_UPGRADING.test(text)) return 'kv_upgrading';
     return undefined;
   }
   const code = e?.code;
