@@ -293,6 +293,11 @@ export interface RaftClusterOptions {
   nodes?: number;
   /** Folder for the nodes' data, config and logs (default: a temporary one, removed by stop()). */
   dir?: string;
+  /**
+   * OpenBao's `disable_standby_reads` (default false: standbys answer reads from their own, possibly
+   * lagging, copy of the raft log; true: they forward everything to the active node). See docs/vault-notes.md.
+   */
+  disableStandbyReads?: boolean;
   log?: (m: string) => void;
 }
 
@@ -363,6 +368,7 @@ export async function startRaftCluster(opts: RaftClusterOptions = {}): Promise<R
         `}`,
         `api_addr = ${JSON.stringify(addrs[i])}`,
         `cluster_addr = "https://127.0.0.1:${clusterPorts[i]}"`,
+        ...(opts.disableStandbyReads ? ['disable_standby_reads = true'] : []),
         // One path for all nodes: HCL-declared audit devices are checked against the copy in the shared
         // storage, and a node whose file_path differs fails its post-unseal setup when it becomes leader.
         ...auditDeviceHcl(path.join(root, 'audit.log')),
