@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { freePort, RaftCluster, sleep, startRaftCluster, stopProcess, waitFor, which } from '@latchkey/devstack';
 import { RunningApi, startApi } from '../support/app';
 import { call } from '../support/http';
+import { metricValue } from '../support/metrics';
 import { createProfile, mintKey } from '../support/keys';
 import { uniqueId } from '../support/stack';
 import { bootstrapPrivate, liveLatchkeyTokens, vaultFor } from './faults-support';
@@ -180,8 +181,18 @@ describe.each(VARIANTS)('drill: 3-node OpenBao raft cluster (%s) behind nginx, a
     const newLeader = await cluster.waitLeader(60_000);
     const electedAt = now();
     await sleep(HEAVY ? 15_000 : 5000);
+    // The killed node comes back sealed and stays in nginx's rotation (a 503 is not an nginx failure):
+    // every request nginx sends it is answered 503 "Vault is sealed", which latchkey asks again.
+    await cluster.restart(leader, { unseal: false });
+    const sealedRetriesBefore = await metricValue(api.url, 'latchkey_vault_retries_total', { reason: 'sealed' });
+    const sealedFrom = now();
+    await sleep(HEAVY ? 10_000 : 4000);
+    const sealedTo = now();
+    const sealedRetries = (await metricValue(api.url, 'latchkey_vault_retries_total', { reason: 'sealed' })) - sealedRetriesBefore;
     running = false;
     await load;
+    // Back in service for the checks below (each answer from a sealed node costs a retry).
+    await cluster.unseal(leader);
 
     // Every Idempotency-Key: at most one key id, whatever the answers (201, then 200 replays).
     const byIdem = new Map<string, Set<string>>();
@@ -216,6 +227,13 @@ describe.each(VARIANTS)('drill: 3-node OpenBao raft cluster (%s) behind nginx, a
     const election = electedAt - killedAt;
     const unexpected = mints.filter((m) => ![200, 201, 503, 409].includes(m.status)).map((m) => m.status);
 
+    // With a sealed node in the upstream: every request started and answered in that window succeeds.
+    const inSealed = <T extends { at: number; end: number }>(xs: T[]) => xs.filter((x) => x.at >= sealedFrom && x.end <= sealedTo);
+    const sealedVerifyFail = inSealed(verifies.filter((v) => v.cat === 'cached')).filter((v) => v.code !== 'VALID').length;
+    const sealedVerifyTotal = inSealed(verifies.filter((v) => v.cat === 'cached')).length;
+    const sealedMints = inSealed(mints);
+    const sealedMintFail = sealedMints.filter((m) => m.status !== 201 && m.status !== 200).length;
+
     const injects = `SIGKILL of the active node of 3 (raft, ${variant}, nginx upstream over all), 12 verify + 3 mint clients`;
     recordFigure({ test: 'raft cluster, active node killed: false accepts', injects, figure: `${badAccepted} of ${revokedTotal} revoked-key verifications VALID`, target: '0', pass: badAccepted === 0 });
     recordFigure({
@@ -240,6 +258,18 @@ describe.each(VARIANTS)('drill: 3-node OpenBao raft cluster (%s) behind nginx, a
       pass: doubles === 0 && replayMismatch === 0 && lost === 0,
     });
 
+    recordFigure({
+      test: 'raft cluster, a sealed node in the upstream',
+      injects: `the killed node restarted sealed behind nginx (round robin), ${variant}`,
+      figure: `${sealedVerifyFail} of ${sealedVerifyTotal} cached verifies and ${sealedMintFail} of ${sealedMints.length} mints failed in ${sealedTo - sealedFrom} ms (${sealedRetries} Vault calls answered \"sealed\" and asked again)`,
+      target: '0; 0',
+      pass: sealedVerifyFail === 0 && sealedMintFail === 0 && sealedMints.length > 0,
+    });
+
+    expect(sealedRetries).toBeGreaterThan(0);
+    expect(sealedVerifyFail).toBe(0);
+    expect(sealedMints.length).toBeGreaterThan(0);
+    expect(sealedMintFail).toBe(0);
     expect(badAccepted).toBe(0);
     expect(cachedDuring.length).toBeGreaterThan(0);
     expect(cachedValid).toBe(cachedDuring.length);
