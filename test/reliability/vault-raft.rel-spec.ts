@@ -96,21 +96,40 @@ ${addrs.map((a) => `    server ${new URL(a).host} max_fails=1 fail_timeout=2s;`)
   };
 }
 
-// disable_standby_reads = true is the configuration docs/vault-notes.md asks for (standbys otherwise answer
-// lookups from a lagging copy: a key revoked a moment ago can look alive); heavy runs also drill OpenBao's default.
-const VARIANTS: Array<[string, boolean]> = HEAVY ? [['disable_standby_reads = true', true], ['standby reads (OpenBao default)', false]] : [['disable_standby_reads = true', true]];
+// disable_standby_reads = true is the configuration docs/vault-notes.md asks for. Two more variants run only when
+// asked (LATCHKEY_RAFT_DRILL_VARIANTS=all), as measuring tools rather than gates: OpenBao's default standby reads
+// (known to fail "lost keys": a node just unsealed answers lookups from a copy still missing recent tokens, so
+// delivered keys verify NOT_FOUND; see docs/vault-notes.md), and latchkey pointed at one standby node instead of
+// nginx (passed once, failed once with delivered keys not VALID afterwards, cause not yet found).
+interface Variant {
+  name: string;
+  disableStandbyReads: boolean;
+  via: 'nginx' | 'standby';
+}
+const VARIANTS: Variant[] = [
+  { name: 'disable_standby_reads = true, through nginx', disableStandbyReads: true, via: 'nginx' },
+  ...(process.env.LATCHKEY_RAFT_DRILL_VARIANTS === 'all'
+    ? [
+        { name: 'standby reads (OpenBao default), through nginx', disableStandbyReads: false, via: 'nginx' as const },
+        { name: 'disable_standby_reads = true, api on one standby node', disableStandbyReads: true, via: 'standby' as const },
+      ]
+    : []),
+];
 
-describe.each(VARIANTS)('drill: 3-node OpenBao raft cluster (%s) behind nginx, active node SIGKILLed under verify and mint load', (variant, disableStandbyReads) => {
+describe.each(VARIANTS.map((v) => [v.name, v] as const))('drill: 3-node OpenBao raft cluster (%s), active node SIGKILLed under verify and mint load', (variant, { disableStandbyReads, via }) => {
   let cluster: RaftCluster;
   let nginx: { url: string; stop(): Promise<void> };
   let api: RunningApi;
+  let vaultAddr: string;
 
   beforeAll(async () => {
     cluster = await startRaftCluster({ nodes: 3, disableStandbyReads });
     nginx = await startNginx(cluster.addrs);
     await bootstrapPrivate(nginx.url, cluster.rootToken);
+    const active = await cluster.waitLeader();
+    vaultAddr = via === 'nginx' ? nginx.url : cluster.addrs[(active + 1) % cluster.addrs.length];
     api = await startApi({
-      VAULT_ADDR: nginx.url,
+      VAULT_ADDR: vaultAddr,
       VAULT_TOKEN: cluster.rootToken,
       REDIS_PREFIX: uniqueId('lkraft'),
       VERIFY_MAX_STALENESS: '30s',
@@ -208,9 +227,15 @@ describe.each(VARIANTS)('drill: 3-node OpenBao raft cluster (%s) behind nginx, a
     }
     // Every delivered key works afterwards (none lost with the killed node).
     let lost = 0;
-    for (const m of minted) if ((await verifyOnce(api.url, m.key!)).code !== 'VALID') lost++;
+    const lostCodes: Record<string, number> = {};
+    for (const m of minted) {
+      const r = await verifyOnce(api.url, m.key!);
+      if (r.code === 'VALID') continue;
+      lost++;
+      lostCodes[`${r.status} ${r.code}`] = (lostCodes[`${r.status} ${r.code}`] ?? 0) + 1;
+    }
     // Tokens OpenBao holds for the drill's mints that no client received (a mint performed whose answer was lost).
-    const live = await liveLatchkeyTokens(vaultFor(nginx.url, cluster.rootToken));
+    const live = await liveLatchkeyTokens(vaultFor(vaultAddr, cluster.rootToken));
     const drillTokens = [...live.values()].filter((l) => l.meta?.latchkey_app === appId && String(l.meta?.latchkey_name ?? '').startsWith('m-')).length;
     const undelivered = drillTokens - minted.length;
 
@@ -234,41 +259,46 @@ describe.each(VARIANTS)('drill: 3-node OpenBao raft cluster (%s) behind nginx, a
     const sealedMints = inSealed(mints);
     const sealedMintFail = sealedMints.filter((m) => m.status !== 201 && m.status !== 200).length;
 
-    const injects = `SIGKILL of the active node of 3 (raft, ${variant}, nginx upstream over all), 12 verify + 3 mint clients`;
-    recordFigure({ test: 'raft cluster, active node killed: false accepts', injects, figure: `${badAccepted} of ${revokedTotal} revoked-key verifications VALID`, target: '0', pass: badAccepted === 0 });
+    // Row names stay those of the default variant; the heavy run's other variants are tagged.
+    const tag = via === 'standby' ? ' (api on one standby)' : disableStandbyReads ? '' : ' (standby reads on)';
+    const injects = `SIGKILL of the active node of 3 (raft, ${variant}), 12 verify + 3 mint clients`;
+    recordFigure({ test: `raft cluster${tag}, active node killed: false accepts`, injects, figure: `${badAccepted} of ${revokedTotal} revoked-key verifications VALID`, target: '0', pass: badAccepted === 0 });
     recordFigure({
-      test: 'raft cluster, active node killed: cached verifies',
+      test: `raft cluster${tag}, active node killed: cached verifies`,
       injects,
       figure: `${cachedValid}/${cachedDuring.length} VALID from the kill to election + 2 s, max ${cachedMax} ms`,
       target: '100 %',
       pass: cachedDuring.length > 0 && cachedValid === cachedDuring.length,
     });
     recordFigure({
-      test: 'raft cluster, active node killed: mint unavailable',
+      test: `raft cluster${tag}, active node killed: mint unavailable`,
       injects,
       figure: `${mintGap} ms without a 201 (election ${election} ms, new leader node ${newLeader}); ${minted.length} mints`,
       target: '<= election + 2000 ms',
       pass: mintGap <= election + 2000,
     });
     recordFigure({
-      test: 'raft cluster, active node killed: double / lost mints',
+      test: `raft cluster${tag}, active node killed: double / lost mints`,
       injects,
-      figure: `${doubles} Idempotency-Keys with two key ids, ${replayMismatch} replays with another key id, ${lost} of ${minted.length} delivered keys not VALID afterwards; ${undelivered} minted tokens never delivered`,
+      figure: `${doubles} Idempotency-Keys with two key ids, ${replayMismatch} replays with another key id, ${lost} of ${minted.length} delivered keys not VALID afterwards${lost ? ` ${JSON.stringify(lostCodes)}` : ''}; ${undelivered} minted tokens never delivered`,
       target: '0; 0; 0',
       pass: doubles === 0 && replayMismatch === 0 && lost === 0,
     });
 
-    recordFigure({
-      test: 'raft cluster, a sealed node in the upstream',
+    if (via === 'nginx') recordFigure({
+      test: `raft cluster${tag}, a sealed node in the upstream`,
       injects: `the killed node restarted sealed behind nginx (round robin), ${variant}`,
       figure: `${sealedVerifyFail} of ${sealedVerifyTotal} cached verifies and ${sealedMintFail} of ${sealedMints.length} mints failed in ${sealedTo - sealedFrom} ms (${sealedRetries} Vault calls answered \"sealed\" and asked again)`,
       target: '0; 0',
       pass: sealedVerifyFail === 0 && sealedMintFail === 0 && sealedMints.length > 0,
     });
 
-    expect(sealedRetries).toBeGreaterThan(0);
+    if (via === 'nginx') {
+      // Through one standby the sealed (old active) node is not on latchkey's path: nothing to measure.
+      expect(sealedRetries).toBeGreaterThan(0);
+      expect(sealedMints.length).toBeGreaterThan(0);
+    }
     expect(sealedVerifyFail).toBe(0);
-    expect(sealedMints.length).toBeGreaterThan(0);
     expect(sealedMintFail).toBe(0);
     expect(badAccepted).toBe(0);
     expect(cachedDuring.length).toBeGreaterThan(0);
@@ -278,6 +308,6 @@ describe.each(VARIANTS)('drill: 3-node OpenBao raft cluster (%s) behind nginx, a
     expect(lost).toBe(0);
     expect(mintGap).toBeLessThanOrEqual(election + 2000);
     expect(unexpected).toEqual([]);
-  }, 120_000);
+  }, HEAVY ? 300_000 : 120_000);
 
 });

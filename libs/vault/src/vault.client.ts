@@ -58,6 +58,7 @@ export class VaultClient {
       path: 'sys/health',
       operation: 'health',
       timeoutMs,
+      noRetry: true,
       acceptStatus: [429, 472, 473, 501, 503],
     });
   }

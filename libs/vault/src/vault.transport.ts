@@ -27,6 +27,8 @@ export interface VaultRequest {
    * may be retried like a GET's. Writes are retried only when Vault certainly did not perform them.
    */
   readOnly?: boolean;
+  /** Answer with the first attempt's outcome (health checks report the node asked, now). */
+  noRetry?: boolean;
 }
 
 export interface VaultTransportOptions {
@@ -98,17 +100,18 @@ export class VaultTransport {
       const readOnly = req.readOnly ?? (req.method === 'GET' || req.method === 'LIST');
       // One budget for the call, retries included: a sealed node or an election answers at once, and the
       // next attempt (through a load balancer, or the same standby once a leader is elected) may succeed.
-      const res = (await withVaultRetry(req.operation, req.timeoutMs ?? this.timeoutMs, readOnly, (remainingMs) =>
+      const budget = req.timeoutMs ?? this.timeoutMs;
+      const send = (timeout: number) =>
         this.client.request({
           path: `/${req.path}`,
           method: req.method,
           json: req.body,
           headers,
-          timeout: remainingMs,
+          timeout,
           // node-vault merges its config's requestOptions only in its helpers, not in request(): pass the agents here.
           ...this.agents,
-        } as nodeVault.RequestOption),
-      )) as T;
+        } as nodeVault.RequestOption);
+      const res = (req.noRetry ? await send(budget) : await withVaultRetry(req.operation, budget, readOnly, send)) as T;
       return (res ?? ({} as T)) as T;
     } catch (err) {
       const status = (err as { response?: { statusCode?: number; body?: unknown } }).response?.statusCode;
