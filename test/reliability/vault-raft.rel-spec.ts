@@ -34,7 +34,8 @@ const verifyOnce = async (url: string, key: string): Promise<{ status: number; c
   const res = await fetch(`${url}/v1/keys/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key }), signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
   try {
-    return { status: res.status, code: (JSON.parse(text) as { code?: string }).code };
+    const body = JSON.parse(text) as { code?: string; error?: { code?: string } };
+    return { status: res.status, code: body.code ?? body.error?.code };
   } catch {
     return { status: res.status };
   }
@@ -96,24 +97,21 @@ ${addrs.map((a) => `    server ${new URL(a).host} max_fails=1 fail_timeout=2s;`)
   };
 }
 
-// disable_standby_reads = true is the configuration docs/vault-notes.md asks for. Two more variants run only when
-// asked (LATCHKEY_RAFT_DRILL_VARIANTS=all), as measuring tools rather than gates: OpenBao's default standby reads
-// (known to fail "lost keys": a node just unsealed answers lookups from a copy still missing recent tokens, so
-// delivered keys verify NOT_FOUND; see docs/vault-notes.md), and latchkey pointed at one standby node instead of
-// nginx (passed once, failed once with delivered keys not VALID afterwards, cause not yet found).
+// disable_standby_reads = true is the configuration docs/vault-notes.md asks for. Heavy runs also point latchkey at
+// one standby node instead of nginx. OpenBao's default (standby reads) runs only when asked
+// (LATCHKEY_RAFT_DRILL_VARIANTS=all), as a measuring tool rather than a gate: it is known to fail "lost keys"
+// (a node just unsealed answers lookups from a copy still missing recent tokens: delivered keys verify
+// NOT_FOUND; see docs/vault-notes.md).
 interface Variant {
   name: string;
   disableStandbyReads: boolean;
   via: 'nginx' | 'standby';
 }
+const ALL = process.env.LATCHKEY_RAFT_DRILL_VARIANTS === 'all';
 const VARIANTS: Variant[] = [
   { name: 'disable_standby_reads = true, through nginx', disableStandbyReads: true, via: 'nginx' },
-  ...(process.env.LATCHKEY_RAFT_DRILL_VARIANTS === 'all'
-    ? [
-        { name: 'standby reads (OpenBao default), through nginx', disableStandbyReads: false, via: 'nginx' as const },
-        { name: 'disable_standby_reads = true, api on one standby node', disableStandbyReads: true, via: 'standby' as const },
-      ]
-    : []),
+  ...(HEAVY || ALL ? [{ name: 'disable_standby_reads = true, api on one standby node', disableStandbyReads: true, via: 'standby' as const }] : []),
+  ...(ALL ? [{ name: 'standby reads (OpenBao default), through nginx', disableStandbyReads: false, via: 'nginx' as const }] : []),
 ];
 
 describe.each(VARIANTS.map((v) => [v.name, v] as const))('drill: 3-node OpenBao raft cluster (%s), active node SIGKILLed under verify and mint load', (variant, { disableStandbyReads, via }) => {
@@ -229,7 +227,12 @@ describe.each(VARIANTS.map((v) => [v.name, v] as const))('drill: 3-node OpenBao 
     let lost = 0;
     const lostCodes: Record<string, number> = {};
     for (const m of minted) {
-      const r = await verifyOnce(api.url, m.key!);
+      // A verdict, not a 503: thousands of uncached keys verified in a row spend VERIFY_LOOKUP_BUDGET.
+      let r = await verifyOnce(api.url, m.key!);
+      for (let i = 0; r.status === 503 && i < 40; i++) {
+        await sleep(250);
+        r = await verifyOnce(api.url, m.key!);
+      }
       if (r.code === 'VALID') continue;
       lost++;
       lostCodes[`${r.status} ${r.code}`] = (lostCodes[`${r.status} ${r.code}`] ?? 0) + 1;
