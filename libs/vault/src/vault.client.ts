@@ -58,6 +58,7 @@ export class VaultClient {
       path: 'sys/health',
       operation: 'health',
       timeoutMs,
+      noRetry: true,
       acceptStatus: [429, 472, 473, 501, 503],
     });
   }
@@ -93,7 +94,7 @@ export class VaultClient {
       method: 'POST',
       path: 'auth/token/lookup',
       body: { token },
-      operation: 'token lookup',
+      operation: 'token lookup', readOnly: true,
       timeoutMs,
     });
     return res.data as TokenLookup;
@@ -124,11 +125,11 @@ export class VaultClient {
    */
   async hotPost<T>(path: string, body: object, operation: string): Promise<VaultResponse<T>> {
     const hot = this.hot;
-    if (!hot) return this.call<VaultResponse<T>>({ method: 'POST', path, body, operation });
+    if (!hot) return this.call<VaultResponse<T>>({ method: 'POST', path, body, operation, readOnly: true });
     try {
       return await hot.post<T>(path, body, await this.tokens.token(), operation);
     } catch (err) {
-      if (err instanceof VaultRedirectError) return this.call<VaultResponse<T>>({ method: 'POST', path, body, operation });
+      if (err instanceof VaultRedirectError) return this.call<VaultResponse<T>>({ method: 'POST', path, body, operation, readOnly: true });
       if (err instanceof LatchkeyError && err.code === ErrorCode.VAULT_PERMISSION_DENIED && this.canRefresh()) {
         this.tokens.invalidate();
         return hot.post<T>(path, body, await this.tokens.token(), operation);
@@ -150,7 +151,7 @@ export class VaultClient {
           method: 'POST',
           path: 'auth/token/lookup-accessor',
           body: { accessor },
-          operation: 'token lookup-accessor',
+          operation: 'token lookup-accessor', readOnly: true,
         });
         return res.data as TokenLookup;
       } catch (err) {
@@ -250,7 +251,7 @@ export class VaultClient {
       method: 'POST',
       path: 'sys/capabilities-self',
       body: { paths },
-      operation: 'capabilities-self',
+      operation: 'capabilities-self', readOnly: true,
     });
     return capabilitiesOf(res, paths);
   }
@@ -266,7 +267,7 @@ export class VaultClient {
       method: 'POST',
       path: 'sys/capabilities-accessor',
       body: { accessor, paths },
-      operation: 'capabilities-accessor',
+      operation: 'capabilities-accessor', readOnly: true,
     });
     return capabilitiesOf(res, paths);
   }

@@ -3,6 +3,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { LatchkeyError } from '@latchkey/common';
 import { mapVaultError } from './vault.errors';
+import { withVaultRetry } from './vault.retry';
 import { observeVaultCall, VaultTransportOptions } from './vault.transport';
 import type { TokenLookup, VaultResponse } from './vault.types';
 
@@ -57,7 +58,9 @@ export class HotLookupTransport {
     const started = process.hrtime.bigint();
     let outcome = 'ok';
     try {
-      return await this.send(this.path, JSON.stringify({ token }), asToken, timeoutMs);
+      // A lookup changes nothing: retried (within timeoutMs) on a sealed node, an election or a broken connection.
+      const body = JSON.stringify({ token });
+      return await withVaultRetry(OPERATION, timeoutMs, true, (remainingMs) => this.send(this.path, body, asToken, remainingMs));
     } catch (err) {
       if (err instanceof VaultRedirectError) {
         outcome = 'redirect';
@@ -79,7 +82,9 @@ export class HotLookupTransport {
     const started = process.hrtime.bigint();
     let outcome = 'ok';
     try {
-      return (await this.send(this.base + path, JSON.stringify(body), asToken, timeoutMs)) as VaultResponse<T>;
+      // The hot paths' other POSTs (transit/sign) change nothing in Vault either.
+      const text = JSON.stringify(body);
+      return (await withVaultRetry(operation, timeoutMs, true, (remainingMs) => this.send(this.base + path, text, asToken, remainingMs))) as VaultResponse<T>;
     } catch (err) {
       if (err instanceof VaultRedirectError) {
         outcome = 'redirect';

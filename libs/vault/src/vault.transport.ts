@@ -4,6 +4,7 @@ import * as https from 'node:https';
 import nodeVault from 'node-vault';
 import { Histogram, register } from 'prom-client';
 import { mapVaultError } from './vault.errors';
+import { withVaultRetry } from './vault.retry';
 
 export type VaultMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'LIST';
 
@@ -21,6 +22,13 @@ export interface VaultRequest {
   operation: string;
   /** Statuses other than 200/204 that are a success for this call (e.g. 202 from pki/tidy). */
   acceptStatus?: number[];
+  /**
+   * The call changes nothing in Vault (a POST lookup, capabilities): a connection broken before the answer
+   * may be retried like a GET's. Writes are retried only when Vault certainly did not perform them.
+   */
+  readOnly?: boolean;
+  /** Answer with the first attempt's outcome (health checks report the node asked, now). */
+  noRetry?: boolean;
 }
 
 export interface VaultTransportOptions {
@@ -89,15 +97,21 @@ export class VaultTransport {
         headers['X-Vault-Token'] = req.token;
       }
       if (req.wrapTtl) headers['X-Vault-Wrap-TTL'] = req.wrapTtl;
-      const res = (await this.client.request({
-        path: `/${req.path}`,
-        method: req.method,
-        json: req.body,
-        headers,
-        timeout: req.timeoutMs ?? this.timeoutMs,
-        // node-vault merges its config's requestOptions only in its helpers, not in request(): pass the agents here.
-        ...this.agents,
-      } as nodeVault.RequestOption)) as T;
+      const readOnly = req.readOnly ?? (req.method === 'GET' || req.method === 'LIST');
+      // One budget for the call, retries included: a sealed node or an election answers at once, and the
+      // next attempt (through a load balancer, or the same standby once a leader is elected) may succeed.
+      const budget = req.timeoutMs ?? this.timeoutMs;
+      const send = (timeout: number) =>
+        this.client.request({
+          path: `/${req.path}`,
+          method: req.method,
+          json: req.body,
+          headers,
+          timeout,
+          // node-vault merges its config's requestOptions only in its helpers, not in request(): pass the agents here.
+          ...this.agents,
+        } as nodeVault.RequestOption);
+      const res = (req.noRetry ? await send(budget) : await withVaultRetry(req.operation, budget, readOnly, send)) as T;
       return (res ?? ({} as T)) as T;
     } catch (err) {
       const status = (err as { response?: { statusCode?: number; body?: unknown } }).response?.statusCode;
