@@ -53,5 +53,10 @@ audit "file" "latchkey" {
   }
 }
 
+# Standbys forward every request to the active node instead of answering reads from their own,
+# possibly stale, raft copy: otherwise a key revoked a moment ago can verify VALID on a standby,
+# and a restarted node answers "unknown" for keys it has not replicated yet (docs/vault-notes.md).
+disable_standby_reads = true
+
 disable_mlock = true
 ui            = false
