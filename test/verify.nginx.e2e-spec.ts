@@ -1,9 +1,5 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { freePort, stopProcess, waitFor, which } from '@latchkey/devstack';
+import { RunningNginx, startNginx } from './support/nginx';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
 import { createProfile, mintKey, operatorToken } from './support/keys';
@@ -17,16 +13,13 @@ describe('forward auth behind nginx auth_request', () => {
   let api: RunningApi;
   /** Behind nginx as the README says: nginx's address trusted, X-Client-Cert the certificate header nginx sets. */
   let proxied: RunningApi;
-  let nginx: ChildProcess;
+  let nginx: RunningNginx;
   let upstream: http.Server;
   let base: string;
-  let dir: string;
   let op: string;
   let profile: string;
 
   beforeAll(async () => {
-    const bin = which('nginx') ?? ['/usr/sbin/nginx'].find((p) => fs.existsSync(p));
-    if (!bin) throw new Error('nginx is required for this test (apt-get install nginx; .ci/run installs it)');
     [api, proxied, { token: op }] = await Promise.all([
       startApi(),
       startApi({ LATCHKEY_TRUST_PROXY: '127.0.0.1', LATCHKEY_CERT_HEADER: 'x-client-cert' }),
@@ -40,20 +33,10 @@ describe('forward auth behind nginx auth_request', () => {
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const upstreamPort = (upstream.address() as { port: number }).port;
-    const port = await freePort();
     const apiPort = new URL(api.url).port;
     const proxiedPort = new URL(proxied.url).port;
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-nginx-'));
-    const conf = `
-daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+    nginx = await startNginx(
+      (port) => `
   upstream latchkey { server 127.0.0.1:${apiPort}; keepalive 16; }
   server {
     listen 127.0.0.1:${port};
@@ -124,25 +107,16 @@ http {
       if ($latchkey_code = USAGE_EXCEEDED) { return 429; }
       return 403;
     }
-  }
-}
-`;
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
-    nginx = spawn(bin, ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    nginx.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-    base = `http://127.0.0.1:${port}`;
-    await waitFor('nginx', async () => {
-      if (nginx.exitCode !== null) throw new Error(`nginx exited: ${err}`);
-      return (await fetch(`${base}/orders/`)).status === 401;
-    });
+  }`,
+      async (url) => (await fetch(`${url}/orders/`)).status === 401,
+    );
+    base = nginx.url;
   });
 
   afterAll(async () => {
-    if (nginx) await stopProcess(nginx);
+    await nginx?.stop();
     upstream?.close();
     await Promise.all([api?.close(), proxied?.close()]);
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('passes a valid key through to the upstream with the identity headers', async () => {

@@ -1,8 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { freePort, stopProcess, waitFor, which } from '@latchkey/devstack';
+import { RunningNginx, startNginx } from '../support/nginx';
 import { RunningApi, startApi } from '../support/app';
 import { call } from '../support/http';
 import { mintKey } from '../support/keys';
@@ -20,29 +16,15 @@ const LOAD_S = HEAVY ? 20 : 6;
 
 describe('drill: an api instance SIGKILLed behind nginx', () => {
   let apis: RunningApi[];
-  let nginx: ChildProcess;
-  let dir: string;
+  let nginx: RunningNginx;
   let base: string;
 
   beforeAll(async () => {
     const env = { LATCHKEY_ISSUER: 'http://latchkey.drill' };
     apis = await Promise.all([startApi(env), startApi(env), startApi(env)]);
-    const bin = which('nginx') ?? ['/usr/sbin/nginx'].find((p) => fs.existsSync(p));
-    if (!bin) throw new Error('nginx is required for this drill (apt-get install nginx; .ci/run installs it)');
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-drill-nginx-'));
-    const port = await freePort();
     const servers = apis.map((a) => `server 127.0.0.1:${new URL(a.url).port} max_fails=1 fail_timeout=10s;`).join(' ');
-    fs.writeFileSync(
-      path.join(dir, 'nginx.conf'),
-      `daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+    nginx = await startNginx(
+      (port) => `
   upstream latchkey { ${servers} keepalive 32; }
   server {
     listen 127.0.0.1:${port};
@@ -54,19 +36,15 @@ http {
       proxy_next_upstream error timeout;
       proxy_connect_timeout 1s;
     }
-  }
-}
-`,
+  }`,
+      async (url) => (await fetch(`${url}/auth`)).status === 401,
     );
-    nginx = spawn(bin, ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
-    base = `http://127.0.0.1:${port}`;
-    await waitFor('nginx', async () => (await fetch(`${base}/auth`).catch(() => null))?.status === 401);
+    base = nginx.url;
   }, 90_000);
 
   afterAll(async () => {
-    if (nginx) await stopProcess(nginx);
+    await nginx?.stop();
     await Promise.all(apis.map((a) => a.close().catch(() => undefined)));
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('fails at most the requests in flight at the kill, and revocations still reach the survivors', async () => {

@@ -1,9 +1,6 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { freePort, RaftCluster, sleep, startRaftCluster, stopProcess, waitFor, which } from '@latchkey/devstack';
+import { RaftCluster, sleep, startRaftCluster } from '@latchkey/devstack';
+import { RunningNginx, startNginx } from '../support/nginx';
 import { RunningApi, startApi } from '../support/app';
 import { call } from '../support/http';
 import { metricValue } from '../support/metrics';
@@ -41,23 +38,14 @@ const verifyOnce = async (url: string, key: string): Promise<{ status: number; c
   }
 };
 
-async function startNginx(addrs: string[]): Promise<{ url: string; stop(): Promise<void> }> {
-  const bin = which('nginx') ?? ['/usr/sbin/nginx'].find((p) => fs.existsSync(p));
-  if (!bin) throw new Error('nginx is required for this test (apt-get install nginx; .ci/run installs it)');
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-nginx-raft-'));
-  // proxy_next_upstream error: a refused connection (the killed node) goes to the next node; nginx never
-  // passes a POST on once it has been sent (no `non_idempotent`), so a write is never sent twice by nginx.
-  const conf = `
-daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 512; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+/**
+ * nginx round robin over the nodes. proxy_next_upstream error: a refused connection (the killed node) goes
+ * to the next node; nginx never passes a POST on once it has been sent (no `non_idempotent`), so a write is
+ * never sent twice by nginx.
+ */
+function startVaultNginx(addrs: string[]): Promise<RunningNginx> {
+  return startNginx(
+    (port) => `
   upstream vault {
 ${addrs.map((a) => `    server ${new URL(a).host} max_fails=1 fail_timeout=2s;`).join('\n')}
     keepalive 32;
@@ -73,28 +61,10 @@ ${addrs.map((a) => `    server ${new URL(a).host} max_fails=1 fail_timeout=2s;`)
       proxy_connect_timeout 300ms;
       proxy_read_timeout 30s;
     }
-  }
-}
-`;
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  const child: ChildProcess = spawn(bin, ['-e', `${dir}/error.log`, '-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor('nginx in front of the raft cluster', async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${err}`);
-    return (await fetch(`${url}/v1/sys/health?standbyok=true`)).status === 200;
-  }).catch(async (e) => {
-    await stopProcess(child);
-    throw e;
-  });
-  return {
-    url,
-    stop: async () => {
-      await stopProcess(child);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  }`,
+    async (url) => (await fetch(`${url}/v1/sys/health?standbyok=true`)).status === 200,
+    'nginx in front of the raft cluster',
+  );
 }
 
 // disable_standby_reads = true is the configuration docs/vault-notes.md asks for. Heavy runs also point latchkey at
@@ -116,13 +86,13 @@ const VARIANTS: Variant[] = [
 
 describe.each(VARIANTS.map((v) => [v.name, v] as const))('drill: 3-node OpenBao raft cluster (%s), active node SIGKILLed under verify and mint load', (variant, { disableStandbyReads, via }) => {
   let cluster: RaftCluster;
-  let nginx: { url: string; stop(): Promise<void> };
+  let nginx: RunningNginx;
   let api: RunningApi;
   let vaultAddr: string;
 
   beforeAll(async () => {
     cluster = await startRaftCluster({ nodes: 3, disableStandbyReads });
-    nginx = await startNginx(cluster.addrs);
+    nginx = await startVaultNginx(cluster.addrs);
     await bootstrapPrivate(nginx.url, cluster.rootToken);
     const active = await cluster.waitLeader();
     vaultAddr = via === 'nginx' ? nginx.url : cluster.addrs[(active + 1) % cluster.addrs.length];
