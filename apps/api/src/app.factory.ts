@@ -6,7 +6,6 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import pino from 'pino';
 import { ErrorCode, LatchkeyError, PinoNestLogger, pinoOptions } from '@latchkey/common';
 import { AppConfig } from '@latchkey/config';
-import { CertVerifier } from '@latchkey/certs';
 import { VerifyService } from '@latchkey/verify';
 import { AppModule } from './app.module';
 import { documentVerifyRoutes, registerVerifyRoutes } from './verify/verify.routes';
@@ -78,7 +77,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     done();
   });
 
-  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(CertVerifier), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
+  registerVerifyRoutes(fastify, app.get(VerifyService), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
   registerOAuthRoutes(fastify, { verifier: app.get(VerifyService), keyring: app.get(TokenKeyring), profiles: app.get(ProfilesService), identity: app.get(ClientIdentityResolver), authz: app.get(AuthzService), audit: app.get(AdminAuditRecorder), config });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(

@@ -104,10 +104,8 @@ export class CertVerifier implements OnModuleDestroy {
    * a certificate is MALFORMED, and so is one whose Hash does not match it.
    */
   async verifyXfcc(xfcc: string): Promise<CertVerifyResult> {
-    const { element, cert: pem } = clientCertFromXfcc(xfcc);
-    const cert = parseOneCert(pem);
+    const cert = xfccCertificate(xfcc);
     if (!cert) return this.done({ ...NONE, code: 'MALFORMED' });
-    if (element.hash && createHash('sha256').update(cert.raw).digest('hex') !== element.hash) return this.done({ ...NONE, code: 'MALFORMED' });
     return this.verifyX509(cert);
   }
 
@@ -201,4 +199,15 @@ export function windowCode(notBeforeMs: number, notAfterMs: number, now: number)
   if (now < notBeforeMs) return 'NOT_YET_VALID';
   if (now >= notAfterMs) return 'EXPIRED';
   return null;
+}
+
+/**
+ * The client certificate of an Envoy X-Forwarded-Client-Cert value, or null when its Cert is not a
+ * certificate or its Hash does not match it. A value that is not valid XFCC throws VALIDATION_FAILED.
+ */
+export function xfccCertificate(xfcc: string): X509Certificate | null {
+  const { element, cert: pem } = clientCertFromXfcc(xfcc);
+  const cert = parseOneCert(pem);
+  if (!cert || (element.hash && createHash('sha256').update(cert.raw).digest('hex') !== element.hash)) return null;
+  return cert;
 }

@@ -83,7 +83,7 @@ function parseJson(segment: string): Record<string, unknown> | null {
  * equal it, so `none` and HS256-with-the-public-key are refused before any key is touched), `typ` must be
  * at+jwt (RFC 9068 §4), the `kid` must be published, then the signature, then iss, aud, exp and nbf.
  */
-export function verifyJwt(token: string, o: VerifyJwtOptions): { ok: true; header: JwtHeader; claims: AccessTokenClaims } | { ok: false; reason: JwtFailure } {
+export function verifyJwt(token: string, o: VerifyJwtOptions): { ok: true; header: JwtHeader; claims: AccessTokenClaims } | { ok: false; reason: JwtFailure; kid?: string } {
   if (token.length > MAX_JWT_LENGTH) return { ok: false, reason: 'malformed' };
   const parts = token.split('.');
   if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) return { ok: false, reason: 'malformed' };
@@ -94,7 +94,8 @@ export function verifyJwt(token: string, o: VerifyJwtOptions): { ok: true; heade
   if (typ !== 'at+jwt' && typ !== 'application/at+jwt') return { ok: false, reason: 'typ' };
   if (typeof header.kid !== 'string') return { ok: false, reason: 'kid' };
   const key = o.keyFor(header.kid);
-  if (!key) return { ok: false, reason: 'kid' };
+  // The kid goes back with the refusal: a caller may refresh its keys for it and try again.
+  if (!key) return { ok: false, reason: 'kid', kid: header.kid };
   const data = Buffer.from(`${parts[0]}.${parts[1]}`);
   const sig = Buffer.from(parts[2], 'base64url');
   const good =

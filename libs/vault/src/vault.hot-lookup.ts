@@ -8,6 +8,7 @@ import { observeVaultCall, VaultTransportOptions } from './vault.transport';
 import type { TokenLookup, VaultResponse } from './vault.types';
 
 const OPERATION = 'token lookup';
+const LOOKUP_PATH = 'auth/token/lookup';
 
 /** Vault redirected the lookup (a standby without request forwarding): the caller retries on the general transport, which follows redirects. */
 export class VaultRedirectError extends Error {
@@ -31,8 +32,7 @@ export class HotLookupTransport {
   private readonly request: typeof http.request;
   private readonly host: string;
   private readonly port: number;
-  private readonly path: string;
-  /** Prefix of every other path (`<addr path>/v1/`). */
+  /** Prefix of every path (`<addr path>/v1/`). */
   private readonly base: string;
   private readonly namespace?: string;
   private readonly timeoutMs: number;
@@ -48,41 +48,25 @@ export class HotLookupTransport {
     this.port = url.port ? Number(url.port) : tls ? 443 : 80;
     // Same URL as node-vault builds: `${endpoint}/v1/<path>`.
     this.base = `${url.pathname.replace(/\/+$/, '')}/v1/`;
-    this.path = `${this.base}auth/token/lookup`;
     this.namespace = options.namespace || undefined;
     this.timeoutMs = options.timeoutMs;
   }
 
   /** Look `token` up, authenticated as `asToken` (latchkey's own token). */
-  async lookup(token: string, asToken: string, timeoutMs = this.timeoutMs): Promise<VaultResponse<TokenLookup>> {
-    const started = process.hrtime.bigint();
-    let outcome = 'ok';
-    try {
-      // A lookup changes nothing: retried (within timeoutMs) on a sealed node, an election or a broken connection.
-      const body = JSON.stringify({ token });
-      return await withVaultRetry(OPERATION, timeoutMs, true, (remainingMs) => this.send(this.path, body, asToken, remainingMs));
-    } catch (err) {
-      if (err instanceof VaultRedirectError) {
-        outcome = 'redirect';
-        throw err;
-      }
-      const mapped = err instanceof LatchkeyError ? err : mapVaultError(err, OPERATION);
-      outcome = mapped.code;
-      throw mapped;
-    } finally {
-      observeVaultCall(OPERATION, outcome, Number(process.hrtime.bigint() - started) / 1e9);
-    }
+  lookup(token: string, asToken: string, timeoutMs = this.timeoutMs): Promise<VaultResponse<TokenLookup>> {
+    return this.post<TokenLookup>(LOOKUP_PATH, { token }, asToken, OPERATION, timeoutMs);
   }
 
   /**
-   * Another POST on a path of the token-exchange hot path (`transit/sign`), same contract as `lookup`:
-   * body as JSON, errors mapped, latency recorded under `operation`.
+   * A POST on a hot path (the lookup above, the token endpoint's `transit/sign`): body as JSON, errors
+   * mapped, latency recorded under `operation`.
    */
   async post<T>(path: string, body: object, asToken: string, operation: string, timeoutMs = this.timeoutMs): Promise<VaultResponse<T>> {
     const started = process.hrtime.bigint();
     let outcome = 'ok';
     try {
-      // The hot paths' other POSTs (transit/sign) change nothing in Vault either.
+      // The hot paths' POSTs (token lookup, transit/sign) change nothing in Vault: retried (within timeoutMs)
+      // on a sealed node, an election or a broken connection.
       const text = JSON.stringify(body);
       return (await withVaultRetry(operation, timeoutMs, true, (remainingMs) => this.send(this.base + path, text, asToken, remainingMs))) as VaultResponse<T>;
     } catch (err) {

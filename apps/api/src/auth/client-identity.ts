@@ -2,7 +2,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { CertVerifier, CertVerifyResult, clientCertFromXfcc, parseOneCert } from '@latchkey/certs';
+import { CertVerifier, CertVerifyResult, parseOneCert, xfccCertificate } from '@latchkey/certs';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { ipInCidrs, normaliseCidr } from '@latchkey/keys';
 import { clientAddress } from '@latchkey/verify';
@@ -51,16 +51,6 @@ export function presentedOnce(cert: () => X509Certificate | null, verify: (c: X5
   return { serial: async () => (await get())?.serial ?? null, thumbprint: async () => (await get())?.thumbprint ?? null };
 }
 
-/** The serial of a presented certificate if latchkey's CA issued it and it is valid and not revoked, else null. */
-export async function validSerial(check: () => Promise<CertVerifyResult>): Promise<string | null> {
-  try {
-    const r = await check();
-    return r.valid ? r.serial : null;
-  } catch {
-    return null; // malformed XFCC or PEM: no usable certificate
-  }
-}
-
 /**
  * The one place that decides a request's client address and presented
  * certificate. Verify, forward auth, self-service and admin calls with a key
@@ -98,15 +88,7 @@ export class ClientIdentityResolver {
   fromBody(b: { certificate?: string; xfcc?: string }): { serial: () => Promise<string | null>; thumbprint: () => Promise<string | null> } | null {
     if (b.certificate) return presentedOnce(() => parseOneCert(b.certificate!), (c) => this.certs.verifyX509(c));
     if (b.xfcc) {
-      return presentedOnce(
-        () => {
-          const { element, cert } = clientCertFromXfcc(b.xfcc!);
-          const c = parseOneCert(cert);
-          // A Hash that does not match its Cert makes the element unusable (as CertVerifier.verifyXfcc says).
-          return c && (!element.hash || createHash('sha256').update(c.raw).digest('hex') === element.hash) ? c : null;
-        },
-        (c) => this.certs.verifyX509(c),
-      );
+      return presentedOnce(() => xfccCertificate(b.xfcc!), (c) => this.certs.verifyX509(c));
     }
     return null;
   }
@@ -130,12 +112,7 @@ export class ClientIdentityResolver {
     if (!this.header || !this.trusted(req)) return null;
     const value = req.headers[this.header];
     if (typeof value !== 'string' || !value) return null;
-    if (this.header === 'x-forwarded-client-cert') {
-      const { element, cert } = clientCertFromXfcc(value);
-      const c = parseOneCert(cert);
-      return c && (!element.hash || createHash('sha256').update(c.raw).digest('hex') === element.hash) ? c : null;
-    }
-    return parseOneCert(safeDecode(value));
+    return this.header === 'x-forwarded-client-cert' ? xfccCertificate(value) : parseOneCert(safeDecode(value));
   }
 }
 

@@ -28,6 +28,11 @@ class OAuthError extends Error {
   }
 }
 
+/** RFC 6749 §5.2: a failed client authentication is a 401 that names the scheme to use. */
+function invalidClient(description: string): OAuthError {
+  return new OAuthError('invalid_client', description, 401, { 'WWW-Authenticate': 'Basic realm="latchkey"' });
+}
+
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 /** Bodies of the OAuth endpoints are a few fields; a key is ~60 characters. */
 const FORM_LIMIT = 8 * 1024;
@@ -55,12 +60,12 @@ export function basicCredentials(header: string | undefined): { id: string; secr
   if (!header || !/^basic\s/i.test(header)) return null;
   const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  if (colon < 0) throw new OAuthError('invalid_client', 'malformed Basic credentials', 401, { 'WWW-Authenticate': 'Basic realm="latchkey"' });
+  if (colon < 0) throw invalidClient('malformed Basic credentials');
   const unform = (s: string) => {
     try {
       return decodeURIComponent(s.replace(/\+/g, ' '));
     } catch {
-      throw new OAuthError('invalid_client', 'malformed Basic credentials', 401, { 'WWW-Authenticate': 'Basic realm="latchkey"' });
+      throw invalidClient('malformed Basic credentials');
     }
   };
   return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) };
@@ -119,7 +124,7 @@ export function registerOAuthRoutes(fastify: FastifyInstance, deps: OAuthDeps): 
       if (!grant) throw new OAuthError('invalid_request', 'grant_type is required');
       if (grant !== 'client_credentials') throw new OAuthError('unsupported_grant_type', 'only client_credentials is supported');
 
-      const { clientId, secret, challenge } = clientCredentials(req, form, true);
+      const { clientId, secret } = clientCredentials(req, form, true);
 
       const scopeParam = single(form, 'scope');
       const requested = scopeParam === undefined ? undefined : [...new Set(scopeParam.split(' ').filter(Boolean))];
@@ -140,7 +145,7 @@ export function registerOAuthRoutes(fastify: FastifyInstance, deps: OAuthDeps): 
       const profile = await profiles.get(details.profile);
       const now = Math.floor(Date.now() / 1000);
       const lifetime = Math.min(profile?.tokenTtlSeconds ?? 300, Math.floor((details.expiresAtMs - Date.now()) / 1000));
-      if (lifetime < 1) throw new OAuthError('invalid_client', 'the key expires too soon to issue a token', 401, challenge);
+      if (lifetime < 1) throw invalidClient('the key expires too soon to issue a token');
       const token = await keyring.sign({
         iss: issuer,
         sub: result.keyId!,
@@ -187,12 +192,12 @@ export function registerOAuthRoutes(fastify: FastifyInstance, deps: OAuthDeps): 
     // tokens issued to it; anything else that is not its token is answered 200 as the RFC asks (§2.2).
     f.post('/oauth2/revoke', { logLevel: 'warn' }, async (req, reply) => {
       const form = formOf(req);
-      const { clientId, secret, challenge } = clientCredentials(req, form, false);
+      const { clientId, secret } = clientCredentials(req, form, false);
       const token = single(form, 'token');
       if (!token) throw new OAuthError('invalid_request', 'token is required');
       const client = identity.of(req);
       const result = await verifier.verify({ key: secret!, ip: client.ip, presentedCertSerial: client.presentedCertSerial, expectKeyId: clientId, noCharge: true });
-      if (!result.valid) throw new OAuthError('invalid_client', 'client authentication failed', 401, challenge);
+      if (!result.valid) throw invalidClient('client authentication failed');
       void reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
       const found = token.length <= 4096 ? await verifier.introspect(token) : null;
       if (found?.kind === 'access_token' && found.claims) {
@@ -222,18 +227,17 @@ export function registerOAuthRoutes(fastify: FastifyInstance, deps: OAuthDeps): 
  * client_secret; with `certOnly`, a client_id alone (tls_client_auth: the certificate authenticates), then
  * the secret is null.
  */
-function clientCredentials(req: FastifyRequest, form: Form, certOnly: boolean): { clientId: string; secret: string | null; challenge: Record<string, string> } {
+function clientCredentials(req: FastifyRequest, form: Form, certOnly: boolean): { clientId: string; secret: string | null } {
   const basic = basicCredentials(req.headers.authorization);
   const formId = single(form, 'client_id');
   const formSecret = single(form, 'client_secret');
   if (basic && formSecret !== undefined) throw new OAuthError('invalid_request', 'more than one client authentication method');
   const clientId = basic ? basic.id : formId;
   const secret = basic ? basic.secret : formSecret;
-  const challenge = { 'WWW-Authenticate': 'Basic realm="latchkey"' };
   if (basic && formId !== undefined && formId !== basic.id) throw new OAuthError('invalid_request', 'client_id differs from the authenticated client');
-  if (clientId && !secret && !basic && certOnly) return { clientId, secret: null, challenge };
-  if (!clientId || !secret) throw new OAuthError('invalid_client', 'client authentication is required (client_secret_basic, client_secret_post or tls_client_auth)', 401, challenge);
-  return { clientId, secret, challenge };
+  if (clientId && !secret && !basic && certOnly) return { clientId, secret: null };
+  if (!clientId || !secret) throw invalidClient('client authentication is required (client_secret_basic, client_secret_post or tls_client_auth)');
+  return { clientId, secret };
 }
 
 function formOf(req: FastifyRequest): Form {
@@ -255,7 +259,6 @@ function audiencesOf(form: Form, allowed: readonly string[]): string[] {
 
 /** A refused key as the token endpoint says it (§5.2): who the client is failed, not why in detail. */
 function refusal(result: VerifyResult): OAuthError {
-  const challenge = { 'WWW-Authenticate': 'Basic realm="latchkey"' };
   switch (result.code) {
     case 'INSUFFICIENT_PERMISSIONS':
       return new OAuthError('invalid_scope', "the requested scope is not within the key's policies");
@@ -270,9 +273,9 @@ function refusal(result: VerifyResult): OAuthError {
     case 'FORBIDDEN_IP':
     case 'CERT_REQUIRED':
     case 'CERT_MISMATCH':
-      return new OAuthError('invalid_client', `client authentication failed (${result.code})`, 401, challenge);
+      return invalidClient(`client authentication failed (${result.code})`);
     default:
-      return new OAuthError('invalid_client', 'client authentication failed', 401, challenge);
+      return invalidClient('client authentication failed');
   }
 }
 

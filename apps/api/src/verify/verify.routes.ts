@@ -2,7 +2,6 @@ import { Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { OperationObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
-import { CertVerifier } from '@latchkey/certs';
 import { LimitFields, LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
 import { ClientIdentityResolver } from '../auth/client-identity';
 import { mapError, sendError } from '../http/error-filter';
@@ -108,7 +107,6 @@ export interface PermissionSources {
 export function registerVerifyRoutes(
   fastify: FastifyInstance,
   verifier: VerifyService,
-  certs: CertVerifier,
   identity: ClientIdentityResolver,
   permissionsFrom: PermissionSources,
 ): void {
