@@ -100,7 +100,7 @@ export class KeyJobs {
   reconcile(): Promise<unknown> {
     return this.exclusive(JOB.reconcile, async () => {
       const report = await this.maintenance.reconcile();
-      if (report.revoked || report.added || report.expired || report.overdueRevoked) this.logger.log(`reconciliation: ${JSON.stringify(report)}`);
+      if (report.revoked || report.added || report.expired || report.overdueRevoked || report.orphansRevoked) this.logger.log(`reconciliation: ${JSON.stringify(report)}`);
       return report;
     });
   }

@@ -3,6 +3,7 @@ export * from './cidr';
 export * from './profiles.service';
 export * from './key-index';
 export * from './idempotency';
+export * from './mint-journal';
 export * from './keys.service';
 export * from './keys.module';
 export * from './profile-admin.service';

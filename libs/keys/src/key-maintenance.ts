@@ -1,11 +1,13 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
+import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RevocationBus } from '@latchkey/revocation';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { KeyIndex, KeyRecord } from './key-index';
 import { KeysService, recordFromLookup } from './keys.service';
+import { MINT_NONCE_META, MintJournal, MintJournalEntry } from './mint-journal';
 import { ProfilesService } from './profiles.service';
 
 export interface ReconcileReport {
@@ -14,6 +16,8 @@ export interface ReconcileReport {
   expired: number;
   added: number;
   overdueRevoked: number;
+  /** Tokens of mints whose answer was lost (see MintJournal): revoked, never adopted. */
+  orphansRevoked: number;
   vaultTokens: number;
 }
 
@@ -40,7 +44,14 @@ export class KeyMaintenance {
     private readonly keys: KeysService,
     private readonly bus: RevocationBus,
     private readonly audit: AdminAuditRecorder,
-  ) {}
+    private readonly journal: MintJournal,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    // Longer than any mint can take: the Vault call with its retries, a wrap lookup, the index write.
+    this.orphanAfterMs = 3 * config.vault.timeoutMs + 10_000;
+  }
+
+  private readonly orphanAfterMs: number;
 
   /** Active keys whose profile has a rotation interval and whose age reached it. */
   async *dueForRotation(nowMs = Date.now()): AsyncGenerator<KeyRecord> {
@@ -61,7 +72,7 @@ export class KeyMaintenance {
    * overdue are revoked.
    */
   async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { checked: 0, revoked: 0, expired: 0, added: 0, overdueRevoked: 0, vaultTokens: 0 };
+    const report: ReconcileReport = { checked: 0, revoked: 0, expired: 0, added: 0, overdueRevoked: 0, orphansRevoked: 0, vaultTokens: 0 };
     const listedAt = Date.now();
     const inVault = new Set(await this.vault.listAccessors());
     report.vaultTokens = inVault.size;
@@ -90,6 +101,10 @@ export class KeyMaintenance {
       }
     }
 
+    // Read after the listing: a mint journaled before `settled` had ended (its token, if any, created) when
+    // Vault was listed, so its token is in the listing or does not exist.
+    const journal = await this.journal.entries();
+    const settled = listedAt - this.orphanAfterMs;
     const unknown = [...inVault].filter((a) => !this.foreign.has(a));
     const known = await this.index.known(unknown);
     for (const a of unknown) {
@@ -101,10 +116,38 @@ export class KeyMaintenance {
         this.foreign.set(a, true);
         continue;
       }
+      const attempt = journal.get(l.meta?.[MINT_NONCE_META] ?? '');
+      if (attempt) {
+        // A mint still under way (or one that ended a moment ago): its own index write settles it.
+        if (attempt.at > settled) continue;
+        if (await this.index.get(a)) continue; // it completed after all
+        await this.revokeOrphan(rec, attempt);
+        report.orphansRevoked++;
+        continue;
+      }
       await this.index.put(rec);
       report.added++;
     }
+    // Settled attempts with no token left unaccounted for: Vault created nothing, or the key is in the index.
+    for (const e of journal.values()) if (e.at <= settled) await this.journal.close(e.nonce);
     return report;
+  }
+
+  /** A token minted for a request whose answer was lost: its secret never left latchkey, so nobody can be using it. */
+  private async revokeOrphan(rec: KeyRecord, attempt: MintJournalEntry): Promise<void> {
+    await this.vault.revokeAccessor(rec.keyId);
+    await this.bus.revoked('key', rec.keyId);
+    await this.journal.close(attempt.nonce);
+    await this.audit.record({
+      action: 'key.mint-orphan-revoked',
+      outcome: 'success',
+      actor: 'latchkey-worker',
+      appId: rec.appId,
+      keyId: rec.keyId,
+      profile: rec.profile,
+      detail: `minted at ${new Date(attempt.at).toISOString()} for a request that never received it (answer lost); revoked by reconciliation`,
+    });
+    this.logger.warn(`key ${rec.keyId} of app ${rec.appId} was minted for a request that never received it: revoked`);
   }
 
   /** Move keys past their expiry out of the active index, after confirming with Vault (a renewal may have extended them). */

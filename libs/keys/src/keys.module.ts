@@ -5,6 +5,7 @@ import { LimitsModule } from '@latchkey/limits';
 import { DeliveryModule } from '@latchkey/delivery';
 import { JobsModule } from '@latchkey/jobs';
 import { IdempotencyStore } from './idempotency';
+import { MintJournal } from './mint-journal';
 import { KeyIndex } from './key-index';
 import { KeyMaintenance } from './key-maintenance';
 import { KeyLimitsService } from './key-limits.service';
@@ -16,7 +17,7 @@ import { ProfilesService } from './profiles.service';
 /** Key lifecycle services (Vault, Redis and config come from their global modules). */
 @Module({
   imports: [AuthzModule, JobsModule, DeliveryModule, LimitsModule],
-  providers: [ProfileLimitsCache, KeyLimitsService, KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, AdminAuditRecorder],
+  providers: [ProfileLimitsCache, KeyLimitsService, KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, IdempotencyStore, MintJournal, AdminAuditRecorder],
   exports: [ProfileLimitsCache, KeyLimitsService, KeysService, KeyMaintenance, ProfilesService, ProfileAdminService, KeyIndex, AuthzModule, AdminAuditRecorder, JobsModule],
 })
 export class KeysModule {}

@@ -11,6 +11,7 @@ import { TokenLookup, VaultClient, VaultResponse } from '@latchkey/vault';
 import { cidrWithin, normaliseCidrs } from './cidr';
 import { decodeKey, encodeKey } from './format';
 import { IdempotencyStore } from './idempotency';
+import { MINT_NONCE_META, MintJournal } from './mint-journal';
 import { KeyIndex, KeyPage, KeyRecord } from './key-index';
 import { Profile, ProfilesService, SelfServiceSettings } from './profiles.service';
 
@@ -95,6 +96,7 @@ export class KeysService {
     private readonly jobs: JobsProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly successors: SuccessorDelivery,
+    private readonly journal: MintJournal,
   ) {}
 
   // --- mint -----------------------------------------------------------------------
@@ -174,6 +176,7 @@ export class KeysService {
     const role = previous?.role ?? (cidrs.length && cidrs.join() !== profile.cidrs.join() ? await this.profiles.ensureDerivedRole(profile, cidrs) : profile.role);
     // A successor stays bound to the same client certificate.
     const certSerial = input.certSerial ?? previous?.certSerial;
+    const nonce = MintJournal.nonce();
     const tokenMeta: Record<string, string> = {
       ...meta,
       latchkey_app: input.appId,
@@ -184,18 +187,28 @@ export class KeysService {
       // Verify reads a key's own limits and credits from Vault's lookup, like everything else it knows of a key.
       ...(limits.length ? { latchkey_limits: encodeLimits(limits) } : {}),
       ...(credits ? { latchkey_credits: encodeCredits(credits) } : {}),
+      [MINT_NONCE_META]: nonce,
     };
-    const res = await this.vault.createToken(
-      role,
-      {
-        policies,
-        meta: tokenMeta,
-        ttl: `${ttl}s`,
-        display_name: `${input.appId}-${input.name}`.slice(0, 96),
-        renewable: true,
-      },
-      wrapTtl ? `${wrapTtl}s` : undefined,
-    );
+    // Journaled before Vault is asked: if the answer is lost, reconciliation finds the token by its nonce and
+    // revokes it (its secret never left latchkey) instead of adopting it as a second key of this app.
+    await this.journal.open(nonce, input.appId);
+    let res: VaultResponse;
+    try {
+      res = await this.vault.createToken(
+        role,
+        {
+          policies,
+          meta: tokenMeta,
+          ttl: `${ttl}s`,
+          display_name: `${input.appId}-${input.name}`.slice(0, 96),
+          renewable: true,
+        },
+        wrapTtl ? `${wrapTtl}s` : undefined,
+      );
+    } catch (err) {
+      if (MintJournal.certainlyNothingCreated(err)) await this.journal.close(nonce).catch(() => undefined);
+      throw err;
+    }
 
     const now = new Date();
     let keyId: string;
@@ -229,6 +242,9 @@ export class KeysService {
       ...(credits ? { credits } : {}),
     };
     await this.index.put(record);
+    // The key is accounted for. Should this fail, the entry stays and reconciliation revokes a key whose
+    // secret this answer (an error now) never carried.
+    await this.journal.close(nonce);
     const warnings = res.warnings?.length ? res.warnings : undefined;
     if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl, warnings };
     return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix), warnings };
