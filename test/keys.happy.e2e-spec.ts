@@ -81,7 +81,7 @@ describe('key lifecycle: happy paths', () => {
     if (!d.ok) throw new Error('undecodable');
     const lookup = await rootVault().lookupToken(d.token);
     expect(lookup.accessor).toBe(k.keyId);
-    expect(lookup.meta).toEqual({ owner: 'team-orders', latchkey_app: appId, latchkey_name: 'orders-prod', latchkey_profile: profile });
+    expect(lookup.meta).toEqual({ owner: 'team-orders', latchkey_app: appId, latchkey_name: 'orders-prod', latchkey_profile: profile, latchkey_mint: expect.stringMatching(/^[0-9a-f]{24}$/) });
     // Profiles set token_no_default_policy: a key carries only what it was given.
     expect(lookup.policies).toEqual(['orders-read']);
     expect(lookup.orphan).toBe(true);
