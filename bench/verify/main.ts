@@ -434,6 +434,10 @@ async function main(): Promise<void> {
     '',
     ...notes,
     '',
+    '## Analysis',
+    '',
+    // Hand-written (what limits the figures, from profiles): kept beside the bench, carried into the page.
+    fs.readFileSync(path.join(root, 'bench', 'verify', 'analysis.md'), 'utf8').replace(/^<!--[\s\S]*?-->\n/, ''),
   ].join('\n');
   log(`\n${page}`);
   if (!args.has('--no-write')) fs.writeFileSync(path.join(root, 'docs', 'performance.md'), page);

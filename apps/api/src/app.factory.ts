@@ -96,7 +96,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       .setDescription('API keys and mTLS client certificates on Vault/OpenBao')
       .setVersion('1')
       .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Vault-Token' }, 'vaultToken')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'a latchkey management key' }, 'managementKey')
+      // @nestjs/swagger labels bearer schemes `bearerFormat: JWT` unless told otherwise: a management key is an opaque latchkey key.
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'latchkey key (lk_…)', description: 'a latchkey management key' }, 'managementKey')
       .build(),
     { extraModels: [ErrorResponse] },
   );
