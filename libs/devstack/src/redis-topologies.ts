@@ -43,15 +43,21 @@ export interface RedisClusterHandle {
   /** The value for REDIS_CLUSTER_NODES. */
   env: string;
   dir: string;
+  /** Every node as started, with its process (for drills that kill one). */
+  servers: Array<HostPort & { process: ChildProcess }>;
+  /** The master serving `key`'s slot now, as a node that answers sees it. */
+  masterFor(key: string): Promise<HostPort>;
   stop(): Promise<void>;
 }
 
 /**
- * A Redis Cluster of `masters` masters (no replicas) on loopback, in a temporary folder, without
- * persistence. Each node's cluster bus gets its own free port (the default, port + 10000, may not exist).
+ * A Redis Cluster of `masters` masters, each with `replicas` replicas (default none), on loopback, in a
+ * temporary folder, without persistence. Each node's cluster bus gets its own free port (the default,
+ * port + 10000, may not exist). A master is declared failed after 2 s (cluster-node-timeout).
  */
-export async function startRedisCluster(opts: { masters?: number; log?: (m: string) => void } = {}): Promise<RedisClusterHandle> {
-  const n = opts.masters ?? 3;
+export async function startRedisCluster(opts: { masters?: number; replicas?: number; log?: (m: string) => void } = {}): Promise<RedisClusterHandle> {
+  const replicas = opts.replicas ?? 0;
+  const n = (opts.masters ?? 3) * (1 + replicas);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-redis-cluster-'));
   const children: ChildProcess[] = [];
   try {
@@ -68,12 +74,42 @@ export async function startRedisCluster(opts: { masters?: number; log?: (m: stri
       );
     }
     for (const node of nodes) await waitFor(`cluster node ${node.port}`, () => redisPing(node.host, node.port), 10_000);
-    opts.log?.(`creating a Redis Cluster of ${n} masters on ports ${nodes.map((x) => x.port).join(', ')}`);
-    await run(bin('redis-cli'), ['--cluster', 'create', ...nodes.map((x) => `${x.host}:${x.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    opts.log?.(`creating a Redis Cluster of ${n} nodes (${replicas} replica(s) per master) on ports ${nodes.map((x) => x.port).join(', ')}`);
+    await run(bin('redis-cli'), ['--cluster', 'create', ...nodes.map((x) => `${x.host}:${x.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 });
     for (const node of nodes) {
       await waitFor(`cluster_state:ok on ${node.port}`, async () => /cluster_state:ok/.test(await redisCli(node.port, 'cluster', 'info')), 20_000);
     }
-    return { nodes, env: nodes.map((x) => `${x.host}:${x.port}`).join(','), dir, stop: () => stopAll(children, dir) };
+    if (replicas) {
+      // A replica can only be promoted once it has synced with its master.
+      for (const node of nodes) {
+        await waitFor(`replica ${node.port} in sync`, async () => {
+          const info = await redisCli(node.port, 'info', 'replication');
+          return /role:master/.test(info) || /master_link_status:up/.test(info);
+        }, 20_000);
+      }
+    }
+    const servers = nodes.map((x, i) => ({ ...x, process: children[i] }));
+    const masterFor = async (key: string): Promise<HostPort> => {
+      for (const s of servers) {
+        if (s.process.exitCode !== null || s.process.signalCode !== null) continue;
+        const slot = Number(await redisCli(s.port, 'cluster', 'keyslot', key));
+        // `cluster nodes`: <id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot ranges…>
+        for (const line of (await redisCli(s.port, 'cluster', 'nodes')).split('\n')) {
+          const f = line.trim().split(/\s+/);
+          if (f.length < 9 || !f[2].split(',').includes('master') || f[2].includes('fail')) continue;
+          const owns = f.slice(8).some((r) => {
+            const [a, b] = r.split('-').map(Number);
+            return slot >= a && slot <= (Number.isFinite(b) ? b : a);
+          });
+          if (owns) {
+            const [host, port] = f[1].split('@')[0].split(':');
+            return { host, port: Number(port) };
+          }
+        }
+      }
+      throw new Error(`no master serves the slot of ${key}`);
+    };
+    return { nodes, env: nodes.map((x) => `${x.host}:${x.port}`).join(','), dir, servers, masterFor, stop: () => stopAll(children, dir) };
   } catch (err) {
     await stopAll(children, dir);
     throw err;
