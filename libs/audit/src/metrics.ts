@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, register } from 'prom-client';
+import { withScrapeDeadline } from '@latchkey/common';
 
 function getOrCreate<T>(name: string, make: () => T): T {
   return (register.getSingleMetric(name) as T | undefined) ?? make();
@@ -53,7 +54,7 @@ export function registerIngestBacklogGauge(backlog: () => Promise<number | null>
     help: 'Bytes of the Vault audit log written but not yet ingested (size past the checkpoint)',
     async collect() {
       this.reset();
-      const bytes = await backlog().catch(() => null);
+      const bytes = await withScrapeDeadline(backlog()).catch(() => null);
       if (bytes !== null) this.set(bytes);
     },
   });

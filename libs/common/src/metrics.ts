@@ -18,3 +18,19 @@ export function enableProcessMetrics(): void {
   if (register.getSingleMetric(`${METRIC_PREFIX}process_cpu_seconds_total`)) return;
   collectDefaultMetrics({ prefix: METRIC_PREFIX, gcDurationBuckets: [0.001, 0.01, 0.1, 1, 2, 5] });
 }
+
+/** How long a gauge that reads Redis at scrape time may take before its samples are left out of that scrape. */
+export const SCRAPE_READ_TIMEOUT_MS = 2000;
+
+/**
+ * `read`, or a rejection after `ms`: a scrape-time gauge must not hold the
+ * scrape past Prometheus' own timeout (10 s by default) when Redis is slow.
+ */
+export function withScrapeDeadline<T>(read: Promise<T>, ms = SCRAPE_READ_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([read, deadline]).finally(() => clearTimeout(timer));
+}

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, register } from 'prom-client';
+import { withScrapeDeadline } from '@latchkey/common';
 import { QUEUE, QueueName } from './jobs';
 
 function getOrCreate<T>(name: string, make: () => T): T {
@@ -52,14 +53,16 @@ export function registerQueueGauges(queueOf: (name: QueueName) => Promise<Queue>
     labelNames: ['queue', 'state'],
     async collect() {
       this.reset();
-      for (const name of names) {
-        try {
-          const counts = await (await queueOf(name)).getJobCounts(...QUEUE_DEPTH_STATES);
-          for (const state of QUEUE_DEPTH_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
-        } catch {
-          // Redis away or the cluster id not known yet: no sample for this queue in this scrape.
-        }
-      }
+      await Promise.all(
+        names.map(async (name) => {
+          try {
+            const counts = await withScrapeDeadline(queueOf(name).then((q) => q.getJobCounts(...QUEUE_DEPTH_STATES)));
+            for (const state of QUEUE_DEPTH_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
+          } catch {
+            // Redis away or slow, or the cluster id not known yet: no sample for this queue in this scrape.
+          }
+        }),
+      );
     },
   });
   new Gauge({
@@ -68,16 +71,18 @@ export function registerQueueGauges(queueOf: (name: QueueName) => Promise<Queue>
     labelNames: ['queue'],
     async collect() {
       this.reset();
-      for (const name of names) {
-        try {
-          // asc=true: the longest-waiting job of each state comes first; a delayed job is due from timestamp + delay.
-          const jobs = await (await queueOf(name)).getJobs(['waiting', 'prioritized'], 0, 0, true);
-          const due = jobs.filter((j) => j).map((j) => j.timestamp + (j.delay ?? 0));
-          this.set({ queue: name }, due.length ? Math.max(0, (Date.now() - Math.min(...due)) / 1000) : 0);
-        } catch {
-          // as above
-        }
-      }
+      await Promise.all(
+        names.map(async (name) => {
+          try {
+            // asc=true: the longest-waiting job of each state comes first; a delayed job is due from timestamp + delay.
+            const jobs = await withScrapeDeadline(queueOf(name).then((q) => q.getJobs(['waiting', 'prioritized'], 0, 0, true)));
+            const due = jobs.filter((j) => j).map((j) => j.timestamp + (j.delay ?? 0));
+            this.set({ queue: name }, due.length ? Math.max(0, (Date.now() - Math.min(...due)) / 1000) : 0);
+          } catch {
+            // as above
+          }
+        }),
+      );
     },
   });
 }

@@ -1,4 +1,5 @@
 import { Gauge, register } from 'prom-client';
+import { withScrapeDeadline } from '@latchkey/common';
 import type { KeyIndex } from './key-index';
 
 /** Windows of the keys-nearing-expiry gauge (label `within`), cumulative: 7d includes 1d includes 1h. */
@@ -25,7 +26,8 @@ export function registerKeyExpiryGauge(index: KeyIndex): void {
       this.reset();
       const now = Date.now();
       try {
-        for (const [within, ms] of EXPIRY_WINDOWS) this.set({ within }, await index.countExpiring(now, now + ms));
+        const counts = await withScrapeDeadline(Promise.all(EXPIRY_WINDOWS.map(([, ms]) => index.countExpiring(now, now + ms))));
+        EXPIRY_WINDOWS.forEach(([within], i) => this.set({ within }, counts[i]));
       } catch {
         // Redis away: no sample in this scrape (the queue gauges and readiness say why).
       }
