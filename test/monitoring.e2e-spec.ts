@@ -3,12 +3,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
 import { load as loadYaml } from 'js-yaml';
+import { Queue } from 'bullmq';
 import { freePort, projectRoot, waitFor } from '@latchkey/devstack';
-import { QUEUE } from '@latchkey/jobs';
+import { JOB, QUEUE } from '@latchkey/jobs';
 import { RunningApi, spawnApp, SpawnedProcess, startApi } from './support/app';
 import { call } from './support/http';
 import { createProfile, mintKey, operatorToken } from './support/keys';
-import { uniqueId } from './support/stack';
+import { testBullPrefix, uniqueId } from './support/stack';
 
 /*
  * Monitoring end to end: the worker's own metrics listener (WORKER_METRICS_PORT) with process
@@ -240,6 +241,30 @@ describe('metrics of a running api and worker', () => {
       expect(text).not.toContain(key.key);
       expect(text).not.toContain(op);
     }
+  });
+
+  it('counts a failed job by queue and job name (final: not retried), and a job name outside the closed list as unknown', async () => {
+    // Jobs without the Vault cluster stamp are refused for good: a failure anyone can cause in a test.
+    const q = new Queue(QUEUE.maintenance, { connection: { url: process.env.REDIS_URL }, prefix: await testBullPrefix(ENV.REDIS_PREFIX) });
+    try {
+      await q.add(JOB.reconcile, {}, { attempts: 3 });
+      await q.add('made-up-job', {}, { attempts: 1 });
+    } finally {
+      await q.close();
+    }
+    const text = await waitFor(
+      'both failures counted',
+      async () => {
+        const t = await scrape(workerUrl);
+        const failed = samples(t, 'latchkey_jobs_failed_total');
+        return failed.get(`{queue="${QUEUE.maintenance}",name="${JOB.reconcile}",final="true"}`) && failed.get(`{queue="${QUEUE.maintenance}",name="unknown",final="true"}`) ? t : null;
+      },
+      30_000,
+    );
+    expect(samples(text, 'latchkey_job_duration_seconds_count').get(`{queue="${QUEUE.maintenance}",name="${JOB.reconcile}",outcome="failed"}`)).toBeGreaterThanOrEqual(1);
+    expect(samples(text, 'latchkey_jobs_refused_total').get('{reason="unstamped"}')).toBeGreaterThanOrEqual(2);
+    expect(samples(text, 'latchkey_queue_jobs').get(`{queue="${QUEUE.maintenance}",state="failed"}`)).toBeGreaterThanOrEqual(2);
+    expect(text).not.toContain('made-up-job');
   });
 
   it('every metric the dashboard and the rules query is exported by the api or the worker', async () => {

@@ -89,9 +89,9 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
 
   /** One attempt, timed and counted by queue and job name (a refused job is timed, not counted as a failure). */
   private async run(job: Job, token?: string): Promise<unknown> {
-    // Label values from the closed lists only: a job written into Redis by anything else must not add series.
-    const known = (Object.values(JOB) as string[]).includes(job.name);
-    const labels = { queue: known ? JOB_QUEUE[job.name as JobName] : 'unknown', name: known ? job.name : 'unknown' };
+    // Label values from the closed lists only (this worker consumes only QUEUE's queues): a job name written
+    // into Redis by anything else must not add series.
+    const labels = { queue: job.queueName, name: (Object.values(JOB) as string[]).includes(job.name) ? job.name : 'unknown' };
     const started = performance.now();
     let outcome = 'completed';
     try {
