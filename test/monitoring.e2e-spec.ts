@@ -211,12 +211,14 @@ describe('metrics of a running api and worker', () => {
       'latchkey_nodejs_eventloop_lag_p99_seconds',
       'latchkey_nodejs_gc_duration_seconds',
       'latchkey_jobs_failed_total',
+      'latchkey_worker_queues_consuming',
       'latchkey_jobs_refused_total',
       'latchkey_queue_oldest_waiting_seconds',
       'latchkey_audit_ingest_malformed_total',
     ]) {
       expect([name, fams.has(name)]).toEqual([name, true]);
     }
+    expect(samples(text, 'latchkey_worker_queues_consuming').get('')).toBe(Object.values(QUEUE).length);
     const depth = samples(text, 'latchkey_queue_jobs');
     for (const queue of Object.values(QUEUE)) {
       for (const state of ['waiting', 'active', 'delayed', 'failed']) expect(depth.get(`{queue="${queue}",state="${state}"}`)).toEqual(expect.any(Number));

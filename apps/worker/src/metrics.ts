@@ -31,6 +31,7 @@ export class WorkerMetrics implements OnApplicationBootstrap, OnApplicationShutd
   ) {
     enableProcessMetrics();
     // Created up front so that a scrape lists every family before the first job runs.
+    jobMetrics.consuming().set(0);
     jobMetrics.duration();
     jobMetrics.failures();
     refusedJobsCounter();

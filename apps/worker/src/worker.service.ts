@@ -84,6 +84,7 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
       this.workers.push(worker);
       this.logger.log(`processing queue ${queue} for Vault cluster ${clusterId}`);
     }
+    jobMetrics.consuming().set(this.workers.length);
     this.legacy.start(clusterId);
   }
 
@@ -147,6 +148,7 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
+    jobMetrics.consuming().set(0);
     await this.starting?.catch(() => undefined);
     // Let running jobs finish (BullMQ waits for them), then drop the connection.
     await Promise.all(this.workers.map((w) => w.close()));

@@ -24,6 +24,12 @@ export const jobMetrics = {
           buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
         }),
     ) as Histogram<'queue' | 'name' | 'outcome'>,
+  /** Queues this worker process takes jobs from: 0 until it knows its Vault's cluster id (and after shutdown began). */
+  consuming: () =>
+    getOrCreate(
+      'latchkey_worker_queues_consuming',
+      () => new Gauge({ name: 'latchkey_worker_queues_consuming', help: 'Queues this worker process is taking jobs from (0 while it waits for Vault at start)' }),
+    ),
   /** Attempts that threw (retried or not): final says whether BullMQ will try again. */
   failures: () =>
     getOrCreate(
