@@ -7,7 +7,7 @@ import 'reflect-metadata';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig } from '@latchkey/config';
+import { loadConfig, WORKER_METRICS_DEFAULT_PORT } from '@latchkey/config';
 import { BaoServer, ensureRedis, freePort, httpOk, projectRoot, RedisHandle, startBao, stateDir, stopProcess, waitFor } from '@latchkey/devstack';
 import { bootstrapVault, createVaultClient } from '@latchkey/vault';
 
@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     say(`Redis at ${redis.url}${redis.started ? ' (started)' : ''}`);
 
     const port = await portOr(8080);
+    // The worker's metrics port: the default unless taken (or WORKER_METRICS_PORT says otherwise, 0 = off).
+    const workerMetricsPort = process.env.WORKER_METRICS_PORT ?? String(await portOr(WORKER_METRICS_DEFAULT_PORT));
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       VAULT_ADDR: vaultAddr,
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
       REDIS_URL: redis.url,
       LATCHKEY_PORT: String(port),
       LATCHKEY_HOST: '127.0.0.1',
+      WORKER_METRICS_PORT: workerMetricsPort,
       AUDIT_LOG_PATH: bao?.auditLogPath ?? process.env.AUDIT_LOG_PATH ?? '',
     };
     const config = loadConfig(env);
@@ -101,6 +104,7 @@ async function main(): Promise<void> {
       { mode: 0o600 },
     );
     say(`api ${url}  (logs: .latchkey/api.log, .latchkey/worker.log)`);
+    if (workerMetricsPort !== '0') say(`worker metrics http://127.0.0.1:${workerMetricsPort}/metrics`);
     say(`wrote ${path.relative(root, envFile)} (LATCHKEY_URL, VAULT_ADDR, VAULT_TOKEN, REDIS_URL)`);
 
     // A first key, so the example below can be pasted as it is.

@@ -12,6 +12,7 @@ describe('npm run dev', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, LATCHKEY_DEV_BAO_DIR: path.join(dir, 'bao'), LATCHKEY_DEV_ENV_FILE: path.join(dir, 'dev.env') };
     delete env.VAULT_ADDR; // start its own OpenBao, as on a fresh machine
     delete env.VAULT_TOKEN;
+    delete env.WORKER_METRICS_PORT; // the dev stack picks one (9464 or a free port), as on a developer's machine
     const dev = spawn(process.execPath, [path.join(projectRoot(), 'dist/scripts/dev.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -27,6 +28,9 @@ describe('npm run dev', () => {
       );
       expect(Object.keys(envFile).sort()).toEqual(['LATCHKEY_URL', 'REDIS_URL', 'VAULT_ADDR', 'VAULT_TOKEN']);
       expect((await fetch(`${envFile.LATCHKEY_URL}/health/ready`)).status).toBe(200);
+      // The worker's metrics listener is up where the dev stack says.
+      const workerMetrics = out.match(/worker metrics (http:\/\/\S+)/)![1];
+      expect(await (await fetch(workerMetrics)).text()).toContain('latchkey_queue_jobs');
 
       // The printed example works as pasted.
       const verifyLine = out.split('\n').find((l) => l.includes('/v1/keys/verify'))!.trim();

@@ -73,7 +73,8 @@ async function main(): Promise<void> {
   await bootstrapVault(createVaultClient(config).client, config, { policiesDir: path.join(projectRoot(), 'policies'), createCa: true, approle: false, appManagers: [] });
   const port = await freePort();
   const api = spawnApp('api', { ...env, LATCHKEY_HOST: '127.0.0.1', LATCHKEY_PORT: String(port) });
-  const worker = spawnApp('worker', env);
+  // A free port for the worker's metrics listener: the default (9464) may be taken where the soak runs.
+  const worker = spawnApp('worker', { ...env, WORKER_METRICS_PORT: String(await freePort()) });
   const url = `http://127.0.0.1:${port}`;
   await waitFor('api', async () => (await fetch(`${url}/health/live`)).status === 200, 30_000);
   const op = bao.rootToken;

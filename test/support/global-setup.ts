@@ -48,6 +48,9 @@ export default async function globalSetup(): Promise<void> {
     AUDIT_LOG_PATH: bao.auditLogPath,
     LATCHKEY_TEST_BAO_DIR: bao.dir,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // Workers (spawned or in-process) open no metrics listener unless a test asks for one on a free port:
+    // parallel runs and multi-worker drills would otherwise race for the default port.
+    WORKER_METRICS_PORT: '0',
   });
   const config = loadConfig(process.env);
   await bootstrapVault(createVaultClient(config).client, config, {

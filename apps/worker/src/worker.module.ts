@@ -13,6 +13,7 @@ import { JOB_HANDLERS, JobHandlers } from './job-handlers';
 import { CertJobs } from './cert-jobs';
 import { KeyJobs } from './key-jobs';
 import { LegacyJobs } from './legacy-jobs';
+import { WorkerMetrics } from './metrics';
 import { SchedulerService } from './scheduler.service';
 import { TokenJobs } from './token-jobs';
 import { WorkerService } from './worker.service';
@@ -48,6 +49,7 @@ export class WorkerModule {
         LegacyJobs,
         WorkerService,
         SchedulerService,
+        WorkerMetrics,
       ],
     };
   }

@@ -4,7 +4,7 @@ import { DelayedError, Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Counter, register } from 'prom-client';
 import { isLatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
-import { JOB, JOB_QUEUE, JobName, QUEUE_CONCURRENCY, QueueName, VaultClusterId, bullPrefix, checkStamp, unstamped } from '@latchkey/jobs';
+import { JOB, JOB_QUEUE, JobName, QUEUE_CONCURRENCY, QueueName, VaultClusterId, bullPrefix, checkStamp, jobMetrics, unstamped } from '@latchkey/jobs';
 import { createCommandConnection, createWorkerConnection, RedisClient } from '@latchkey/redis';
 import { JOB_HANDLERS, JobHandlers } from './job-handlers';
 import { LegacyJobs } from './legacy-jobs';
@@ -88,6 +88,7 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
       this.logger.log(`processing queue ${queue} for Vault cluster ${clusterId}`);
     }
     this.startWatchdog(prefix, queues);
+    jobMetrics.consuming().set(this.workers.size);
     this.legacy.start(clusterId);
   }
 
@@ -163,7 +164,30 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
     old.connection.disconnect();
   }
 
+  /** One attempt, timed and counted by queue and job name (a refused job is timed, not counted as a failure). */
   private async run(job: Job, token?: string): Promise<unknown> {
+    // Label values from the closed lists only (this worker consumes only QUEUE's queues): a job name written
+    // into Redis by anything else must not add series.
+    const labels = { queue: job.queueName, name: (Object.values(JOB) as string[]).includes(job.name) ? job.name : 'unknown' };
+    const started = performance.now();
+    let outcome = 'completed';
+    try {
+      return await this.attempt(job, token);
+    } catch (err) {
+      if (err instanceof DelayedError) {
+        outcome = 'refused';
+      } else {
+        outcome = 'failed';
+        const final = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        jobMetrics.failures().inc({ ...labels, final: String(final) });
+      }
+      throw err;
+    } finally {
+      jobMetrics.duration().observe({ ...labels, outcome }, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async attempt(job: Job, token?: string): Promise<unknown> {
     const own = this.clusterId;
     const stamp = own ? checkStamp(job.data, own) : ({ ok: false, reason: 'unstamped' } as const);
     if (!stamp.ok) return this.refuse(job, token, stamp.reason === 'foreign' ? stamp.stamp : undefined);
@@ -200,6 +224,7 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
+    jobMetrics.consuming().set(0);
     await this.starting?.catch(() => undefined);
     if (this.watchdog) clearTimeout(this.watchdog);
     // Let running jobs finish (BullMQ waits for them), then drop the connections.

@@ -153,6 +153,19 @@ export class AuditIngester {
     return { file: h.file, offset: Number(h.offset), path: h.path ?? '', headLen: Number(h.headLen ?? 0), headHash: h.headHash ?? '' };
   }
 
+  /**
+   * Bytes of the audit log not yet read: the current file's size past the
+   * checkpoint, or all of it when the checkpoint is on an older (rotated) file
+   * or no checkpoint exists yet. Null when the log does not exist.
+   */
+  async backlogBytes(): Promise<number | null> {
+    const cur = await statPath(this.opts.path);
+    if (!cur) return null;
+    const cp = await this.checkpoint();
+    if (!cp || cp.file !== cur.id || cur.size < cp.offset) return cur.size;
+    return cur.size - cp.offset;
+  }
+
   private async drain(report: IngestReport, deadline: number): Promise<void> {
     const file = this.opts.path;
     // A run crosses at most a couple of file changes; the bound only guards against a pathological loop.

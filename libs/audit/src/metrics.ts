@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, register } from 'prom-client';
+import { withScrapeDeadline } from '@latchkey/common';
 
 function getOrCreate<T>(name: string, make: () => T): T {
   return (register.getSingleMetric(name) as T | undefined) ?? make();
@@ -40,6 +41,24 @@ export const ingestMetrics = {
         }),
     ),
 };
+
+/**
+ * Bytes of the audit log not yet ingested, measured when /metrics is scraped
+ * (a stat of the file and one HGETALL of the checkpoint). With `backlog`
+ * returning null (no audit log configured or present) the gauge has no sample.
+ */
+export function registerIngestBacklogGauge(backlog: () => Promise<number | null>): void {
+  if (register.getSingleMetric('latchkey_audit_ingest_behind_bytes')) return;
+  new Gauge({
+    name: 'latchkey_audit_ingest_behind_bytes',
+    help: 'Bytes of the Vault audit log written but not yet ingested (size past the checkpoint)',
+    async collect() {
+      this.reset();
+      const bytes = await withScrapeDeadline(backlog()).catch(() => null);
+      if (bytes !== null) this.set(bytes);
+    },
+  });
+}
 
 let lastCaughtUpAt = 0;
 

@@ -5,3 +5,4 @@ export * from './logging';
 export * from './nest-logger';
 export * from './shutdown';
 export * from './token-bucket';
+export * from './metrics';

@@ -35,6 +35,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, LATCHKEY_TRUST_PROXY: '2' }).http.trustProxy).toEqual({ hops: 2 });
   });
 
+  it("the worker's metrics listener: 127.0.0.1:9464 by default, 0 turns it off, a bad port or host is named", () => {
+    expect(loadConfig(base).jobs.metrics).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(loadConfig({ ...base, WORKER_METRICS_PORT: '9100', WORKER_METRICS_HOST: '0.0.0.0' }).jobs.metrics).toEqual({ host: '0.0.0.0', port: 9100 });
+    expect(loadConfig({ ...base, WORKER_METRICS_PORT: '0' }).jobs.metrics).toBeNull();
+    expect(problems({ ...base, WORKER_METRICS_PORT: '70000' }).join('\n')).toMatch(/WORKER_METRICS_PORT/);
+    expect(problems({ ...base, WORKER_METRICS_PORT: 'on' }).join('\n')).toMatch(/WORKER_METRICS_PORT/);
+    expect(problems({ ...base, WORKER_METRICS_HOST: 'http://x/' }).join('\n')).toMatch(/WORKER_METRICS_HOST/);
+  });
+
   it('names every bad variable at once', () => {
     const p = problems({ VAULT_ADDR: 'not a url', LATCHKEY_PORT: '99999', VERIFY_MAX_STALENESS: 'forever', LOG_LEVEL: 'loud' });
     const text = p.join('\n');

@@ -129,6 +129,8 @@ export interface AppConfig {
     lockDurationMs: number;
     rotationMinIntervalSeconds: number;
     rotationPause: { after: 'minted' | 'delivered'; ms: number } | null;
+    /** The worker's own Prometheus listener; null when WORKER_METRICS_PORT=0. */
+    metrics: { host: string; port: number } | null;
   };
   /**
    * Token exchange: JWT access tokens signed by a Vault Transit key (`<transitMount>/sign/<signingKey>`).
@@ -196,6 +198,9 @@ function canonicalCidr(text: string): string | null {
 }
 
 /** Validate the environment once and return the typed configuration, or throw ConfigError naming every bad variable. */
+/** The worker's metrics port when WORKER_METRICS_PORT is unset (the OpenTelemetry Prometheus exporter's customary port). */
+export const WORKER_METRICS_DEFAULT_PORT = 9464;
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const raw = plainToInstance(EnvSchema, { ...env }, { exposeDefaultValues: true });
   const problems = flatten(validateSync(raw, { whitelist: false, forbidUnknownValues: false }));
@@ -323,6 +328,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       lockDurationMs: Math.max(1000, ms(raw.JOB_LOCK_DURATION, '30s')),
       rotationMinIntervalSeconds: Math.max(1, parseDuration(raw.ROTATION_MIN_INTERVAL ?? '60s') as number),
       rotationPause: raw.ROTATION_PAUSE_AFTER ? { after: raw.ROTATION_PAUSE_AFTER as 'minted' | 'delivered', ms: ms(raw.ROTATION_PAUSE, '30s') } : null,
+      metrics: raw.WORKER_METRICS_PORT === 0 ? null : { host: raw.WORKER_METRICS_HOST ?? '127.0.0.1', port: raw.WORKER_METRICS_PORT ?? WORKER_METRICS_DEFAULT_PORT },
     },
     tokens: {
       transitMount: raw.TRANSIT_MOUNT ?? 'latchkey-transit',

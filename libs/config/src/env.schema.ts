@@ -171,6 +171,10 @@ export class EnvSchema {
   @IsOptional() @IsDuration() ROTATION_MIN_INTERVAL?: string;
   /** BullMQ job lock: a job whose worker died is retried after about this long. */
   @IsOptional() @IsDuration() JOB_LOCK_DURATION?: string;
+  /** The worker's Prometheus listener (GET /metrics): 0 turns it off. */
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'WORKER_METRICS_PORT must be a port number (0 = off)' }) @Min(0) @Max(65535) WORKER_METRICS_PORT?: number;
+  /** Address the worker's metrics listener binds; loopback unless a scraper elsewhere must reach it. */
+  @IsOptional() @IsString() @Matches(/^[0-9A-Za-z.:-]+$/, { message: 'WORKER_METRICS_HOST must be an IP address or host name' }) WORKER_METRICS_HOST?: string;
   /** Fault injection for drills and tests: pause a scheduled rotation after a step. */
   @IsOptional() @IsIn(['minted', 'delivered']) ROTATION_PAUSE_AFTER?: string;
   @IsOptional() @IsDuration() ROTATION_PAUSE?: string;

@@ -4,3 +4,4 @@ export * from './schedules';
 export * from './queue-view';
 export * from './jobs.module';
 export * from './vault-cluster';
+export * from './metrics';

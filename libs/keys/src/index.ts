@@ -10,3 +10,4 @@ export * from './profile-admin.service';
 export * from './key-maintenance';
 export * from './key-limits.service';
 export * from './profile-limits';
+export * from './metrics';

@@ -214,6 +214,11 @@ export class KeyIndex {
     return this.redis.zrangebyscore(this.expirySet(), '-inf', atMs, 'LIMIT', 0, limit);
   }
 
+  /** How many active keys expire in (fromMs, toMs] (one ZCOUNT: cheap enough for a metrics scrape). */
+  countExpiring(fromMs: number, toMs: number): Promise<number> {
+    return this.redis.zcount(this.expirySet(), `(${fromMs}`, toMs);
+  }
+
   async forgetExpiry(keyId: string): Promise<void> {
     await this.redis.zrem(this.expirySet(), keyId);
   }

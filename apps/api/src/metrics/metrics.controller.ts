@@ -1,19 +1,15 @@
 import { Controller, Get, Header, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { collectDefaultMetrics, register } from 'prom-client';
-
-let defaultsCollected = false;
+import { register } from 'prom-client';
+import { enableProcessMetrics } from '@latchkey/common';
 
 /** Prometheus exposition of the process-wide registry. */
 @ApiExcludeController()
 @Controller('metrics')
 export class MetricsController {
   constructor() {
-    if (!defaultsCollected) {
-      collectDefaultMetrics({ prefix: 'latchkey_' });
-      defaultsCollected = true;
-    }
+    enableProcessMetrics();
   }
 
   @Get()

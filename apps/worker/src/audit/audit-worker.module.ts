@@ -21,8 +21,21 @@ export class AuditIngestJob implements OnApplicationShutdown {
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
   async run(): Promise<IngestReport | { disabled: true }> {
+    const ingester = this.reader();
+    if (!ingester) return { disabled: true };
+    const r = await ingester.run();
+    if (r.lines) this.logger.debug(`audit log: ${r.lines} line(s), ${r.events} event(s), ${r.duplicates} duplicate(s)`);
+    return r;
+  }
+
+  /** Bytes of the audit log not yet ingested (for the worker's metrics); null without an audit log. */
+  async backlogBytes(): Promise<number | null> {
+    return (await this.reader()?.backlogBytes()) ?? null;
+  }
+
+  private reader(): AuditIngester | undefined {
     const file = this.config.vault.auditLogPath;
-    if (!file) return { disabled: true };
+    if (!file) return undefined;
     if (!this.ingester) {
       // Its own connection: retries while Redis is away (a commit sent twice is refused by the checkpoint check).
       this.connection = createWorkerConnection(this.config.redis, 'latchkey-audit', { commandTimeout: 15_000 });
@@ -41,9 +54,7 @@ export class AuditIngestJob implements OnApplicationShutdown {
         log: this.logger,
       });
     }
-    const r = await this.ingester.run();
-    if (r.lines) this.logger.debug(`audit log: ${r.lines} line(s), ${r.events} event(s), ${r.duplicates} duplicate(s)`);
-    return r;
+    return this.ingester;
   }
 
   async onApplicationShutdown(): Promise<void> {
