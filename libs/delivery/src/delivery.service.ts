@@ -7,6 +7,7 @@ import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RotationTrigger } from '@latchkey/jobs';
 import { REDIS, RedisClient } from '@latchkey/redis';
 import { VaultClient, VaultResponse } from '@latchkey/vault';
+import { DeliveryHistory } from './delivery-history';
 import { SIGNATURE_HEADER, signWebhook } from './signing';
 import { refusedForPlainHttp, resolveWebhookHost, ResolvedAddress, WebhookAddressPolicy } from './webhook-address';
 
@@ -51,23 +52,6 @@ export interface WebhookEvent {
   trigger?: RotationTrigger;
 }
 
-/** One line of an app's delivery history: ids, outcome and timing only — never a key, wrapping token or signing secret. */
-export interface DeliveryRecord {
-  at: string;
-  event: 'key.rotated' | 'webhook.test';
-  channel: 'kv' | 'webhook';
-  /** delivered; failed (for good, or a test); retrying (an attempt failed, another follows); queued; superseded; skipped (with why in detail). */
-  status: 'delivered' | 'failed' | 'retrying' | 'queued' | 'superseded' | 'skipped';
-  keyId?: string;
-  previousKeyId?: string;
-  trigger?: RotationTrigger;
-  attempt?: number;
-  httpStatus?: number;
-  latencyMs?: number;
-  error?: string;
-  detail?: string;
-}
-
 /** Outcome of a test event (POST /v1/apps/<app>/webhook/test). */
 export interface WebhookTestResult {
   status: 'delivered' | 'failed';
@@ -89,9 +73,6 @@ export class WebhookAttemptError extends Error {
 }
 
 const KV_SEGMENT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-/** History per app: the newest entries only, gone a while after the last delivery (bounded memory whatever the traffic). */
-export const DELIVERY_HISTORY_MAX = 200;
-export const DELIVERY_HISTORY_TTL_SECONDS = 30 * 86400;
 /** Test events: one per app per interval, and a ceiling for the whole deployment per minute (not an SSRF amplifier). */
 export const WEBHOOK_TEST_INTERVAL_SECONDS = 10;
 export const WEBHOOK_TESTS_PER_MINUTE = 30;
@@ -108,6 +89,7 @@ export class DeliveryService {
 
   constructor(
     private readonly vault: VaultClient,
+    private readonly history: DeliveryHistory,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -214,36 +196,12 @@ export class DeliveryService {
     await this.redis.set(this.statusKey(appId), JSON.stringify(s), 'EX', 90 * 86400);
   }
 
-  private historyKey(appId: string) {
-    return `${this.config.redis.prefix}:delivery:history:${appId}`;
-  }
-
-  /** Append to the app's delivery history (newest first, at most DELIVERY_HISTORY_MAX entries, expiring). Best effort. */
-  async recordHistory(appId: string, r: Omit<DeliveryRecord, 'at'> & { at?: string }): Promise<void> {
-    const entry: DeliveryRecord = { at: new Date().toISOString(), ...r };
-    if (entry.error) entry.error = redactText(entry.error).slice(0, 300);
-    const key = this.historyKey(appId);
-    try {
-      await this.redis.multi().lpush(key, JSON.stringify(entry)).ltrim(key, 0, DELIVERY_HISTORY_MAX - 1).expire(key, DELIVERY_HISTORY_TTL_SECONDS).exec();
-    } catch (err) {
-      // The history is a view for people: losing a line must never fail a delivery.
-      this.logger.warn(`delivery history of app ${appId} not written: ${redactText((err as Error).message)}`);
-    }
-  }
-
-  /** The app's delivery history, newest first. */
-  async history(appId: string, limit = 50): Promise<DeliveryRecord[]> {
-    this.webhookPath(appId); // validates the app id
-    const raw = await this.redis.lrange(this.historyKey(appId), 0, Math.max(0, Math.min(limit, DELIVERY_HISTORY_MAX) - 1));
-    return raw.map((r) => JSON.parse(r) as DeliveryRecord);
-  }
-
   /** A webhook attempt that failed: the last one marks the delivery failed, earlier ones retrying. */
   async webhookAttemptFailed(e: WebhookEvent, attempt: number, last: boolean, err: Error): Promise<void> {
     const error = redactText(err.message).slice(0, 300);
     await this.setStatus(e.appId, { keyId: e.keyId, state: last ? 'failed' : 'pending', attempts: attempt, at: new Date().toISOString(), error });
     const a = err instanceof WebhookAttemptError ? err : undefined;
-    await this.recordHistory(e.appId, {
+    await this.history.record(e.appId, {
       event: e.event,
       channel: 'webhook',
       status: last ? 'failed' : 'retrying',
@@ -265,14 +223,14 @@ export class DeliveryService {
     const cfg = await this.getWebhook(e.appId);
     const trigger = e.trigger ?? 'scheduled';
     if (!cfg) {
-      await this.recordHistory(e.appId, { event: e.event, channel: 'webhook', status: 'skipped', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, detail: 'the webhook was removed' });
+      await this.history.record(e.appId, { event: e.event, channel: 'webhook', status: 'skipped', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, detail: 'the webhook was removed' });
       return { state: 'superseded' };
     }
     const secret = await this.readSecret(e.kvPath);
     if (!secret || secret.keyId !== e.keyId) {
       // A newer rotation replaced this secret: its own webhook carries the current one.
       await this.setStatus(e.appId, { keyId: e.keyId, state: 'superseded', attempts: attempt, at: new Date().toISOString() });
-      await this.recordHistory(e.appId, { event: e.event, channel: 'webhook', status: 'superseded', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, detail: 'a newer key replaced it at the delivery path' });
+      await this.history.record(e.appId, { event: e.event, channel: 'webhook', status: 'superseded', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, detail: 'a newer key replaced it at the delivery path' });
       return { state: 'superseded' };
     }
     // Checked again now, before any wrapping token exists.
@@ -312,7 +270,7 @@ export class DeliveryService {
       throw new WebhookAttemptError(`webhook ${target.host} answered HTTP ${status}`, latencyMs, status);
     }
     await this.setStatus(e.appId, { keyId: e.keyId, state: 'delivered', attempts: attempt, at: new Date().toISOString(), httpStatus: status });
-    await this.recordHistory(e.appId, { event: e.event, channel: 'webhook', status: 'delivered', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, httpStatus: status, latencyMs });
+    await this.history.record(e.appId, { event: e.event, channel: 'webhook', status: 'delivered', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, httpStatus: status, latencyMs });
     this.logger.log(`webhook for key ${e.keyId} of app ${e.appId} delivered (attempt ${attempt})`);
     return { state: 'delivered', httpStatus: status };
   }
@@ -349,7 +307,7 @@ export class DeliveryService {
     } catch (err) {
       result = { status: 'failed', httpStatus: null, latencyMs: Math.round(performance.now() - started), error: `unreachable: ${redactText((err as Error).message).slice(0, 200)}` };
     }
-    await this.recordHistory(appId, {
+    await this.history.record(appId, {
       event: 'webhook.test',
       channel: 'webhook',
       status: result.status,

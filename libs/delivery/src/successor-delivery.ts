@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { isReservedPolicy } from '@latchkey/authz';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { JOB, JobsProducer, RotationTrigger, jobId } from '@latchkey/jobs';
+import { DeliveryHistory } from './delivery-history';
 import { DeliveryService } from './delivery.service';
 
 /** What delivery needs to know about a successor (libs/keys depends on this lib, never the reverse). */
@@ -23,6 +24,7 @@ export interface SuccessorRef {
 export class SuccessorDelivery {
   constructor(
     private readonly delivery: DeliveryService,
+    private readonly history: DeliveryHistory,
     private readonly jobs: JobsProducer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -39,7 +41,7 @@ export class SuccessorDelivery {
       expiresAt: successor.expiresAt,
       deliveredAt: new Date().toISOString(),
     });
-    await this.delivery.recordHistory(successor.appId, { event: 'key.rotated', channel: 'kv', status: 'delivered', keyId: successor.keyId, previousKeyId, trigger, detail: this.delivery.kvApiPath(path) });
+    await this.history.record(successor.appId, { event: 'key.rotated', channel: 'kv', status: 'delivered', keyId: successor.keyId, previousKeyId, trigger, detail: this.delivery.kvApiPath(path) });
     return path;
   }
 
@@ -48,7 +50,7 @@ export class SuccessorDelivery {
    * (`deliver: false`): nothing is written or sent, and the history says so (the admin audit record too).
    */
   async optedOut(successor: Pick<SuccessorRef, 'keyId' | 'appId'>, previousKeyId: string, trigger: RotationTrigger): Promise<void> {
-    await this.delivery.recordHistory(successor.appId, { event: 'key.rotated', channel: 'kv', status: 'skipped', keyId: successor.keyId, previousKeyId, trigger, detail: 'the caller took the key from the response (deliver: false): no Vault KV write, no webhook' });
+    await this.history.record(successor.appId, { event: 'key.rotated', channel: 'kv', status: 'skipped', keyId: successor.keyId, previousKeyId, trigger, detail: 'the caller took the key from the response (deliver: false): no Vault KV write, no webhook' });
   }
 
   /**
@@ -65,7 +67,7 @@ export class SuccessorDelivery {
     // A key carrying latchkey's own policies (a management key) goes to Vault KV only: the webhook's receiver
     // is whoever could set the app's webhook, who need not hold those policies.
     if (successor.policies.some(isReservedPolicy)) {
-      if (!opts.replayed) await this.delivery.recordHistory(successor.appId, { event: 'key.rotated', channel: 'webhook', status: 'skipped', keyId: successor.keyId, previousKeyId, trigger, detail: "carries latchkey's own policies: Vault KV only" });
+      if (!opts.replayed) await this.history.record(successor.appId, { event: 'key.rotated', channel: 'webhook', status: 'skipped', keyId: successor.keyId, previousKeyId, trigger, detail: "carries latchkey's own policies: Vault KV only" });
       return 'kv only (carries latchkey policies)';
     }
     if (!(await this.delivery.getWebhook(successor.appId))) return 'no webhook configured';
@@ -81,7 +83,7 @@ export class SuccessorDelivery {
     );
     if (!opts.replayed) {
       await this.delivery.setStatus(successor.appId, { keyId: successor.keyId, state: 'pending', attempts: 0, at: new Date().toISOString() });
-      await this.delivery.recordHistory(successor.appId, { event: 'key.rotated', channel: 'webhook', status: 'queued', keyId: successor.keyId, previousKeyId, trigger });
+      await this.history.record(successor.appId, { event: 'key.rotated', channel: 'webhook', status: 'queued', keyId: successor.keyId, previousKeyId, trigger });
     }
     return 'queued';
   }

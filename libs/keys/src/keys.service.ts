@@ -735,8 +735,7 @@ export class KeysService {
   private async withAudit<T>(principal: Principal, action: string, record: KeyRecord, ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
     try {
       const out = await fn();
-      const successor = (out as { record?: KeyRecord; previousKeyId?: string }).previousKeyId ? (out as { record: KeyRecord }).record.keyId : undefined;
-      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile, detail: successor ? `successor ${successor}` : undefined }, ctx);
+      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile }, ctx);
       return out;
     } catch (err) {
       await this.record(principal, action, 'failure', { appId: record.appId, keyId: record.keyId, detail: (err as Error).message }, ctx);

@@ -3,11 +3,11 @@ import { ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger
 import type { FastifyReply } from 'fastify';
 import { AuthzPath, AuthzService, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
-import { DELIVERY_HISTORY_MAX, DELIVERY_HISTORY_TTL_SECONDS, DeliveryModule, DeliveryService, WEBHOOK_TEST_INTERVAL_SECONDS, WEBHOOK_TESTS_PER_MINUTE } from '@latchkey/delivery';
+import { DELIVERY_HISTORY_MAX, DELIVERY_HISTORY_TTL_SECONDS, DeliveryHistory, DeliveryModule, DeliveryService, WEBHOOK_TEST_INTERVAL_SECONDS, WEBHOOK_TESTS_PER_MINUTE } from '@latchkey/delivery';
 import { APP_ID_RE } from '@latchkey/keys';
 import { ApiAuthModule } from '../auth/auth.module';
 import { Caller, CallerGuard } from '../auth/caller.guard';
-import { ApiErrors } from '../http/api-errors';
+import { ApiErrors, ErrorResponse } from '../http/api-errors';
 import { DeliveriesQuery, DeliveriesResponse, WebhookTestResponse } from './apps-webhooks.dto';
 
 /**
@@ -24,6 +24,7 @@ export class AppDeliveryController {
   constructor(
     private readonly authz: AuthzService,
     private readonly delivery: DeliveryService,
+    private readonly deliveries: DeliveryHistory,
   ) {}
 
   @Post('webhook/test')
@@ -33,7 +34,8 @@ export class AppDeliveryController {
     description: `A \`webhook.test\` event (ids and a timestamp; no key, no wrapping token) signed like every delivery, sent once, now, to the configured URL only, with the same address rules and pinned connection; no retry, no redirect. 200 with the outcome (the receiver's status code, latency) whether or not the receiver took it. One test per app per ${WEBHOOK_TEST_INTERVAL_SECONDS} s and ${WEBHOOK_TESTS_PER_MINUTE} per minute in the deployment (429 RATE_LIMITED). Needs update on latchkey/apps/<appId>/webhook, the right to set the webhook.`,
   })
   @ApiResponse({ status: 200, type: WebhookTestResponse })
-  @ApiErrors(404, 429)
+  @ApiErrors(404)
+  @ApiResponse({ status: 429, type: ErrorResponse, description: `RATE_LIMITED: a test of this app less than ${WEBHOOK_TEST_INTERVAL_SECONDS} s ago, or ${WEBHOOK_TESTS_PER_MINUTE} in the deployment this minute (Retry-After set)` })
   async test(@Caller() caller: Principal, @Param('appId') appId: string): Promise<WebhookTestResponse> {
     await this.check(caller, appId, 'update', AuthzPath.appWebhook(appId));
     const out = await this.delivery.sendTest(appId);
@@ -49,7 +51,7 @@ export class AppDeliveryController {
   async history(@Caller() caller: Principal, @Param('appId') appId: string, @Query() q: DeliveriesQuery, @Res({ passthrough: true }) reply: FastifyReply): Promise<DeliveriesResponse> {
     await this.check(caller, appId, 'read', AuthzPath.appKeys(appId));
     void reply.header('Cache-Control', 'no-store');
-    return { appId, items: await this.delivery.history(appId, q.limit ?? 50) };
+    return { appId, items: await this.deliveries.list(appId, q.limit ?? 50) };
   }
 
   private async check(caller: Principal, appId: string, cap: 'read' | 'update', path: string): Promise<void> {
