@@ -16,9 +16,10 @@ export interface SuccessorRef {
 
 /**
  * How the successor of a rotation reaches the key's owner, whoever rotated it (the schedule in the
- * worker; the holder through self-service or a caller of the rotate endpoint in the api): first Vault KV — the durable copy, written
- * while the key still exists in the rotating process's memory — then, if the app has a webhook, a
- * delivery job that carries ids only and re-reads the key from KV for each attempt.
+ * worker; the holder through self-service, or a caller of the rotate endpoint, in the api): first
+ * Vault KV — the durable copy, written while the key still exists in the rotating process's memory —
+ * then, if the app has a webhook, a delivery job that carries ids only and re-reads the key from KV
+ * for each attempt. Every step is also a line of the app's delivery history (ids and outcomes only).
  */
 @Injectable()
 export class SuccessorDelivery {
