@@ -67,6 +67,10 @@ async function main(): Promise<void> {
       LATCHKEY_HOST: '127.0.0.1',
       WORKER_METRICS_PORT: workerMetricsPort,
       AUDIT_LOG_PATH: bao?.auditLogPath ?? process.env.AUDIT_LOG_PATH ?? '',
+      // A webhook receiver on this machine (e.g. http://127.0.0.1:9000/hook): plain http and loopback addresses
+      // only, nothing else on the network. Production defaults (https, public addresses only) are untouched.
+      WEBHOOK_ALLOW_HTTP: process.env.WEBHOOK_ALLOW_HTTP ?? 'loopback',
+      WEBHOOK_ALLOWED_CIDRS: process.env.WEBHOOK_ALLOWED_CIDRS ?? '127.0.0.0/8,::1/128',
     };
     const config = loadConfig(env);
     const { client } = createVaultClient(config);

@@ -14,13 +14,14 @@ import { MetricsController } from './metrics/metrics.controller';
 import { AuditHttpModule } from './audit/audit-http.module';
 import { CertsHttpModule } from './certs/certs-http.module';
 import { AdminModule } from './admin/admin.module';
+import { AppDeliveryHttpModule } from './keys/apps-webhooks.controller';
 
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, TokensModule, KeysModule, VerifyModule, AdminModule, CertsHttpModule, AuditHttpModule, ApiAuthModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, TokensModule, KeysModule, VerifyModule, AdminModule, AppDeliveryHttpModule, CertsHttpModule, AuditHttpModule, ApiAuthModule],
       controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
     };
   }

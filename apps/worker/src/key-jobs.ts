@@ -59,7 +59,7 @@ export class KeyJobs {
     const pause = this.config.jobs.rotationPause;
     const out = await this.keys.rotateScheduled(data.keyId, data.generation, {
       deliver: async ({ key, record }, old) => {
-        await this.successors.toVault(key, record, old.keyId);
+        await this.successors.toVault(key, record, old.keyId, 'scheduled');
       },
       pause: pause
         ? async (step) => {
@@ -88,7 +88,7 @@ export class KeyJobs {
     } catch (err) {
       // A refused destination (or other permanent error) is not retried: it is the last attempt.
       const last = attempt >= (job.opts.attempts ?? 1) || (isLatchkeyError(err) && err.permanent);
-      await this.delivery.setStatus(data.appId, { keyId: data.keyId, state: last ? 'failed' : 'pending', attempts: attempt, at: new Date().toISOString(), error: (err as Error).message.slice(0, 300) });
+      await this.delivery.webhookAttemptFailed(data, attempt, last, err as Error);
       if (last) {
         await this.audit.record({ action: 'key.delivery-webhook', outcome: 'failure', actor: 'latchkey-worker', appId: data.appId, keyId: data.keyId, detail: (err as Error).message.slice(0, 300) });
         this.logger.warn(`webhook for key ${data.keyId} of app ${data.appId} failed for good after ${attempt} attempts; the secret stays readable in Vault KV`);

@@ -112,6 +112,13 @@ describe('loadConfig', () => {
     expect(problems({ ...base, WEBHOOK_ALLOWED_CIDRS: 'localhost' }).join()).toMatch(/WEBHOOK_ALLOWED_CIDRS/);
   });
 
+  it('webhooks are https only by default; plain http everywhere, or to loopback only (the dev setting), on request', () => {
+    expect(loadConfig(base).delivery).toMatchObject({ allowHttp: false, httpLoopbackOnly: false });
+    expect(loadConfig({ ...base, WEBHOOK_ALLOW_HTTP: 'true' }).delivery).toMatchObject({ allowHttp: true, httpLoopbackOnly: false });
+    expect(loadConfig({ ...base, WEBHOOK_ALLOW_HTTP: 'loopback' }).delivery).toMatchObject({ allowHttp: true, httpLoopbackOnly: true });
+    expect(problems({ ...base, WEBHOOK_ALLOW_HTTP: 'yes' }).join()).toMatch(/WEBHOOK_ALLOW_HTTP/);
+  });
+
   it('never echoes a value, which may be a secret', () => {
     const secret = 's.' + 'SECRETSECRETSECRETSECRET';
     const p = problems({ VAULT_ADDR: secret, VAULT_TOKEN: secret, VAULT_TIMEOUT_MS: secret });

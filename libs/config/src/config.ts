@@ -154,7 +154,10 @@ export interface AppConfig {
     webhookTimeoutMs: number;
     webhookAttempts: number;
     webhookBackoffMs: number;
+    /** Plain-http webhook URLs are accepted (WEBHOOK_ALLOW_HTTP=true, or =loopback with httpLoopbackOnly). */
     allowHttp: boolean;
+    /** WEBHOOK_ALLOW_HTTP=loopback: an http URL must resolve to loopback addresses only (a receiver on the developer's machine). */
+    httpLoopbackOnly: boolean;
     /** Webhooks may reach non-public addresses (WEBHOOK_ALLOW_PRIVATE). */
     allowPrivate: boolean;
     /** Canonical CIDRs webhooks may reach although not public (WEBHOOK_ALLOWED_CIDRS). */
@@ -345,7 +348,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       webhookTimeoutMs: ms(raw.WEBHOOK_TIMEOUT, '10s'),
       webhookAttempts: raw.WEBHOOK_ATTEMPTS ?? 8,
       webhookBackoffMs: ms(raw.WEBHOOK_BACKOFF, '10s'),
-      allowHttp: raw.WEBHOOK_ALLOW_HTTP === 'true' || raw.WEBHOOK_ALLOW_HTTP === '1',
+      allowHttp: raw.WEBHOOK_ALLOW_HTTP === 'true' || raw.WEBHOOK_ALLOW_HTTP === '1' || raw.WEBHOOK_ALLOW_HTTP === 'loopback',
+      httpLoopbackOnly: raw.WEBHOOK_ALLOW_HTTP === 'loopback',
       allowPrivate: raw.WEBHOOK_ALLOW_PRIVATE === 'true' || raw.WEBHOOK_ALLOW_PRIVATE === '1',
       allowedCidrs: webhookCidrs.map(([, n]) => n as string),
     },

@@ -184,8 +184,8 @@ export class EnvSchema {
   @IsOptional() @IsDuration() WEBHOOK_TIMEOUT?: string;
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(50) WEBHOOK_ATTEMPTS?: number;
   @IsOptional() @IsDuration() WEBHOOK_BACKOFF?: string;
-  /** Allow plain-http webhook URLs (development only; production should use https). */
-  @IsOptional() @IsIn(['true', 'false', '1', '0']) WEBHOOK_ALLOW_HTTP?: string;
+  /** Allow plain-http webhook URLs (development only; production should use https); `loopback`: only to loopback addresses (npm run dev). */
+  @IsOptional() @IsIn(['true', 'false', '1', '0', 'loopback']) WEBHOOK_ALLOW_HTTP?: string;
   /** Let webhooks reach loopback, private, link-local and other non-public addresses (development only). */
   @IsOptional() @IsIn(['true', 'false', '1', '0']) WEBHOOK_ALLOW_PRIVATE?: string;
   /** Token exchange (OAuth 2.0 client credentials, JWTs signed by Vault Transit). */

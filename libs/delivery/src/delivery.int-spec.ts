@@ -4,9 +4,10 @@ import { AddressInfo } from 'node:net';
 import { Test, TestingModule } from '@nestjs/testing';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { ConfigModule, loadConfig } from '@latchkey/config';
-import { REDIS, RedisModule, waitReady } from '@latchkey/redis';
+import { REDIS, RedisClient, RedisModule, waitReady } from '@latchkey/redis';
 import { VaultClient, VaultModule } from '@latchkey/vault';
 import { DeliveryModule } from './delivery.module';
+import { DELIVERY_HISTORY_MAX, DeliveryHistory } from './delivery-history';
 import { DeliveryService } from './delivery.service';
 
 /**
@@ -82,6 +83,39 @@ describe('DeliveryService webhook destinations (real OpenBao + Redis)', () => {
       const out = await mod.get(DeliveryService).sendWebhook({ ...s, previousKeyId: 'k0', event: 'key.rotated' }, 1);
       expect(out).toEqual({ state: 'delivered', httpStatus: 204 });
       expect(hits).toContain('/allowed');
+    } finally {
+      await mod.close();
+    }
+  });
+
+  it('WEBHOOK_ALLOW_HTTP=loopback: plain http to anything but loopback is refused at delivery too, even with WEBHOOK_ALLOW_PRIVATE', async () => {
+    const mod = await moduleWith({ WEBHOOK_ALLOW_HTTP: 'loopback', WEBHOOK_ALLOW_PRIVATE: 'true' });
+    try {
+      const delivery = mod.get(DeliveryService);
+      // Written straight to KV (say, before the setting changed): the send-time check still applies.
+      const s = await seed(mod, 'http://10.255.255.1:9/refused');
+      const err = await delivery.sendWebhook({ ...s, previousKeyId: 'k0', event: 'key.rotated' }, 1).then(() => null, (e: unknown) => e);
+      expect((err as LatchkeyError).code).toBe(ErrorCode.WEBHOOK_URL_NOT_ALLOWED);
+      expect((err as LatchkeyError).message).toMatch(/loopback addresses only/);
+      const ok = await seed(mod, `http://localhost:${port}/loopback`);
+      expect(await delivery.sendWebhook({ ...ok, previousKeyId: 'k0', event: 'key.rotated' }, 1)).toEqual({ state: 'delivered', httpStatus: 204 });
+    } finally {
+      await mod.close();
+    }
+  });
+
+  it('keeps a bounded, expiring history per app, newest first', async () => {
+    const mod = await moduleWith({});
+    try {
+      const history = mod.get(DeliveryHistory);
+      const appId = `app-${randomBytes(3).toString('hex')}`;
+      for (let i = 0; i < DELIVERY_HISTORY_MAX + 5; i++) await history.record(appId, { event: 'key.rotated', channel: 'kv', status: 'delivered', keyId: `k${i}` });
+      const all = await history.list(appId, 10_000);
+      expect(all).toHaveLength(DELIVERY_HISTORY_MAX);
+      expect(all[0].keyId).toBe(`k${DELIVERY_HISTORY_MAX + 4}`);
+      expect(all.at(-1)?.keyId).toBe('k5');
+      expect(await history.list(appId, 3)).toHaveLength(3);
+      expect(await mod.get<RedisClient>(REDIS).ttl(`${prefix}:delivery:history:${appId}`)).toBeGreaterThan(86400);
     } finally {
       await mod.close();
     }

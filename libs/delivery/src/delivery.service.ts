@@ -7,8 +7,9 @@ import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RotationTrigger } from '@latchkey/jobs';
 import { REDIS, RedisClient } from '@latchkey/redis';
 import { VaultClient, VaultResponse } from '@latchkey/vault';
+import { DeliveryHistory } from './delivery-history';
 import { SIGNATURE_HEADER, signWebhook } from './signing';
-import { resolveWebhookHost, ResolvedAddress, WebhookAddressPolicy } from './webhook-address';
+import { refusedForPlainHttp, resolveWebhookHost, ResolvedAddress, WebhookAddressPolicy } from './webhook-address';
 
 /** What the owner reads at `<kv mount>/data/delivery/<app>/<key name>` (e.g. with a Vault Agent template). */
 export interface DeliveredSecret {
@@ -51,7 +52,30 @@ export interface WebhookEvent {
   trigger?: RotationTrigger;
 }
 
+/** Outcome of a test event (POST /v1/apps/<app>/webhook/test). */
+export interface WebhookTestResult {
+  status: 'delivered' | 'failed';
+  httpStatus: number | null;
+  latencyMs: number;
+  error?: string;
+}
+
+/** A webhook attempt the receiver did not take (or could not be reached): what it answered and how long it took. */
+export class WebhookAttemptError extends Error {
+  constructor(
+    message: string,
+    readonly latencyMs: number,
+    readonly httpStatus?: number,
+  ) {
+    super(message);
+    this.name = 'WebhookAttemptError';
+  }
+}
+
 const KV_SEGMENT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Test events: one per app per interval, and a ceiling for the whole deployment per minute (not an SSRF amplifier). */
+export const WEBHOOK_TEST_INTERVAL_SECONDS = 10;
+export const WEBHOOK_TESTS_PER_MINUTE = 30;
 
 /**
  * Delivery of new secrets: (1) a Vault KV v2 path per app and key name that the
@@ -65,6 +89,7 @@ export class DeliveryService {
 
   constructor(
     private readonly vault: VaultClient,
+    private readonly history: DeliveryHistory,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -101,9 +126,22 @@ export class DeliveryService {
 
   /** Syntax, scheme, and where the host resolves to now (400 WEBHOOK_URL_NOT_ALLOWED for a non-public address). */
   async checkUrl(url: string): Promise<void> {
-    const u = this.parseUrl(url);
-    const where = await resolveWebhookHost(u.hostname, this.addressPolicy);
+    await this.resolveTarget(url);
+  }
+
+  /**
+   * Where a webhook URL may be sent, checked now (at registration, and again before every send: DNS may have
+   * changed since — rebinding). The addresses returned are the ones to connect to (the connection is pinned).
+   */
+  private async resolveTarget(url: string): Promise<{ target: URL; addresses: ResolvedAddress[] }> {
+    const target = this.parseUrl(url);
+    const where = await resolveWebhookHost(target.hostname, this.addressPolicy);
     if ('refused' in where) throw new LatchkeyError(ErrorCode.WEBHOOK_URL_NOT_ALLOWED, `url not allowed: ${where.refused} (see WEBHOOK_ALLOW_PRIVATE, WEBHOOK_ALLOWED_CIDRS)`);
+    if (target.protocol === 'http:' && this.config.delivery.httpLoopbackOnly) {
+      const why = refusedForPlainHttp(where.addresses);
+      if (why) throw new LatchkeyError(ErrorCode.WEBHOOK_URL_NOT_ALLOWED, `url not allowed: ${why}`);
+    }
+    return { target, addresses: where.addresses };
   }
 
   private get addressPolicy(): WebhookAddressPolicy {
@@ -158,25 +196,45 @@ export class DeliveryService {
     await this.redis.set(this.statusKey(appId), JSON.stringify(s), 'EX', 90 * 86400);
   }
 
+  /** A webhook attempt that failed: the last one marks the delivery failed, earlier ones retrying. */
+  async webhookAttemptFailed(e: WebhookEvent, attempt: number, last: boolean, err: Error): Promise<void> {
+    const error = redactText(err.message).slice(0, 300);
+    await this.setStatus(e.appId, { keyId: e.keyId, state: last ? 'failed' : 'pending', attempts: attempt, at: new Date().toISOString(), error });
+    const a = err instanceof WebhookAttemptError ? err : undefined;
+    await this.history.record(e.appId, {
+      event: e.event,
+      channel: 'webhook',
+      status: last ? 'failed' : 'retrying',
+      keyId: e.keyId,
+      previousKeyId: e.previousKeyId,
+      trigger: e.trigger ?? 'scheduled',
+      attempt,
+      ...(a?.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}),
+      ...(a ? { latencyMs: a.latencyMs } : {}),
+      error,
+    });
+  }
+
   /**
    * One delivery attempt. Reads the secret back from KV (the only durable copy), wraps it with a fresh
    * response-wrapping token, and POSTs the signed body. Throws on any non-2xx answer so the job retries.
    */
   async sendWebhook(e: WebhookEvent, attempt: number): Promise<{ state: WebhookState; httpStatus?: number }> {
     const cfg = await this.getWebhook(e.appId);
-    if (!cfg) return { state: 'superseded' };
+    const trigger = e.trigger ?? 'scheduled';
+    if (!cfg) {
+      await this.history.record(e.appId, { event: e.event, channel: 'webhook', status: 'skipped', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, detail: 'the webhook was removed' });
+      return { state: 'superseded' };
+    }
     const secret = await this.readSecret(e.kvPath);
     if (!secret || secret.keyId !== e.keyId) {
       // A newer rotation replaced this secret: its own webhook carries the current one.
       await this.setStatus(e.appId, { keyId: e.keyId, state: 'superseded', attempts: attempt, at: new Date().toISOString() });
+      await this.history.record(e.appId, { event: e.event, channel: 'webhook', status: 'superseded', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, detail: 'a newer key replaced it at the delivery path' });
       return { state: 'superseded' };
     }
-    // Checked again now, before any wrapping token exists: DNS may have changed since registration (rebinding).
-    const target = new URL(cfg.url);
-    const where = await resolveWebhookHost(target.hostname, this.addressPolicy);
-    if ('refused' in where) {
-      throw new LatchkeyError(ErrorCode.WEBHOOK_URL_NOT_ALLOWED, `webhook ${target.host.slice(0, 100)} not allowed: ${where.refused}`);
-    }
+    // Checked again now, before any wrapping token exists.
+    const { target, addresses } = await this.resolveTarget(cfg.url);
     const wrapTtl = this.config.delivery.wrapTtlSeconds;
     const wrapped = await this.vault.raw<VaultResponse>('POST', 'sys/wrapping/wrap', { key: secret.key, keyId: secret.keyId, appId: secret.appId, name: secret.name }, { wrapTtl: `${wrapTtl}s`, operation: 'wrap' });
     const wrapToken = wrapped.wrap_info?.token;
@@ -184,7 +242,7 @@ export class DeliveryService {
     const body = JSON.stringify({
       id: randomUUID(),
       type: e.event,
-      trigger: e.trigger ?? 'scheduled',
+      trigger,
       createdAt: new Date().toISOString(),
       appId: e.appId,
       keyId: e.keyId,
@@ -196,28 +254,83 @@ export class DeliveryService {
       wrapTtl: `${wrapTtl}s`,
       wrapExpiresAt: new Date(Date.now() + wrapTtl * 1000).toISOString(),
     });
+    const started = performance.now();
     let status: number;
     try {
-      status = await postPinned(target, where.addresses, body, {
-        'content-type': 'application/json',
-        'user-agent': 'latchkey-webhook/1',
-        [SIGNATURE_HEADER]: signWebhook(cfg.secret, body),
-        'Latchkey-Event': e.event,
-        'Latchkey-Delivery-Attempt': String(attempt),
-      }, this.config.delivery.webhookTimeoutMs);
+      status = await postPinned(target, addresses, body, this.headers(cfg.secret, body, e.event, attempt), this.config.delivery.webhookTimeoutMs);
     } catch (err) {
       await this.revokeWrap(wrapToken);
-      throw new Error(`webhook ${target.host} unreachable: ${redactText((err as Error).message)}`);
+      throw new WebhookAttemptError(`webhook ${target.host} unreachable: ${redactText((err as Error).message)}`, Math.round(performance.now() - started));
     }
+    const latencyMs = Math.round(performance.now() - started);
     if (status < 200 || status >= 300) {
       // The receiver did not take it: make sure nobody can use this wrapping token.
       await this.revokeWrap(wrapToken);
       // Redirects are not followed (their target was never checked): a 3xx is a failed attempt like any other.
-      throw new Error(`webhook ${target.host} answered HTTP ${status}`);
+      throw new WebhookAttemptError(`webhook ${target.host} answered HTTP ${status}`, latencyMs, status);
     }
     await this.setStatus(e.appId, { keyId: e.keyId, state: 'delivered', attempts: attempt, at: new Date().toISOString(), httpStatus: status });
+    await this.history.record(e.appId, { event: e.event, channel: 'webhook', status: 'delivered', keyId: e.keyId, previousKeyId: e.previousKeyId, trigger, attempt, httpStatus: status, latencyMs });
     this.logger.log(`webhook for key ${e.keyId} of app ${e.appId} delivered (attempt ${attempt})`);
     return { state: 'delivered', httpStatus: status };
+  }
+
+  private headers(signingSecret: string, body: string, event: string, attempt: number): Record<string, string> {
+    return {
+      'content-type': 'application/json',
+      'user-agent': 'latchkey-webhook/1',
+      [SIGNATURE_HEADER]: signWebhook(signingSecret, body),
+      'Latchkey-Event': event,
+      'Latchkey-Delivery-Attempt': String(attempt),
+    };
+  }
+
+  /**
+   * Send a signed `webhook.test` event (ids and a timestamp, no secret, no wrapping token) to the app's own
+   * configured URL, now, once: the same address rules and pinned connection as a real delivery, no retry, no
+   * redirect, the configured timeout. Rate-limited per app and per deployment (429 RATE_LIMITED), so that a
+   * caller cannot turn it into a request generator.
+   */
+  async sendTest(appId: string): Promise<WebhookTestResult & { url: string; eventId: string }> {
+    const cfg = await this.getWebhook(appId);
+    if (!cfg) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'no webhook configured for this app');
+    await this.takeTestSlot(appId);
+    const { target, addresses } = await this.resolveTarget(cfg.url);
+    const eventId = randomUUID();
+    const body = JSON.stringify({ id: eventId, type: 'webhook.test', createdAt: new Date().toISOString(), appId });
+    const started = performance.now();
+    let result: WebhookTestResult;
+    try {
+      const status = await postPinned(target, addresses, body, this.headers(cfg.secret, body, 'webhook.test', 1), this.config.delivery.webhookTimeoutMs);
+      const latencyMs = Math.round(performance.now() - started);
+      result = status >= 200 && status < 300 ? { status: 'delivered', httpStatus: status, latencyMs } : { status: 'failed', httpStatus: status, latencyMs, error: `answered HTTP ${status}` };
+    } catch (err) {
+      result = { status: 'failed', httpStatus: null, latencyMs: Math.round(performance.now() - started), error: `unreachable: ${redactText((err as Error).message).slice(0, 200)}` };
+    }
+    await this.history.record(appId, {
+      event: 'webhook.test',
+      channel: 'webhook',
+      status: result.status,
+      attempt: 1,
+      latencyMs: result.latencyMs,
+      ...(result.httpStatus !== null ? { httpStatus: result.httpStatus } : {}),
+      ...(result.error ? { error: result.error } : {}),
+      detail: `test event ${eventId}`,
+    });
+    return { ...result, url: cfg.url, eventId };
+  }
+
+  /** One test per app per WEBHOOK_TEST_INTERVAL_SECONDS, and at most WEBHOOK_TESTS_PER_MINUTE across the deployment. */
+  private async takeTestSlot(appId: string): Promise<void> {
+    const appSlot = await this.redis.set(`${this.config.redis.prefix}:delivery:test:${appId}`, '1', 'EX', WEBHOOK_TEST_INTERVAL_SECONDS, 'NX');
+    if (appSlot !== 'OK') {
+      const retryAfter = Math.max(1, await this.redis.ttl(`${this.config.redis.prefix}:delivery:test:${appId}`));
+      throw new LatchkeyError(ErrorCode.RATE_LIMITED, `one webhook test per ${WEBHOOK_TEST_INTERVAL_SECONDS} s per app; retry shortly`, { retryAfter });
+    }
+    const minute = Math.floor(Date.now() / 60_000);
+    const globalKey = `${this.config.redis.prefix}:delivery:tests:${minute}`;
+    const [[, count]] = (await this.redis.multi().incr(globalKey).expire(globalKey, 120).exec()) as [[Error | null, number], unknown];
+    if (count > WEBHOOK_TESTS_PER_MINUTE) throw new LatchkeyError(ErrorCode.RATE_LIMITED, 'too many webhook tests in this deployment right now; retry shortly', { retryAfter: 60 - (Math.floor(Date.now() / 1000) % 60) });
   }
 
   /**

@@ -1,4 +1,4 @@
-import { nonPublicRange, refusedAddress, resolveWebhookHost, WebhookAddressPolicy } from './webhook-address';
+import { nonPublicRange, refusedAddress, refusedForPlainHttp, resolveWebhookHost, WebhookAddressPolicy } from './webhook-address';
 
 const strict: WebhookAddressPolicy = { allowPrivate: false, allowedCidrs: [] };
 
@@ -77,5 +77,14 @@ describe('webhook address classifier', () => {
     expect(await resolveWebhookHost('localhost', strict)).toHaveProperty('refused');
     expect(await resolveWebhookHost('localhost', { allowPrivate: false, allowedCidrs: ['127.0.0.0/8', '::1/128'] })).toHaveProperty('addresses');
     expect(await resolveWebhookHost('no-such-host.invalid', strict)).toHaveProperty('refused');
+  });
+});
+
+describe('plain http restricted to loopback (WEBHOOK_ALLOW_HTTP=loopback)', () => {
+  it('accepts loopback addresses only, every one of them', () => {
+    expect(refusedForPlainHttp([{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }, { address: '::ffff:127.0.0.1', family: 6 }])).toBeNull();
+    for (const address of ['10.0.0.1', '93.184.216.34', '169.254.169.254', '2606:4700::1111', 'fd00::1']) {
+      expect(refusedForPlainHttp([{ address: '127.0.0.1', family: 4 }, { address, family: address.includes(':') ? 6 : 4 }])).toMatch(/loopback addresses only/);
+    }
   });
 });

@@ -79,3 +79,20 @@ export async function resolveWebhookHost(hostname: string, policy: WebhookAddres
   }
   return { addresses };
 }
+
+/**
+ * WEBHOOK_ALLOW_HTTP=loopback (what `npm run dev` sets): plain http only to a receiver on this machine, where
+ * nobody on the network can read the wrapping token on its way. Null when every address is loopback, else why not.
+ */
+export function refusedForPlainHttp(addresses: ResolvedAddress[]): string | null {
+  for (const a of addresses) {
+    let range: string | null;
+    try {
+      range = nonPublicRange(a.address);
+    } catch {
+      return `${a.address.slice(0, 60)} is not an IP address`;
+    }
+    if (range !== 'loopback') return `plain http is allowed to loopback addresses only (WEBHOOK_ALLOW_HTTP=loopback), not ${a.address.slice(0, 60)}`;
+  }
+  return null;
+}

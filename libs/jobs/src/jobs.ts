@@ -39,8 +39,8 @@ export const JOB = {
 } as const;
 export type JobName = (typeof JOB)[keyof typeof JOB];
 
-/** Who rotated a delivered key: the profile's schedule, or the key's holder through self-service. */
-export type RotationTrigger = 'scheduled' | 'self';
+/** Who rotated a delivered key: the profile's schedule, the key's holder through self-service, or a caller of the rotate endpoint. */
+export type RotationTrigger = 'scheduled' | 'self' | 'manual';
 
 /** Scheduled scans take no input. */
 export type ScanPayload = Record<string, never>;

@@ -5,7 +5,7 @@ import { collectProblems, ErrorCode, LatchkeyError, parseDuration } from '@latch
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { SuccessorDelivery } from '@latchkey/delivery';
 import { CreditsInput, decodeCredits, decodeLimits, encodeCredits, encodeLimits, LimitInput, parseCredits, parseLimits } from '@latchkey/limits';
-import { JOB, JOB_QUEUE, JobsProducer, jobId } from '@latchkey/jobs';
+import { JOB, JOB_QUEUE, JobsProducer, RotationTrigger, jobId } from '@latchkey/jobs';
 import { RevocationBus } from '@latchkey/revocation';
 import { TokenLookup, VaultClient, VaultResponse } from '@latchkey/vault';
 import { cidrWithin, normaliseCidrs } from './cidr';
@@ -373,16 +373,55 @@ export class KeysService {
 
   // --- rotate -----------------------------------------------------------------------
 
-  async rotate(principal: Principal, keyId: string, grace: string | number | undefined, ctx: RequestContext = {}): Promise<MintResult & { previousKeyId: string; revokeAt: string }> {
+  /**
+   * The successor goes to the caller and, like every rotation's, to the owner's KV delivery path and webhook
+   * (trigger "manual"), unless the caller opts out (`deliver: false`) because it takes the key from the response
+   * itself: the caller holds the mint rights for this key anyway, so opting out reaches nothing new, and it is
+   * on the admin record and the app's delivery history.
+   */
+  async rotate(principal: Principal, keyId: string, grace: string | number | undefined, ctx: RequestContext = {}, opts: { deliver?: boolean } = {}): Promise<MintResult & { previousKeyId: string; revokeAt: string }> {
     const record = await this.resolve(keyId, principal);
     await this.authorize(principal, record, 'update');
-    return this.withAudit(principal, 'key.rotate', record, ctx, async () => {
+    const fields = { appId: record.appId, keyId: record.keyId, profile: record.profile };
+    try {
       // The successor lands in the caller's hands with the old key's policies: rotating is minting, so the
       // caller needs the mint rights too, or rights to manage a key would launder into holding an operator's.
       await this.authz.require(principal, AuthzPath.profileKeys(record.profile), 'create');
       await this.authz.requireGrantable(principal, successorPolicies(record, await this.live(record.keyId)));
-      return this.rotateUnchecked(record, grace);
+      const { out, delivery } = await this.rotateAndDeliver(record, grace, 'manual', opts.deliver ?? true);
+      await this.record(principal, 'key.rotate', 'success', { ...fields, detail: `successor ${out.record.keyId} ${delivery}` }, ctx);
+      return out;
+    } catch (err) {
+      await this.record(principal, 'key.rotate', 'failure', { appId: record.appId, keyId: record.keyId, detail: (err as Error).message }, ctx);
+      throw err;
+    }
+  }
+
+  /**
+   * Rotate, and deliver the successor the way every rotation does: to the owner's KV path before the rotation
+   * completes (if that write fails, the successor is revoked and the old key stays as it was), then the webhook
+   * job (ids only). Returns the outcome for the admin record.
+   */
+  private async rotateAndDeliver(old: KeyRecord, grace: string | number | undefined, trigger: RotationTrigger, deliver: boolean) {
+    if (!deliver) {
+      const out = await this.rotateUnchecked(old, grace);
+      await this.successors.optedOut(out.record, old.keyId, trigger);
+      return { out, delivery: 'not delivered: the caller took it from the response (deliver: false)' };
+    }
+    let kvPath = '';
+    const out = await this.rotateUnchecked(old, grace, async (successor) => {
+      kvPath = await this.successors.toVault(successor.key as string, successor.record, old.keyId, trigger);
     });
+    // The key is in KV (the durable delivery) and the caller gets it in this response: a webhook that could
+    // not be queued is reported, not a reason to undo a finished rotation.
+    const webhook = await this.successors.queueWebhook(out.record, old.keyId, trigger).then(
+      (outcome) => (outcome === 'queued' ? 'webhook queued' : outcome),
+      (err: Error) => {
+        this.logger.warn(`rotation of key ${old.keyId}: webhook for successor ${out.record.keyId} not queued: ${err.message}`);
+        return `webhook not queued: ${err.message.slice(0, 200)}`;
+      },
+    );
+    return { out, delivery: `delivered to ${kvPath}; ${webhook}` };
   }
 
   /** `deliver` hands the successor to someone besides the caller; if it fails, the rotation is undone. */
@@ -619,20 +658,9 @@ export class KeysService {
     const fields = { appId: record.appId, keyId: record.keyId, profile: record.profile };
     try {
       await this.requireSelfService(record, 'rotate');
-      let kvPath = '';
-      const out = await this.rotateUnchecked(record, grace, async (successor) => {
-        kvPath = await this.successors.toVault(successor.key as string, successor.record, record.keyId);
-      });
-      // The key is in KV (the durable delivery) and the holder gets it in this response: a webhook that could
-      // not be queued is reported, not a reason to undo a finished rotation.
-      const webhook = await this.successors.queueWebhook(out.record, record.keyId, 'self').then(
-        (outcome) => (outcome === 'queued' ? 'webhook queued' : outcome),
-        (err: Error) => {
-          this.logger.warn(`self-rotation of key ${record.keyId}: webhook for successor ${out.record.keyId} not queued: ${err.message}`);
-          return `webhook not queued: ${err.message.slice(0, 200)}`;
-        },
-      );
-      await this.record(principal, 'key.self-rotate', 'success', { ...fields, detail: `self-rotated by the key holder; successor ${out.record.keyId} delivered to ${kvPath}; ${webhook}` }, ctx);
+      // Never without delivery: a leaked key cannot rotate itself into a successor that only the thief holds.
+      const { out, delivery } = await this.rotateAndDeliver(record, grace, 'self', true);
+      await this.record(principal, 'key.self-rotate', 'success', { ...fields, detail: `self-rotated by the key holder; successor ${out.record.keyId} ${delivery}` }, ctx);
       return out;
     } catch (err) {
       await this.record(principal, 'key.self-rotate', 'failure', { ...fields, detail: (err as Error).message }, ctx);
@@ -723,8 +751,7 @@ export class KeysService {
   private async withAudit<T>(principal: Principal, action: string, record: KeyRecord, ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
     try {
       const out = await fn();
-      const successor = (out as { record?: KeyRecord; previousKeyId?: string }).previousKeyId ? (out as { record: KeyRecord }).record.keyId : undefined;
-      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile, detail: successor ? `successor ${successor}` : undefined }, ctx);
+      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile }, ctx);
       return out;
     } catch (err) {
       await this.record(principal, action, 'failure', { appId: record.appId, keyId: record.keyId, detail: (err as Error).message }, ctx);

@@ -316,6 +316,15 @@ export class RotateKeyDto {
   @Optional()
   @IsDuration()
   grace?: string | number;
+
+  @ApiPropertyOptional({
+    default: true,
+    description:
+      "false: the caller takes the successor from this response and it is NOT delivered to the owner's Vault KV path or webhook (on the admin record and the app's delivery history). Only on POST /v1/keys/{keyId}/rotate; a self-service rotation always delivers (400 if false).",
+  })
+  @Optional()
+  @IsBoolean()
+  deliver?: boolean;
 }
 
 export class UnwrapDto {

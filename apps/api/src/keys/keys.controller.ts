@@ -43,6 +43,8 @@ export class SelfKeysController {
   @ApiResponse({ status: 201, type: KeyResponse })
   @ApiErrors(409)
   async rotate(@Caller() holder: Principal, @Body() body: RotateKeyDto, @RequestId() requestId: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<KeyResponse> {
+    // Opting out would let whoever holds the key (a thief too) rotate it into a successor only they know.
+    if (body.deliver === false) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'a self-service rotation is always delivered to the owner: deliver cannot be false');
     const out = await this.keys.selfRotate(holder, body.grace, { requestId });
     void reply.header('Cache-Control', 'no-store');
     return { ...presentMint(out), previousKeyId: out.previousKeyId };
@@ -164,13 +166,14 @@ export class KeysController {
   @Post('keys/:keyId/rotate')
   @ApiOperation({
     summary: 'Rotate a key',
-    description: 'Mints a successor with the same attributes (returned once); the old key is revoked after the grace period, never later than its own expiry. Needs update on the key\'s app and, as for a mint, create on latchkey/profiles/<profile>/keys and the right to grant the key\'s policies (403 POLICY_NOT_HELD).',
+    description:
+      'Mints a successor with the same attributes (returned once); the old key is revoked after the grace period, never later than its own expiry. Like every rotation, the successor is also delivered to the owner\'s Vault KV path and the app\'s webhook (trigger "manual"), unless the body says "deliver": false. Needs update on the key\'s app and, as for a mint, create on latchkey/profiles/<profile>/keys and the right to grant the key\'s policies (403 POLICY_NOT_HELD).',
   })
   @ApiBody({ type: RotateKeyDto, required: false })
   @ApiResponse({ status: 201, type: KeyResponse })
   @ApiErrors(404, 409)
   async rotate(@Caller() caller: Principal, @Param('keyId') keyId: string, @Body() body: RotateKeyDto, @RequestId() requestId: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<KeyResponse> {
-    const out = await this.keys.rotate(caller, keyId, body.grace, { requestId });
+    const out = await this.keys.rotate(caller, keyId, body.grace, { requestId }, { deliver: body.deliver });
     void reply.header('Cache-Control', 'no-store');
     return { ...presentMint(out), previousKeyId: out.previousKeyId };
   }
