@@ -9,3 +9,5 @@ export * from './profile-admin.service';
 export * from './key-maintenance';
 export * from './key-limits.service';
 export * from './profile-limits';
+export * from './app-manager';
+export * from './app-manager-keys';
