@@ -50,6 +50,27 @@ function IsTimeBound(): PropertyDecorator {
   });
 }
 
+export class AppVerifyUsage {
+  @ApiProperty({ example: 1200, description: "verifications of the app's keys answered by latchkey" }) count!: number;
+  @ApiProperty({ example: 1180 }) valid!: number;
+  @ApiProperty({ example: 20 }) refused!: number;
+  @ApiProperty({
+    example: { FORBIDDEN_IP: 12, RATE_LIMITED: 8 },
+    description: 'refused verifications by code (FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH, RATE_LIMITED, USAGE_EXCEEDED); codes never seen are absent',
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+  })
+  refusedByCode!: Record<string, number>;
+}
+
+export class AppUsageResponse {
+  @ApiProperty({ example: 'orders' }) appId!: string;
+  @ApiProperty({ type: AppVerifyUsage }) verify!: AppVerifyUsage;
+  @ApiProperty({ type: [DailyUsage], description: 'verifications per UTC day over the last 30 days (days without any omitted), most recent first' })
+  daily!: DailyUsage[];
+  @ApiProperty({ example: 5, description: 'counts lag by up to the usage flush interval' }) freshnessSeconds!: number;
+}
+
 const toInt = ({ value }: { value: unknown }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
 
 export class AuditEventsQueryDto {
