@@ -35,13 +35,17 @@ export const appManagerProfile = (app: string) => `app-manager-${app}`;
 export const DELEGATED_APP_RE = /^[a-z0-9][a-z0-9-]{0,35}$/;
 const PROFILE_RE = /^[a-z0-9][a-z0-9_-]{0,47}$/;
 
-/** The single-app manager policy for `app`, from the template, with one mint block per profile. */
-export function renderAppManagerPolicy(template: string, app: string, profiles: string[] = ['default']): string {
-  const blocks = [...new Set(profiles)]
-    .sort()
-    .map((p) => `path "latchkey/profiles/${p}/keys" {\n  capabilities = ["create"]\n}`)
-    .join('\n');
-  return template.replaceAll('{{profile_blocks}}', blocks).replaceAll('{{app}}', app);
+/**
+ * The single-app manager policy for `app`, from the template: one mint block per profile, and the right to
+ * grant the policies those profiles hand out (`sudo` on latchkey/policies/<policy>: possession rule), which
+ * the team's key does not hold itself. latchkey's own policies are never among them (never grantable).
+ */
+export function renderAppManagerPolicy(template: string, app: string, profiles: string[] = ['default'], grants: string[] = []): string {
+  const blocks = [...new Set(profiles)].sort().map((p) => `path "latchkey/profiles/${p}/keys" {\n  capabilities = ["create"]\n}`);
+  const grantable = [...new Set(grants)].filter((g) => g !== 'root' && !g.startsWith('latchkey-')).sort();
+  if (grantable.length) blocks.push('# The policies those profiles put on keys (bootstrap reads them from the profiles: run it again after changing one).');
+  for (const g of grantable) blocks.push(`path "latchkey/policies/${g}" {\n  capabilities = ["sudo"]\n}`);
+  return template.replaceAll('{{profile_blocks}}', blocks.join('\n')).replaceAll('{{app}}', app);
 }
 
 function sha256(s: string): string {
@@ -243,16 +247,19 @@ async function planPolicies(vault: VaultClient, config: AppConfig, opts: Bootstr
     if (!DELEGATED_APP_RE.test(app)) throw new LatchkeyError(ErrorCode.BAD_REQUEST, `invalid app id ${app} (1-36 of a-z 0-9 -, starting with a letter or digit)`);
     const profiles = opts.appManagerProfiles?.[app] ?? ['default'];
     if (!profiles.length) throw new LatchkeyError(ErrorCode.BAD_REQUEST, `--profiles for ${app} names no profile`);
+    const grants: string[] = [];
     for (const p of profiles) {
       if (!PROFILE_RE.test(p)) throw new LatchkeyError(ErrorCode.BAD_REQUEST, `invalid profile name ${p}`);
-      // Built-in profiles are created later in this same run; any other must exist already (a typo would grant nothing).
-      const exists = BUILTIN_PROFILES.some((b) => b.name === p) || (await vault.readRole(`${config.vault.rolePrefix}${p}`)) !== null;
-      if (!exists) throw new LatchkeyError(ErrorCode.CONFLICT, `profile ${p} (for --app-manager ${app}) does not exist: create it first (PUT /v1/profiles/${p})`);
       if (p === 'management' || p.startsWith('app-manager-')) {
         throw new LatchkeyError(ErrorCode.BAD_REQUEST, `profile ${p} mints keys with latchkey's own policies: an app's manager may not mint from it`);
       }
+      // Built-in profiles are created later in this same run; any other must exist already (a typo would grant nothing).
+      const role = await vault.readRole(`${config.vault.rolePrefix}${p}`);
+      const policies = role?.allowed_policies ?? BUILTIN_PROFILES.find((b) => b.name === p)?.allowedPolicies;
+      if (!policies) throw new LatchkeyError(ErrorCode.CONFLICT, `profile ${p} (for --app-manager ${app}) does not exist: create it first (PUT /v1/profiles/${p})`);
+      grants.push(...policies);
     }
-    wanted.push({ name: appManagerPolicy(app), body: renderAppManagerPolicy(template, app, profiles), appManager: true });
+    wanted.push({ name: appManagerPolicy(app), body: renderAppManagerPolicy(template, app, profiles, grants), appManager: true });
   }
   const plan: PlannedPolicy[] = [];
   const edited: string[] = [];
