@@ -16,7 +16,6 @@ interface AppPending {
   count: number;
   /** Refusal code → count. */
   refused: Map<string, number>;
-  lastAt: number;
 }
 
 /** Apps with unflushed counts held at most (like MAX_PENDING_KEYS: a bound on memory, never reached in practice). */
@@ -83,11 +82,10 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
         usageMetrics.dropped().inc();
         return;
       }
-      a = { count: 0, refused: new Map(), lastAt: 0 };
+      a = { count: 0, refused: new Map() };
       this.pendingApps.set(appId, a);
     }
     a.count++;
-    a.lastAt = Date.now();
     if (refusal !== undefined) a.refused.set(refusal, (a.refused.get(refusal) ?? 0) + 1);
   }
 
@@ -158,6 +156,8 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
     const keys = auditKeys(this.config.redis.prefix);
     const ttl = Math.ceil(this.config.audit.usageRetentionMs / 1000);
     const entries = [...batch.entries()];
+    // The day of the flush (no clock read per verify; a flush interval straddling midnight counts on the later day).
+    const day = utcDay(Date.now());
     try {
       for (let i = 0; i < entries.length; i += PIPELINE_CHUNK) {
         const pipe = this.redis.pipeline();
@@ -170,7 +170,7 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
             refused += n;
           }
           if (refused) pipe.hincrby(k, 'verifyRefused', refused);
-          pipe.hincrby(keys.appUsageDays(appId), utcDay(a.lastAt), a.count);
+          pipe.hincrby(keys.appUsageDays(appId), day, a.count);
           pipe.expire(k, ttl);
           pipe.expire(keys.appUsageDays(appId), ttl);
         }
@@ -189,7 +189,6 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
           continue;
         }
         cur.count += old.count;
-        cur.lastAt = Math.max(cur.lastAt, old.lastAt);
         for (const [code, n] of old.refused) cur.refused.set(code, (cur.refused.get(code) ?? 0) + n);
       }
       throw err;
