@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { projectRoot } from '@latchkey/devstack';
+import { decodeKey } from '@latchkey/keys';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
 import { createProfile, mintKey, operatorToken } from './support/keys';
@@ -185,6 +186,13 @@ describe('delegating an app to its team: bootstrap --app-manager', () => {
     expect(mine.length).toBeGreaterThanOrEqual(2); // the bootstrap's mint of the team key, the operator's mint
     expect(mine.every((e) => e.appId === app)).toBe(true);
     expect(mine.map((e) => e.type)).toContain('admin.key.mint');
+
+    // The trail never holds the key nor the Vault token inside it.
+    const decoded = decodeKey(key, 'lk');
+    if (!decoded.ok) throw new Error('the printed key does not decode');
+    const everyEvent = JSON.stringify(await eventsAs(api.url, key, `appId=${app}`));
+    expect(everyEvent).not.toContain(key);
+    expect(everyEvent).not.toContain(decoded.token);
 
     const theirs = await call(api.url, 'GET', `/v1/audit/events?appId=${other}`, { bearer: key });
     expect([theirs.status, theirs.body.error.code]).toEqual([403, 'FORBIDDEN']);
