@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { projectRoot } from '@latchkey/devstack';
-import { VaultResponse } from '@latchkey/vault';
+import { renderAppManagerPolicy, VaultResponse } from '@latchkey/vault';
 import { call } from './http';
 import { rootVault, uniqueId } from './stack';
 
@@ -33,8 +33,7 @@ export async function operatorToken() {
  */
 export async function appManagerToken(appId: string, profiles: string[] = []): Promise<{ token: string; accessor: string }> {
   const tpl = fs.readFileSync(path.join(projectRoot(), 'policies', 'latchkey-app-manager.hcl.tpl'), 'utf8');
-  const extra = profiles.map((p) => `path "latchkey/profiles/${p}/keys" {\n  capabilities = ["create"]\n}\n`).join('');
-  await rootVault().raw('PUT', `sys/policies/acl/latchkey-app-${appId}`, { policy: tpl.replaceAll('{{app}}', appId) + extra });
+  await rootVault().raw('PUT', `sys/policies/acl/latchkey-app-${appId}`, { policy: renderAppManagerPolicy(tpl, appId, ['default', ...profiles]) });
   return vaultToken([`latchkey-app-${appId}`, await ensureGrantPolicy()]);
 }
 

@@ -10,6 +10,9 @@ export const auditKeys = (p: string) => ({
   lock: `${p}:audit:ingest:lock`,
   usage: (keyId: string) => `${p}:usage:${keyId}`,
   usageDays: (keyId: string) => `${p}:usage:${keyId}:days`,
+  /** Per app (verify counts, refusals by code); a separate namespace from the per-key hashes. */
+  appUsage: (appId: string) => `${p}:appusage:${appId}`,
+  appUsageDays: (appId: string) => `${p}:appusage:${appId}:days`,
   seen: (bucket: string) => `${p}:audit:seen:${bucket}`,
 });
 

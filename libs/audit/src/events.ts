@@ -29,6 +29,27 @@ export interface AuditEventPage {
 
 export const STREAM_ID_RE = /^\d{1,16}-\d{1,16}$/;
 
+/** A relative time bound: that long before now (`15m`, `1h`, `7d`, `1h30m`). */
+export const RELATIVE_TIME_RE = /^(?:\d{1,6}(?:s|m|h|d|w))+$/;
+const RELATIVE_UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/** ISO 8601 dates and date-times (RFC 3339 and the shorter forms the filters accepted before relative bounds). */
+const ABSOLUTE_TIME_RE = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/**
+ * A time filter's value as epoch ms: an absolute RFC 3339 time, or a duration meaning "that long ago"
+ * (`since=1h` = the last hour). null when it is neither.
+ */
+export function parseTimeBound(value: string, nowMs = Date.now()): number | null {
+  if (RELATIVE_TIME_RE.test(value)) {
+    let ms = 0;
+    for (const m of value.matchAll(/(\d+)([smhdw])/g)) ms += Number(m[1]) * RELATIVE_UNIT_MS[m[2]];
+    return nowMs - ms;
+  }
+  if (!ABSOLUTE_TIME_RE.test(value)) return null;
+  const t = Date.parse(value);
+  return Number.isFinite(t) ? t : null;
+}
+
 /** Events are appended when ingested, a little after they happen; time bounds widen the id range by this. */
 const CLOCK_SKEW_MS = 5 * 60_000;
 const MAX_INGEST_DELAY_MS = 60 * 60_000;

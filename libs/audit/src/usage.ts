@@ -11,6 +11,16 @@ interface Pending {
   lastIp: string;
 }
 
+/** Per app: verifications of its keys, and refusals by code (what `GET /v1/apps/:appId/usage` shows). */
+interface AppPending {
+  count: number;
+  /** Refusal code → count. */
+  refused: Map<string, number>;
+}
+
+/** Apps with unflushed counts held at most (like MAX_PENDING_KEYS: a bound on memory, never reached in practice). */
+const MAX_PENDING_APPS = 50_000;
+
 /** Keys with unflushed counts held at most; beyond it new keys are dropped (and counted) until the next flush. */
 const MAX_PENDING_KEYS = 200_000;
 const PIPELINE_CHUNK = 1000;
@@ -30,6 +40,7 @@ type RedisWithUsage = RedisClient & {
 export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, OnModuleDestroy {
   private readonly logger = new Logger(UsageCounter.name);
   private pending = new Map<string, Pending>();
+  private pendingApps = new Map<string, AppPending>();
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<number>;
   private readonly redis: RedisWithUsage;
@@ -42,8 +53,13 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
     if (typeof this.redis.lkUsageMerge !== 'function') redis.defineCommand('lkUsageMerge', { numberOfKeys: 1, lua: USAGE_SCRIPT });
   }
 
-  /** Count one verification of `keyId` (ok = it passed). O(1); call it from the hot path. */
-  record(keyId: string, ip: string | undefined, ok: boolean): void {
+  /**
+   * Count one verification of `keyId` (ok = it passed). O(1); call it from the hot path. With `appId` and
+   * `code` it also counts towards the app's usage, refusals by code — in the same memory, flushed with the
+   * keys' counts: no Redis call per verify.
+   */
+  record(keyId: string, ip: string | undefined, ok: boolean, appId?: string, code?: string): void {
+    if (appId !== undefined) this.recordApp(appId, ok ? undefined : code ?? 'REFUSED');
     let e = this.pending.get(keyId);
     if (e === undefined) {
       if (this.pending.size >= MAX_PENDING_KEYS) {
@@ -57,6 +73,20 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
     if (!ok) e.failures++;
     e.lastAt = Date.now();
     if (ip) e.lastIp = ip;
+  }
+
+  private recordApp(appId: string, refusal: string | undefined): void {
+    let a = this.pendingApps.get(appId);
+    if (a === undefined) {
+      if (this.pendingApps.size >= MAX_PENDING_APPS) {
+        usageMetrics.dropped().inc();
+        return;
+      }
+      a = { count: 0, refused: new Map() };
+      this.pendingApps.set(appId, a);
+    }
+    a.count++;
+    if (refusal !== undefined) a.refused.set(refusal, (a.refused.get(refusal) ?? 0) + 1);
   }
 
   /** Keys with counts not yet flushed (for tests and diagnostics). */
@@ -88,6 +118,7 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
   }
 
   private async doFlush(): Promise<number> {
+    await this.flushApps();
     if (this.pending.size === 0) return 0;
     const batch = this.pending;
     this.pending = new Map();
@@ -113,6 +144,53 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
       usageMetrics.flushErrors().inc();
       this.logger.warn(`usage flush failed (${batch.size} keys kept for the next flush): ${(err as Error).message}`);
       this.restore(batch);
+      throw err;
+    }
+  }
+
+  /** Per-app counts: a few HINCRBYs per app, pipelined; put back for the next flush when Redis fails. */
+  private async flushApps(): Promise<void> {
+    if (this.pendingApps.size === 0) return;
+    const batch = this.pendingApps;
+    this.pendingApps = new Map();
+    const keys = auditKeys(this.config.redis.prefix);
+    const ttl = Math.ceil(this.config.audit.usageRetentionMs / 1000);
+    const entries = [...batch.entries()];
+    // The day of the flush (no clock read per verify; a flush interval straddling midnight counts on the later day).
+    const day = utcDay(Date.now());
+    try {
+      for (let i = 0; i < entries.length; i += PIPELINE_CHUNK) {
+        const pipe = this.redis.pipeline();
+        for (const [appId, a] of entries.slice(i, i + PIPELINE_CHUNK)) {
+          const k = keys.appUsage(appId);
+          let refused = 0;
+          pipe.hincrby(k, 'verifyCount', a.count);
+          for (const [code, n] of a.refused) {
+            pipe.hincrby(k, `refused:${code}`, n);
+            refused += n;
+          }
+          if (refused) pipe.hincrby(k, 'verifyRefused', refused);
+          pipe.hincrby(keys.appUsageDays(appId), day, a.count);
+          pipe.expire(k, ttl);
+          pipe.expire(keys.appUsageDays(appId), ttl);
+        }
+        const res = await pipe.exec();
+        const failed = (res ?? []).find(([err]) => err);
+        if (!res || failed) throw failed?.[0] ?? new Error('pipeline aborted');
+        for (const [appId] of entries.slice(i, i + PIPELINE_CHUNK)) batch.delete(appId);
+      }
+    } catch (err) {
+      usageMetrics.flushErrors().inc();
+      this.logger.warn(`app usage flush failed (${batch.size} apps kept for the next flush): ${(err as Error).message}`);
+      for (const [appId, old] of batch) {
+        const cur = this.pendingApps.get(appId);
+        if (!cur) {
+          this.pendingApps.set(appId, old);
+          continue;
+        }
+        cur.count += old.count;
+        for (const [code, n] of old.refused) cur.refused.set(code, (cur.refused.get(code) ?? 0) + n);
+      }
       throw err;
     }
   }
@@ -150,6 +228,13 @@ export interface KeyUsage {
   daily: Array<{ date: string; count: number }>;
 }
 
+/** Per-app usage: verifications answered by latchkey for the app's keys. */
+export interface AppUsage {
+  appId: string;
+  verify: { count: number; valid: number; refused: number; refusedByCode: Record<string, number> };
+  daily: Array<{ date: string; count: number }>;
+}
+
 @Injectable()
 export class UsageReader {
   private readonly keys;
@@ -159,6 +244,21 @@ export class UsageReader {
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.keys = auditKeys(config.redis.prefix);
+  }
+
+  /** An app's verifications (every key of the app), refusals by code, and per-day counts for the last `days` days. */
+  async app(appId: string, days = 30): Promise<AppUsage> {
+    const [h, d] = await Promise.all([this.redis.hgetall(this.keys.appUsage(appId)), this.redis.hgetall(this.keys.appUsageDays(appId))]);
+    const refusedByCode: Record<string, number> = {};
+    for (const [f, v] of Object.entries(h)) if (f.startsWith('refused:')) refusedByCode[f.slice('refused:'.length)] = Number(v) || 0;
+    const count = Number(h.verifyCount) || 0;
+    const refused = Number(h.verifyRefused) || 0;
+    const cutoff = utcDay(Date.now() - (days - 1) * 86400_000);
+    const daily = Object.entries(d)
+      .filter(([date]) => date >= cutoff)
+      .sort(([a], [b]) => (a < b ? 1 : -1))
+      .map(([date, c]) => ({ date, count: Number(c) || 0 }));
+    return { appId, verify: { count, valid: count - refused, refused, refusedByCode }, daily };
   }
 
   async get(keyId: string, days = 30): Promise<KeyUsage> {

@@ -49,6 +49,8 @@ export const AuthzPath = {
    * of its own (like minting every key the app has), not part of managing the app's keys.
    */
   appWebhook: (appId: string) => `latchkey/apps/${appId}/webhook`,
+  /** Reading one app's audit events (the app team's view of the trail; `audit` is every app's). */
+  appAudit: (appId: string) => `latchkey/apps/${appId}/audit`,
   allAppKeys: 'latchkey/apps/*/keys',
   profile: (name: string) => `latchkey/profiles/${name}`,
   /** Granting a policy one does not hold (sudo). */

@@ -11,3 +11,5 @@ export * from './key-maintenance';
 export * from './key-limits.service';
 export * from './profile-limits';
 export * from './metrics';
+export * from './app-manager';
+export * from './app-manager-keys';

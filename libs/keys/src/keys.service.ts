@@ -9,6 +9,7 @@ import { JOB, JOB_QUEUE, JobsProducer, RotationTrigger, jobId } from '@latchkey/
 import { RevocationBus } from '@latchkey/revocation';
 import { TokenLookup, VaultClient, VaultResponse } from '@latchkey/vault';
 import { cidrWithin, normaliseCidrs } from './cidr';
+import { isAppManagerKey } from './app-manager';
 import { decodeKey, encodeKey } from './format';
 import { IdempotencyStore } from './idempotency';
 import { MINT_NONCE_META, MintJournal } from './mint-journal';
@@ -499,14 +500,20 @@ export class KeysService {
       revoked += results.length;
     };
     // Collect first: revoking removes records from the set being paged through.
+    // The app team's management key is spared: the kill switch must not lock the team out of its own app
+    // (an operator revokes that key by id: DELETE /v1/keys/<keyId>).
     const all: KeyRecord[] = [];
-    for await (const r of this.index.allOfApp(appId)) all.push(r);
+    let spared = 0;
+    for await (const r of this.index.allOfApp(appId)) {
+      if (isAppManagerKey(r)) spared++;
+      else all.push(r);
+    }
     for (const r of all) {
       batch.push(r);
       if (batch.length >= 8) await flush();
     }
     await flush();
-    await this.record(principal, 'key.revoke-all', 'success', { appId, detail: `${revoked} keys` }, ctx);
+    await this.record(principal, 'key.revoke-all', 'success', { appId, detail: `${revoked} keys${spared ? `; ${spared} management key(s) of the app team spared` : ''}` }, ctx);
     return revoked;
   }
 

@@ -331,7 +331,7 @@ export class VerifyService implements OnModuleDestroy {
       }
     }
     codeCounters[code].inc();
-    this.usage.record(key.keyId, req.ip, code === 'VALID');
+    this.usage.record(key.keyId, req.ip, code === 'VALID', key.appId, code);
     return new KeyVerdict(code, key, limits, policies, expiresAtMs);
   }
 

@@ -1,6 +1,6 @@
 import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
 import { ApiOperation, ApiParam, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { AuditEventsQuery, UsageReader } from '@latchkey/audit';
+import { AuditEventsQuery, parseTimeBound, UsageReader } from '@latchkey/audit';
 import { AuthzPath, AuthzService, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
@@ -46,13 +46,21 @@ export class AuditController {
   @ApiOperation({
     summary: 'Audit events',
     description:
-      "latchkey's admin actions (source=latchkey) and Vault audit-log events (source=vault), oldest first, filtered by app, key, type, path prefix and time; cursor pagination. A page may hold fewer than `limit` items and still carry a cursor (each request scans a bounded part of the stream). Needs read on latchkey/audit.",
+      "latchkey's admin actions (source=latchkey) and Vault audit-log events (source=vault), oldest first, filtered by app, key, type, path prefix and time (RFC 3339, or relative: since=1h); cursor pagination. A page may hold fewer than `limit` items and still carry a cursor (each request scans a bounded part of the stream). Needs read on latchkey/audit, or with appId=<app> read on latchkey/apps/<app>/audit (an app team's own events).",
   })
   @ApiResponse({ status: 200, type: AuditEventPageResponse })
   async list(@Caller() caller: Principal, @Query() q: AuditEventsQueryDto): Promise<AuditEventPageResponse> {
-    await this.authz.require(caller, AuthzPath.audit, 'read');
-    const sinceMs = q.since ? Date.parse(q.since) : undefined;
-    const untilMs = q.until ? Date.parse(q.until) : undefined;
+    // Every app's trail needs read on latchkey/audit; an app's team reads its own app's events only.
+    if (!(await this.authz.can(caller, AuthzPath.audit, 'read'))) {
+      if (!q.appId) {
+        throw new LatchkeyError(ErrorCode.FORBIDDEN, `Not allowed: read on ${AuthzPath.audit} (an app's events need appId and read on ${AuthzPath.appAudit('<appId>')})`);
+      }
+      await this.authz.require(caller, AuthzPath.appAudit(q.appId), 'read');
+    }
+    // One clock for both bounds: `since=1h&until=1h` is one instant.
+    const now = Date.now();
+    const sinceMs = q.since ? (parseTimeBound(q.since, now) ?? undefined) : undefined;
+    const untilMs = q.until ? (parseTimeBound(q.until, now) ?? undefined) : undefined;
     if (sinceMs !== undefined && untilMs !== undefined && sinceMs > untilMs) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'since must not be after until');
     const page = await this.events.list({ appId: q.appId, keyId: q.keyId, type: q.type, path: q.path, source: q.source, sinceMs, untilMs }, q.limit ?? 100, q.cursor);
     return { items: page.items as unknown as AuditEventPageResponse['items'], nextCursor: page.nextCursor };

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsIn, IsInt, IsISO8601, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
-import { STREAM_ID_RE } from '@latchkey/audit';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateBy } from 'class-validator';
+import { parseTimeBound, STREAM_ID_RE } from '@latchkey/audit';
 import { APP_ID_RE } from '@latchkey/keys';
 
 export class DailyUsage {
@@ -39,6 +39,38 @@ export class KeyUsageResponse {
   freshnessSeconds!: number;
 }
 
+/** An absolute RFC 3339 time or a relative one (`1h` = an hour ago). */
+function IsTimeBound(): PropertyDecorator {
+  return ValidateBy({
+    name: 'isTimeBound',
+    validator: {
+      validate: (v: unknown) => typeof v === 'string' && v.length <= 64 && parseTimeBound(v) !== null,
+      defaultMessage: (a) => `${a?.property ?? 'value'} must be an RFC 3339 time (2026-11-27T00:00:00Z) or a duration ago (15m, 1h, 7d, 1h30m)`,
+    },
+  });
+}
+
+export class AppVerifyUsage {
+  @ApiProperty({ example: 1200, description: "verifications of the app's keys answered by latchkey" }) count!: number;
+  @ApiProperty({ example: 1180 }) valid!: number;
+  @ApiProperty({ example: 20 }) refused!: number;
+  @ApiProperty({
+    example: { FORBIDDEN_IP: 12, RATE_LIMITED: 8 },
+    description: 'refused verifications by code (FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH, RATE_LIMITED, USAGE_EXCEEDED); codes never seen are absent',
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+  })
+  refusedByCode!: Record<string, number>;
+}
+
+export class AppUsageResponse {
+  @ApiProperty({ example: 'orders' }) appId!: string;
+  @ApiProperty({ type: AppVerifyUsage }) verify!: AppVerifyUsage;
+  @ApiProperty({ type: [DailyUsage], description: 'verifications per UTC day over the last 30 days (days without any omitted), most recent first' })
+  daily!: DailyUsage[];
+  @ApiProperty({ example: 5, description: 'counts lag by up to the usage flush interval' }) freshnessSeconds!: number;
+}
+
 const toInt = ({ value }: { value: unknown }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
 
 export class AuditEventsQueryDto {
@@ -72,14 +104,16 @@ export class AuditEventsQueryDto {
   @IsIn(['vault', 'latchkey'])
   source?: 'vault' | 'latchkey';
 
-  @ApiPropertyOptional({ example: '2026-11-27T00:00:00Z', description: 'events at or after this time (RFC 3339)' })
+  @ApiPropertyOptional({ example: '1h', description: 'events at or after this time: RFC 3339 (2026-11-27T00:00:00Z) or a duration ago (15m, 1h, 7d, 1h30m; units s m h d w)' })
   @IsOptional()
-  @IsISO8601({ strict: true })
+  @IsString()
+  @IsTimeBound()
   since?: string;
 
-  @ApiPropertyOptional({ example: '2026-11-28T00:00:00Z', description: 'events at or before this time (RFC 3339)' })
+  @ApiPropertyOptional({ example: '15m', description: 'events at or before this time: RFC 3339 or a duration ago (15m = until 15 minutes ago)' })
   @IsOptional()
-  @IsISO8601({ strict: true })
+  @IsString()
+  @IsTimeBound()
   until?: string;
 
   @ApiPropertyOptional({ example: '1764265044176-0', description: 'nextCursor of the previous page (a stream id)' })
