@@ -5,10 +5,11 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from '@latchkey/devstack';
+import { encodeKey } from '@latchkey/keys';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
 import { createProfile, operatorToken } from './support/keys';
-import { uniqueId } from './support/stack';
+import { rootVault, uniqueId } from './support/stack';
 import { serverIdentity, ServerIdentity } from './support/tls';
 
 /** Forward auth with exact headers. */
@@ -187,6 +188,30 @@ describe('API key bound to a client certificate', () => {
       expect((await selfRenewWith(third)).status).toBe(200);
       const refused = await selfRenewWith(sameName);
       expect([refused.status, refused.body.error.code]).toEqual([403, 'CERT_MISMATCH']);
+    });
+
+    it('treats a key bound by serial before lineages as bound to the lineage that starts at that serial', async () => {
+      const appId = uniqueId('app');
+      const cn = uniqueId('svc');
+      const cert = await issueWith({ appId, commonName: cn });
+      // What mint wrote before lineages: the serial alone.
+      const legacy = await rootVault().raw<{ auth: { client_token: string } }>('POST', `auth/token/create/latchkey-${profile}`, {
+        policies: ['default'],
+        ttl: '30m',
+        meta: { latchkey_app: appId, latchkey_name: 'legacy', latchkey_profile: profile, latchkey_cert: cert.serial },
+      });
+      const key = encodeKey(legacy.auth.client_token);
+      expect(await code(key, cert)).toBe('VALID');
+      const renewed = await renew(cert.serial, '10m');
+      expect(await code(key, renewed)).toBe('VALID');
+      const sameName = await issueWith({ appId, commonName: cn });
+      expect(await code(key, sameName)).toBe('CERT_MISMATCH');
+      // A rotation keeps the binding as it was read: the successor accepts the renewal too.
+      const keyId = (await verify({ key, certificate: renewed.certificate })).body.keyId as string;
+      const rotated = await call(api.url, 'POST', `/v1/keys/${keyId}/rotate`, { token: op, body: { grace: '1m' } });
+      expect(rotated.status).toBe(201);
+      expect(await code(rotated.body.key, renewed)).toBe('VALID');
+      expect(await code(rotated.body.key, sameName)).toBe('CERT_MISMATCH');
     });
 
     it('cuts the ttl of a key bound to a certificate that will not be renewed, with a warning; an auto-renewing one keeps it', async () => {
