@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { waitFor } from '@latchkey/devstack';
 import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from './support/app';
 import { call } from './support/http';
-import { operatorToken } from './support/keys';
+import { createProfile, operatorToken } from './support/keys';
 import { rootVault, testConfig, uniqueId } from './support/stack';
 
 const PREFIX = `certjobs${process.pid}`;
@@ -69,6 +69,47 @@ describe('automatic certificate renewal', () => {
     }
     await r.quit();
   });
+
+  it('keeps a key bound to an auto-renewing certificate valid with each renewal the worker delivers, never with a separate certificate of the same name', async () => {
+    const appId = uniqueId('app');
+    const cn = uniqueId('svc');
+    const profile = await createProfile(api.url, op);
+    const issued = await call(api.url, 'POST', '/v1/certs', { token: op, body: { appId, commonName: cn, ttl: '40s', autoRenew: true } });
+    expect(issued.status).toBe(201);
+    const sameName = await call(api.url, 'POST', '/v1/certs', { token: op, body: { appId, commonName: cn, ttl: '1h' } });
+    expect(sameName.status).toBe(201);
+    // Auto-renewing: the lineage outlives this certificate, so the key keeps its 1h ttl.
+    const minted = await call(api.url, 'POST', '/v1/keys', { token: op, body: { appId, profile, name: 'renewed', ttl: '1h', certSerial: issued.body.serial } });
+    expect(minted.status).toBe(201);
+    expect(Date.parse(minted.body.expiresAt)).toBeGreaterThan(Date.parse(issued.body.expiresAt));
+    const key: string = minted.body.key;
+    const code = async (certificate: string) => (await call(api.url, 'POST', '/v1/keys/verify', { body: { key, certificate } })).body.code as string;
+    expect(await code(issued.body.certificate)).toBe('VALID');
+
+    const kv = testConfig().vault.kvMount;
+    const kvPath = `delivery/${appId}/certs/${cn}`;
+    const delivered = await waitFor('renewed certificate in KV', async () => (await rootVault().kvRead<Delivered>(kv, kvPath)) ?? undefined, 60_000);
+    expect(delivered.previousSerial).toBe(issued.body.serial);
+    expect(await code(delivered.certificate)).toBe('VALID');
+    expect(await code(sameName.body.certificate)).toBe('CERT_MISMATCH');
+    const successor = await call(api.url, 'GET', `/v1/certs/${delivered.serial}`, { token: op });
+    expect(successor.body).toMatchObject({ lineage: issued.body.serial, generation: 1 });
+
+    // The worker renews the renewal in turn: the key follows the lineage.
+    const next = await waitFor(
+      'second renewal in KV',
+      async () => {
+        const d = await rootVault().kvRead<Delivered>(kv, kvPath);
+        return d && d.previousSerial === delivered.serial ? d : undefined;
+      },
+      60_000,
+    );
+    expect(await code(next.certificate)).toBe('VALID');
+    // The first certificate was left to expire (automatic renewal revokes nothing): once it has, it is refused.
+    await waitFor('first certificate expired', async () => ((await code(issued.body.certificate)) === 'CERT_REQUIRED' ? true : undefined), 60_000);
+    expect(await code(next.certificate)).toBe('VALID');
+    expect(await code(sameName.body.certificate)).toBe('CERT_MISMATCH');
+  }, 180_000); // two renewals and an expiry of 40s certificates, on a loaded machine
 
   it('leaves certificates without autoRenew alone', async () => {
     const appId = uniqueId('app');

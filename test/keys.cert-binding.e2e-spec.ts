@@ -1,8 +1,16 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort } from '@latchkey/devstack';
+import { encodeKey } from '@latchkey/keys';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
 import { createProfile, operatorToken } from './support/keys';
-import { uniqueId } from './support/stack';
+import { rootVault, uniqueId } from './support/stack';
+import { serverIdentity, ServerIdentity } from './support/tls';
 
 /** Forward auth with exact headers. */
 function forwardAuth(url: string, headers: http.OutgoingHttpHeaders): Promise<{ status: number; code?: string }> {
@@ -112,5 +120,187 @@ describe('API key bound to a client certificate', () => {
     expect(await forwardAuth(hopsListed.url, pem)).toEqual({ status: 403, code: 'CERT_REQUIRED' });
     expect(await forwardAuth(hopsListed.url, { 'x-api-key': key })).toEqual({ status: 403, code: 'CERT_REQUIRED' });
     expect(hopsListed.process.output()).not.toMatch(warning);
+  });
+
+  describe('across certificate renewal', () => {
+    interface Cert {
+      serial: string;
+      certificate: string;
+      privateKey?: string;
+      lineage: string;
+      generation: number;
+      expiresAt: string;
+      previousSerial?: string;
+    }
+    const issueWith = async (body: Record<string, unknown>): Promise<Cert> => {
+      const res = await call(api.url, 'POST', '/v1/certs', { token: op, body: { ttl: '1h', ...body } });
+      if (res.status !== 201) throw new Error(`cert issue failed ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body as Cert;
+    };
+    const renew = async (serial: string, grace: string): Promise<Cert> => {
+      const res = await call(api.url, 'POST', `/v1/certs/${serial}/renew`, { token: op, body: { grace } });
+      if (res.status !== 201) throw new Error(`cert renew failed ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body as Cert;
+    };
+    const code = async (key: string, cert?: Cert) => (await verify({ key, ...(cert ? { certificate: cert.certificate } : {}) })).body.code as string;
+
+    it('keeps a key valid with the renewed certificate (manual renew), never with a predecessor of its own certificate, a separate one of the same name, or a revoked one', async () => {
+      const appId = uniqueId('app');
+      const cn = uniqueId('svc');
+      const selfRenew = await createProfile(api.url, op, { selfService: { renew: true } });
+      const first = await issueWith({ appId, commonName: cn });
+      expect([first.lineage, first.generation]).toEqual([first.serial, 0]);
+      // Same app, same common name, issued separately: a lineage of its own.
+      const sameName = await issueWith({ appId, commonName: cn });
+      expect(sameName.lineage).toBe(sameName.serial);
+      const minted = await call(api.url, 'POST', '/v1/keys', { token: op, body: { appId, profile: selfRenew, name: 'bound', certSerial: first.serial } });
+      expect(minted.status).toBe(201);
+      const key: string = minted.body.key;
+
+      const second = await renew(first.serial, '10m');
+      expect([second.lineage, second.generation, second.previousSerial]).toEqual([first.serial, 1, first.serial]);
+      expect(await code(key, second)).toBe('VALID');
+      expect((await verify({ key, xfcc: `Cert="${encodeURIComponent(second.certificate)}"` })).body.code).toBe('VALID');
+      // The renewed-out certificate is in its grace period: still the key's.
+      expect(await code(key, first)).toBe('VALID');
+      expect(await code(key, sameName)).toBe('CERT_MISMATCH');
+      expect(await code(key)).toBe('CERT_REQUIRED');
+
+      // Bound to the renewal: the renewal and later ones, not its predecessor (which is still valid by itself).
+      const toSecond = await call(api.url, 'POST', '/v1/keys', { token: op, body: { appId, profile, name: 'bound-2', certSerial: second.serial } });
+      expect(toSecond.status).toBe(201);
+      expect(await code(toSecond.body.key, second)).toBe('VALID');
+      expect(await code(toSecond.body.key, first)).toBe('CERT_MISMATCH');
+
+      // Renewed without grace: the predecessor is revoked at once and vouches for nothing.
+      const third = await renew(second.serial, '0s');
+      expect([third.lineage, third.generation]).toEqual([first.serial, 2]);
+      expect(await code(key, second)).toBe('CERT_REQUIRED');
+      expect(await code(toSecond.body.key, second)).toBe('CERT_REQUIRED');
+      expect(await code(key, third)).toBe('VALID');
+      expect(await code(toSecond.body.key, third)).toBe('VALID');
+
+      // Forward auth and self-service through a trusted proxy's certificate header hold it the same way.
+      const viaProxy = (cert: Cert) => ({ 'x-api-key': key, 'x-client-cert': encodeURIComponent(cert.certificate) });
+      expect(await forwardAuth(proxied.url, viaProxy(third))).toEqual({ status: 204, code: undefined });
+      expect(await forwardAuth(proxied.url, viaProxy(sameName))).toEqual({ status: 403, code: 'CERT_MISMATCH' });
+      const selfRenewWith = (cert: Cert) => call(proxied.url, 'POST', '/v1/keys/self/renew', { bearer: key, headers: { 'x-client-cert': encodeURIComponent(cert.certificate) }, body: { increment: '10m' } });
+      expect((await selfRenewWith(third)).status).toBe(200);
+      const refused = await selfRenewWith(sameName);
+      expect([refused.status, refused.body.error.code]).toEqual([403, 'CERT_MISMATCH']);
+    });
+
+    it('treats a key bound by serial before lineages as bound to the lineage that starts at that serial', async () => {
+      const appId = uniqueId('app');
+      const cn = uniqueId('svc');
+      const cert = await issueWith({ appId, commonName: cn });
+      // What mint wrote before lineages: the serial alone.
+      const legacy = await rootVault().raw<{ auth: { client_token: string } }>('POST', `auth/token/create/latchkey-${profile}`, {
+        policies: ['default'],
+        ttl: '30m',
+        meta: { latchkey_app: appId, latchkey_name: 'legacy', latchkey_profile: profile, latchkey_cert: cert.serial },
+      });
+      const key = encodeKey(legacy.auth.client_token);
+      expect(await code(key, cert)).toBe('VALID');
+      const renewed = await renew(cert.serial, '10m');
+      expect(await code(key, renewed)).toBe('VALID');
+      const sameName = await issueWith({ appId, commonName: cn });
+      expect(await code(key, sameName)).toBe('CERT_MISMATCH');
+      // A rotation keeps the binding as it was read: the successor accepts the renewal too.
+      const keyId = (await verify({ key, certificate: renewed.certificate })).body.keyId as string;
+      const rotated = await call(api.url, 'POST', `/v1/keys/${keyId}/rotate`, { token: op, body: { grace: '1m' } });
+      expect(rotated.status).toBe(201);
+      expect(await code(rotated.body.key, renewed)).toBe('VALID');
+      expect(await code(rotated.body.key, sameName)).toBe('CERT_MISMATCH');
+    });
+
+    it('cuts the ttl of a key bound to a certificate that will not be renewed, with a warning; an auto-renewing one keeps it', async () => {
+      const appId = uniqueId('app');
+      const once = await issueWith({ appId, commonName: uniqueId('svc') });
+      const res = await call(api.url, 'POST', '/v1/keys', { token: op, body: { appId, profile, name: 'long', ttl: '24h', certSerial: once.serial } });
+      expect(res.status).toBe(201);
+      const warning = (res.body.warnings as string[]).find((w) => /outlives the bound certificate/.test(w));
+      expect(warning).toMatch(/^ttl 24h \(86400s\) outlives the bound certificate .* the key's ttl is cut to \d+s\./);
+      expect(Date.parse(res.body.expiresAt)).toBeLessThanOrEqual(Date.parse(once.expiresAt));
+      expect(await code(res.body.key, once)).toBe('VALID');
+
+      const renewing = await issueWith({ appId, commonName: uniqueId('svc'), autoRenew: true });
+      const kept = await call(api.url, 'POST', '/v1/keys', { token: op, body: { appId, profile, name: 'long-renewing', ttl: '24h', certSerial: renewing.serial } });
+      expect(kept.status).toBe(201);
+      expect(((kept.body.warnings ?? []) as string[]).filter((w) => /outlives/.test(w))).toEqual([]);
+      expect(Date.parse(kept.body.expiresAt)).toBeGreaterThan(Date.parse(renewing.expiresAt));
+    });
+  });
+
+  describe('across certificate renewal, over mTLS (RFC 8705)', () => {
+    let tlsApi: RunningApi;
+    let srv: ServerIdentity;
+    let tlsBase: string;
+    let dir: string;
+
+    beforeAll(async () => {
+      srv = serverIdentity();
+      const tlsPort = await freePort();
+      tlsApi = await startApi({ LATCHKEY_ISSUER: 'http://latchkey.test', LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile });
+      tlsBase = `https://127.0.0.1:${tlsPort}`;
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-certbind-'));
+    });
+    afterAll(async () => {
+      await tlsApi?.close();
+      srv?.remove();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    const files = (body: { certificate: string; privateKey: string }) => {
+      const name = uniqueId('c');
+      const certFile = path.join(dir, `${name}.pem`);
+      const keyFile = path.join(dir, `${name}.key`);
+      fs.writeFileSync(certFile, body.certificate, { mode: 0o600 });
+      fs.writeFileSync(keyFile, body.privateKey, { mode: 0o600 });
+      return { certFile, keyFile, thumbprint: createHash('sha256').update(new X509Certificate(body.certificate).raw).digest('base64url') };
+    };
+    const curl = (url: string, opts: { cert?: { certFile: string; keyFile: string }; data?: string[]; headers?: string[] }) => {
+      const args = ['-s', '-o', '-', '-w', '\n%{http_code}', '--cacert', srv.certFile];
+      if (opts.cert) args.push('--cert', opts.cert.certFile, '--key', opts.cert.keyFile);
+      for (const d of opts.data ?? []) args.push('--data-urlencode', d);
+      for (const h of opts.headers ?? []) args.push('-H', h);
+      const out = execFileSync('curl', [...args, url], { encoding: 'utf8' });
+      const nl = out.lastIndexOf('\n');
+      return { status: Number(out.slice(nl + 1)), body: out.slice(0, nl) };
+    };
+
+    it('authenticates the key with the renewed certificate (X-API-Key, tls_client_auth); a token stays bound to the exact certificate it was issued for', async () => {
+      const appId = uniqueId('app');
+      const cn = uniqueId('svc');
+      const issued = await call(tlsApi.url, 'POST', '/v1/certs', { token: op, body: { appId, commonName: cn, ttl: '1h', autoRenew: true } });
+      expect(issued.status).toBe(201);
+      const first = files(issued.body);
+      const sameName = await call(tlsApi.url, 'POST', '/v1/certs', { token: op, body: { appId, commonName: cn, ttl: '1h' } });
+      const foreign = files(sameName.body);
+      const k = await call(tlsApi.url, 'POST', '/v1/keys', { token: op, body: { appId, profile, name: 'mtls', certSerial: issued.body.serial } });
+      expect(k.status).toBe(201);
+      const token = (cert: { certFile: string; keyFile: string }) => curl(`${tlsBase}/oauth2/token`, { cert, data: ['grant_type=client_credentials', `client_id=${k.body.keyId}`] });
+      const firstToken = token(first);
+      expect(firstToken.status).toBe(200);
+      const bearerFirst = [`Authorization: Bearer ${(JSON.parse(firstToken.body) as { access_token: string }).access_token}`];
+
+      const renewed = await call(tlsApi.url, 'POST', `/v1/certs/${issued.body.serial}/renew`, { token: op, body: { grace: '10m' } });
+      expect(renewed.status).toBe(201);
+      const second = files(renewed.body);
+
+      // The key on the handshake with the renewed certificate: accepted; with one of the same name issued separately: not.
+      expect(curl(`${tlsBase}/v1/auth`, { cert: second, headers: [`X-API-Key: ${k.body.key}`] }).status).toBe(204);
+      expect(curl(`${tlsBase}/v1/auth`, { cert: foreign, headers: [`X-API-Key: ${k.body.key}`] }).status).toBe(403);
+      // tls_client_auth with the renewed certificate: a token bound to it.
+      const secondToken = token(second);
+      expect(secondToken.status).toBe(200);
+      const access = (JSON.parse(secondToken.body) as { access_token: string }).access_token;
+      expect(JSON.parse(Buffer.from(access.split('.')[1], 'base64url').toString()).cnf).toEqual({ 'x5t#S256': second.thumbprint });
+      expect(curl(`${tlsBase}/v1/auth`, { cert: second, headers: [`Authorization: Bearer ${access}`] }).status).toBe(204);
+      expect(token(foreign).status).toBe(401);
+      // cnf x5t#S256 names one certificate: a token from before the renewal does not move to the new one.
+      expect(curl(`${tlsBase}/v1/auth`, { cert: first, headers: bearerFirst }).status).toBe(204);
+      expect(curl(`${tlsBase}/v1/auth`, { cert: second, headers: bearerFirst }).status).toBe(403);
+    });
   });
 });

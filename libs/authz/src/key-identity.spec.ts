@@ -48,7 +48,7 @@ describe('profileOfRole', () => {
 
 describe('keyIdentity', () => {
   it('accepts a service token created through the latchkey role of the profile its metadata names', () => {
-    expect(keyIdentity(lookup({}), 'latchkey-')).toEqual({ appId: 'billing', profile: 'orders', name: 'k', role: 'latchkey-orders', certSerial: null });
+    expect(keyIdentity(lookup({}), 'latchkey-')).toEqual({ appId: 'billing', profile: 'orders', name: 'k', role: 'latchkey-orders', certSerial: null, certBinding: null });
     expect(keyIdentity(lookup({ role: 'latchkey-orders-c0123456789', path: 'auth/token/create/latchkey-orders-c0123456789' }), 'latchkey-')?.profile).toBe('orders');
   });
 

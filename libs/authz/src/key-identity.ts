@@ -1,4 +1,5 @@
 import type { TokenLookup } from '@latchkey/vault';
+import { CertBinding, certBindingOf } from './cert-binding';
 
 /** Profile names: lowercase, and never shaped like a derived CIDR role (`<profile>-c<10 hex>`). */
 export const PROFILE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,47}$/;
@@ -31,6 +32,8 @@ export interface KeyIdentity {
   role: string;
   /** The client certificate the key is bound to (colon-hex serial), if any. */
   certSerial: string | null;
+  /** That certificate's lineage from its generation on (renewals keep the key valid), if bound. */
+  certBinding: CertBinding | null;
 }
 
 /**
@@ -46,5 +49,5 @@ export function keyIdentity(l: TokenLookup, rolePrefix: string): KeyIdentity | n
   if (l.path !== undefined && l.path !== `auth/token/create/${l.role}`) return null;
   const owner = profileOfRole(l.role, rolePrefix);
   if (!owner || owner.profile !== meta.latchkey_profile) return null;
-  return { appId: meta.latchkey_app, profile: owner.profile, name: meta.latchkey_name ?? '', role: l.role, certSerial: meta.latchkey_cert ?? null };
+  return { appId: meta.latchkey_app, profile: owner.profile, name: meta.latchkey_name ?? '', role: l.role, certSerial: meta.latchkey_cert ?? null, certBinding: certBindingOf(meta) };
 }

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { CertLineage } from '@latchkey/authz';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { lexPage, REDIS, RedisClient, scanKeys, waitReady } from '@latchkey/redis';
 import { normalizeCommonName, uriOwnershipKey } from './names';
@@ -35,6 +36,10 @@ export interface CertRecord {
   revokeAt?: string;
   /** The CSR a client-key certificate was signed from (public data), so it can be renewed without a new CSR. */
   csr?: string;
+  /** Its renewal lineage as the certificate states it (absent in records written before lineages: its own serial). */
+  lineage?: string;
+  /** Renewals since the lineage's first certificate (absent: 0). */
+  generation?: number;
 }
 
 export interface CertPage {
@@ -49,6 +54,11 @@ const MEMBER_RE = /^\d{13}:[0-9a-f]{2}(:[0-9a-f]{2}){0,39}$/;
 export function certState(r: CertRecord, now = Date.now()): CertState {
   if (r.revoked) return 'revoked';
   return Date.parse(r.notAfter) <= now ? 'expired' : 'active';
+}
+
+/** A certificate's renewal lineage (see cert-info lineageFromSans); a record written before lineages starts its own. */
+export function recordLineage(r: Pick<CertRecord, 'serial' | 'lineage' | 'generation'>): CertLineage {
+  return { lineage: r.lineage ?? r.serial, generation: r.generation ?? 0 };
 }
 
 /** Two thirds of the way from notBefore to notAfter. */

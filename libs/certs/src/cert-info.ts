@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
+import type { CertLineage } from '@latchkey/authz';
 import { describeKey } from './csr';
-import { serialOfX509 } from './serial';
+import { normalizeSerial, plainSerial, serialOfX509 } from './serial';
 
 /**
  * Every certificate latchkey issues carries the app it belongs to as a URI SAN
@@ -16,6 +17,38 @@ export function appUrn(appId: string): string {
   return `${APP_URN_PREFIX}${appId}`;
 }
 
+/**
+ * A renewed certificate carries its renewal lineage as a URI SAN
+ * `urn:latchkey:lineage:<first serial, plain hex>:<generation>`, signed by the
+ * CA like the app URN, so a key bound to the lineage verifies with any of its
+ * certificates without a lookup. A certificate without one (a first issue, or
+ * one issued before lineages) starts its own lineage at its own serial.
+ */
+export const LINEAGE_URN_PREFIX = 'urn:latchkey:lineage:';
+const LINEAGE_URN_RE = /^urn:latchkey:lineage:([0-9a-f]{2,80}):(\d{1,6})$/;
+
+export function lineageUrn(l: CertLineage): string {
+  return `${LINEAGE_URN_PREFIX}${plainSerial(l.lineage)}:${l.generation}`;
+}
+
+/**
+ * The lineage a certificate's URI SANs state (its own serial at generation 0 when
+ * they state none), or null when they state it twice or malformed: such a
+ * certificate satisfies no binding.
+ */
+export function lineageFromSans(serial: string, uris: string[]): CertLineage | null {
+  const stated = uris.filter((u) => u.startsWith(LINEAGE_URN_PREFIX));
+  if (stated.length === 0) return { lineage: serial, generation: 0 };
+  const m = stated.length === 1 ? LINEAGE_URN_RE.exec(stated[0]) : null;
+  const lineage = m ? normalizeSerial(m[1]) : null;
+  return m && lineage ? { lineage, generation: Number(m[2]) } : null;
+}
+
+/** The lineage of a certificate (see lineageFromSans). */
+export function certLineage(cert: X509Certificate): CertLineage | null {
+  return lineageFromSans(serialOfX509(cert.serialNumber), parseSubjectAltName(cert.subjectAltName).uri);
+}
+
 export interface CertFacts {
   serial: string;
   subject: string;
@@ -26,6 +59,8 @@ export interface CertFacts {
   dnsSans: string[];
   /** From the app URN; null for a certificate latchkey did not issue. */
   appId: string | null;
+  /** Its renewal lineage (see lineageFromSans); null when malformed. */
+  lineage: CertLineage | null;
   notBefore: string;
   notAfter: string;
   keyType: string;
@@ -79,8 +114,9 @@ export function certFacts(cert: X509Certificate): CertFacts {
   const san = parseSubjectAltName(cert.subjectAltName);
   const cnLine = cert.subject.split('\n').find((l) => l.startsWith('CN='));
   const appUris = san.uri.filter((u) => u.startsWith(APP_URN_PREFIX));
+  const serial = serialOfX509(cert.serialNumber);
   return {
-    serial: serialOfX509(cert.serialNumber),
+    serial,
     subject: cert.subject.split('\n').join(', '),
     commonName: cnLine ? cnLine.slice(3) : null,
     uriSans: san.uri.filter((u) => !u.startsWith(RESERVED_URN_PREFIX)),
@@ -88,6 +124,7 @@ export function certFacts(cert: X509Certificate): CertFacts {
     dnsSans: san.dns,
     // Exactly one app URN, or the certificate is not a latchkey one.
     appId: appUris.length === 1 ? appUris[0].slice(APP_URN_PREFIX.length) : null,
+    lineage: lineageFromSans(serial, san.uri),
     notBefore: windowDate(cert.validFrom),
     notAfter: windowDate(cert.validTo),
     keyType: keyTypeOf(cert),

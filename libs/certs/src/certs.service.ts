@@ -1,13 +1,13 @@
 import { X509Certificate } from 'node:crypto';
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
-import { AuthzPath, AuthzService, Capability, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RevocationBus } from '@latchkey/revocation';
 import { PKI_CLIENT_ROLE_SUFFIX_CSR, PkiIssued, VaultClient } from '@latchkey/vault';
-import { appUrn, certFacts, CertFacts, RESERVED_URN_PREFIX } from './cert-info';
-import { CertIndex, CertPage, CertRecord, renewAtOf } from './cert-index';
+import { AuthzPath, AuthzService, Capability, CertLineage, Principal } from '@latchkey/authz';
+import { appUrn, certFacts, CertFacts, lineageUrn, RESERVED_URN_PREFIX } from './cert-info';
+import { CertIndex, CertPage, CertRecord, recordLineage, renewAtOf } from './cert-index';
 import { CertVerifier } from './cert-verifier';
 import { CsrError, inspectCsr, keyWeakness } from './csr';
 import { hostHasEmptyLabel, normalizeIp, normalizeUri } from './names';
@@ -179,16 +179,23 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
 
     const { taken, claimed } = await this.index.claimSubject(input.appId, cn, uriSans);
     if (taken.length) throw this.notAllowed(input.appId, taken);
+    // A successor continues its predecessor's lineage one generation on (keys bound to the lineage keep
+    // working); a first issue starts its own, named by its serial, so it states none.
+    const prior = previous ? recordLineage(previous) : null;
+    const lineage: CertLineage | null = prior ? { lineage: prior.lineage, generation: prior.generation + 1 } : null;
     let issued: PkiIssued;
     let facts: CertFacts;
     try {
-      issued = await this.mint(input, cn, uriSans, ipSans, ttl as number);
+      issued = await this.mint(input, cn, uriSans, ipSans, ttl as number, lineage);
       const x509 = new X509Certificate(issued.certificate);
       facts = certFacts(x509);
-      if (facts.appId !== input.appId || facts.commonName !== cn || (csrKeyDer && !x509.publicKey.export({ format: 'der', type: 'spki' }).equals(csrKeyDer))) {
-        // Vault's role did not apply what latchkey asked for (e.g. a production role rewriting subjects): never hand it out.
+      const expected = lineage ?? { lineage: facts.serial, generation: 0 };
+      const lineageOk = facts.lineage !== null && facts.lineage.lineage === expected.lineage && facts.lineage.generation === expected.generation;
+      if (facts.appId !== input.appId || facts.commonName !== cn || !lineageOk || (csrKeyDer && !x509.publicKey.export({ format: 'der', type: 'spki' }).equals(csrKeyDer))) {
+        // Vault's role did not apply what latchkey asked for (e.g. a production role rewriting subjects or
+        // dropping URI SANs): never hand it out.
         await this.vault.pkiRevoke(this.mount, facts.serial).catch(() => undefined);
-        throw new LatchkeyError(ErrorCode.VAULT_ERROR, `the PKI role ${this.config.vault.pkiRole} issued a certificate with a different subject, app URN or key; revoked it`);
+        throw new LatchkeyError(ErrorCode.VAULT_ERROR, `the PKI role ${this.config.vault.pkiRole} issued a certificate with a different subject, app or lineage URN, or key; revoked it`);
       }
       const lost = await this.index.confirmSubject(input.appId, cn, uriSans);
       if (lost.length) {
@@ -219,6 +226,7 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
       revoked: false,
       ...(input.csr ? { csr: input.csr.trim() } : {}),
       ...(previous ? { previousSerial: previous.serial } : {}),
+      ...(lineage ? { lineage: lineage.lineage, generation: lineage.generation } : { lineage: facts.serial, generation: 0 }),
     };
     await this.index.put(record);
     return {
@@ -229,10 +237,10 @@ export class CertsService implements OnModuleInit, OnModuleDestroy {
     };
   }
 
-  private async mint(input: IssueInput, cn: string, uriSans: string[], ipSans: string[], ttl: number): Promise<PkiIssued> {
+  private async mint(input: IssueInput, cn: string, uriSans: string[], ipSans: string[], ttl: number, lineage: CertLineage | null): Promise<PkiIssued> {
     const params = {
       common_name: cn,
-      uri_sans: [...uriSans, appUrn(input.appId)],
+      uri_sans: [...uriSans, appUrn(input.appId), ...(lineage ? [lineageUrn(lineage)] : [])],
       ip_sans: ipSans,
       ttl: `${ttl}s`,
       format: 'pem',
@@ -504,5 +512,6 @@ export function recordFromVault(pem: string, revocationTime: number): CertRecord
     createdAt: facts.notBefore,
     revoked: revocationTime > 0,
     ...(revocationTime > 0 ? { revokedAt: new Date(revocationTime * 1000).toISOString() } : {}),
+    ...(facts.lineage ? { lineage: facts.lineage.lineage, generation: facts.lineage.generation } : {}),
   };
 }

@@ -3,7 +3,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { certFacts, parseSubjectAltName } from './cert-info';
+import { certFacts, lineageFromSans, lineageUrn, parseSubjectAltName } from './cert-info';
 import { renewAtOf } from './cert-index';
 import { windowCode } from './cert-verifier';
 import { CsrError, describeKey, inspectCsr, keyWeakness } from './csr';
@@ -108,6 +108,24 @@ describe('certificate facts', () => {
     );
     const f = certFacts(new X509Certificate(pem));
     expect(f).toMatchObject({ serial: '07:c4:4a', commonName: 'svc', appId: 'orders', uriSans: ['spiffe://td/svc'], ipSans: ['10.1.2.3'], keyType: 'ec-P-256' });
+    // No lineage URN: a lineage of its own.
+    expect(f.lineage).toEqual({ lineage: '07:c4:4a', generation: 0 });
+  });
+
+  it('reads the renewal lineage a certificate states, and no lineage from a malformed or doubled one', () => {
+    const urn = lineageUrn({ lineage: '0a:bc:de', generation: 3 });
+    expect(urn).toBe('urn:latchkey:lineage:0abcde:3');
+    expect(lineageFromSans('ff:01', ['spiffe://td/svc', urn])).toEqual({ lineage: '0a:bc:de', generation: 3 });
+    expect(lineageFromSans('ff:01', [])).toEqual({ lineage: 'ff:01', generation: 0 });
+    expect(lineageFromSans('ff:01', ['urn:latchkey:lineage:0abcde'])).toBeNull();
+    expect(lineageFromSans('ff:01', ['urn:latchkey:lineage:0ABCDE:1'])).toBeNull();
+    expect(lineageFromSans('ff:01', [urn, 'urn:latchkey:lineage:0abcde:4'])).toBeNull();
+    // Latchkey's own URNs never show among the certificate's URI SANs.
+    const keyFile = path.join(dir, 'lineage.key');
+    fs.writeFileSync(keyFile, pkcs8(generateKeyPairSync('ec', { namedCurve: 'P-256' })));
+    const pem = execFileSync('openssl', ['req', '-x509', '-new', '-key', keyFile, '-subj', '/CN=svc', '-days', '1', '-set_serial', '0x07c44b', '-addext', `subjectAltName=URI:urn:latchkey:app:orders,URI:${urn}`], { encoding: 'utf8' });
+    const f = certFacts(new X509Certificate(pem));
+    expect(f).toMatchObject({ uriSans: [], lineage: { lineage: '0a:bc:de', generation: 3 } });
   });
 
   it('computes renewAt at two thirds of the lifetime and the validity window', () => {

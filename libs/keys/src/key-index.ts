@@ -24,6 +24,8 @@ export interface KeyRecord {
   successorKeyId?: string;
   /** Serial (colon hex) of the client certificate this key must be presented with. */
   certSerial?: string;
+  /** Its lineage from the bound generation on (`<first serial>/<generation>`); absent: the lineage of certSerial. */
+  certLineage?: string;
   /** When a rotated-out key is due to be revoked. */
   revokeAt?: string;
   revokedAt?: string;

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
-import { AuthzPath, AuthzService, Capability, keyIdentity, Principal } from '@latchkey/authz';
-import { collectProblems, ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
+import { AuthzPath, AuthzService, Capability, CertBinding, encodeCertLineage, keyIdentity, Principal } from '@latchkey/authz';
+import { collectProblems, ErrorCode, formatDuration, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { SuccessorDelivery } from '@latchkey/delivery';
 import { CreditsInput, decodeCredits, decodeLimits, encodeCredits, encodeLimits, LimitInput, parseCredits, parseLimits } from '@latchkey/limits';
@@ -32,12 +32,19 @@ export interface MintInput {
   policies?: string[];
   cidrs?: string[];
   wrapTtl?: string | number | null;
-  /** Bind the key to a client certificate (normalised colon-hex serial, checked by the caller). */
-  certSerial?: string;
+  /** Bind the key to a client certificate and its renewals (an active certificate of the app, checked by the caller). */
+  cert?: BindableCert;
   /** The key's own rate limits (override the profile's by name). */
   limits?: LimitInput[];
   /** The key's own credits (instead of the profile's). */
   credits?: CreditsInput | null;
+}
+
+/** A certificate a key is being bound to, as the mint needs it. */
+export interface BindableCert extends CertBinding {
+  notAfter: string;
+  /** Auto-renewing: its lineage outlives it, so the key may too. */
+  autoRenew: boolean;
 }
 
 export interface MintResult {
@@ -149,7 +156,7 @@ export class KeysService {
     const problems: string[] = [];
 
     if (!KEY_NAME_RE.test(input.name)) problems.push('name must be 1-128 of A-Z a-z 0-9 . _ -');
-    const ttl = input.ttl === undefined ? profile.ttlSeconds : parseDuration(input.ttl);
+    let ttl = input.ttl === undefined ? profile.ttlSeconds : parseDuration(input.ttl);
     if (ttl === null || !Number.isFinite(ttl) || ttl <= 0) problems.push('ttl is not a valid duration');
     else if (ttl > profile.maxTtlSeconds) problems.push(`ttl exceeds the profile's maximum (${profile.maxTtlSeconds}s)`);
     let wrapTtl: number | null = null;
@@ -175,8 +182,12 @@ export class KeysService {
     if (policies.length === 0) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'a key needs at least one policy');
 
     const role = previous?.role ?? (cidrs.length && cidrs.join() !== profile.cidrs.join() ? await this.profiles.ensureDerivedRole(profile, cidrs) : profile.role);
-    // A successor stays bound to the same client certificate.
-    const certSerial = input.certSerial ?? previous?.certSerial;
+    // A successor stays bound to the same client certificate lineage (a predecessor minted before lineages
+    // has none: its binding reads as the lineage of its serial, and so does the successor's).
+    const certSerial = input.cert?.serial ?? previous?.certSerial;
+    const certLineage = input.cert ? encodeCertLineage(input.cert) : previous?.certLineage;
+    const warnings: string[] = [];
+    if (input.cert && !input.cert.autoRenew) ttl = this.clampToCert(ttl as number, input, input.cert, warnings);
     const nonce = MintJournal.nonce();
     const tokenMeta: Record<string, string> = {
       ...meta,
@@ -185,6 +196,7 @@ export class KeysService {
       latchkey_profile: profile.name,
       ...(previous ? { latchkey_previous: previous.keyId, latchkey_lineage: lineageOf(previous) } : {}),
       ...(certSerial ? { latchkey_cert: certSerial } : {}),
+      ...(certSerial && certLineage ? { latchkey_cert_lineage: certLineage } : {}),
       // Verify reads a key's own limits and credits from Vault's lookup, like everything else it knows of a key.
       ...(limits.length ? { latchkey_limits: encodeLimits(limits) } : {}),
       ...(credits ? { latchkey_credits: encodeCredits(credits) } : {}),
@@ -239,6 +251,7 @@ export class KeysService {
       state: 'active',
       ...(previous ? { previousKeyId: previous.keyId, generation: (previous.generation ?? 0) + 1, lineage: lineageOf(previous) } : {}),
       ...(certSerial ? { certSerial } : {}),
+      ...(certSerial && certLineage ? { certLineage } : {}),
       ...(limits.length ? { limits } : {}),
       ...(credits ? { credits } : {}),
     };
@@ -246,9 +259,31 @@ export class KeysService {
     // The key is accounted for. Should this fail, the entry stays and reconciliation revokes a key whose
     // secret this answer (an error now) never carried.
     await this.journal.close(nonce);
-    const warnings = res.warnings?.length ? res.warnings : undefined;
-    if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl, warnings };
-    return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix), warnings };
+    if (res.warnings?.length) warnings.push(...res.warnings);
+    const shown = warnings.length ? warnings : undefined;
+    if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl, warnings: shown };
+    return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix), warnings: shown };
+  }
+
+  /**
+   * A key bound to a certificate that will not be renewed is unusable once the certificate expires (verify
+   * answers CERT_REQUIRED): its ttl is cut to the certificate's remaining life, with a warning, so its expiry
+   * says so. Not refused: the default ttl often equals the certificate's, and a key minted seconds after its
+   * certificate would then be refused for seconds it could never use anyway. An auto-renewing certificate's
+   * lineage goes on, so its keys keep their ttl.
+   */
+  private clampToCert(ttl: number, input: MintInput, cert: BindableCert, warnings: string[]): number {
+    const left = Math.floor((Date.parse(cert.notAfter) - Date.now()) / 1000);
+    if (!(left >= 1)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, `the certificate ${cert.serial} expires at ${cert.notAfter}: nothing left to bind a key to`);
+    if (ttl <= left) return ttl;
+    // In the caller's units (what they sent, or the profile's default), with seconds beside it.
+    const inSeconds = (n: number, text: string) => (text === `${n}s` || text === String(n) ? `${n}s` : `${text} (${n}s)`);
+    const asked = input.ttl === undefined ? `the profile's default ttl ${inSeconds(ttl, formatDuration(ttl))}` : `ttl ${inSeconds(ttl, String(input.ttl))}`;
+    warnings.push(
+      `${asked} outlives the bound certificate ${cert.serial}, which expires at ${cert.notAfter} and does not auto-renew: ` +
+        `the key's ttl is cut to ${inSeconds(left, formatDuration(left))}. Bind to an auto-renewing certificate for a key that outlives one certificate.`,
+    );
+    return left;
   }
 
   private checkAppId(appId: string): void {
@@ -808,6 +843,7 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
     ...(meta.latchkey_previous ? { previousKeyId: meta.latchkey_previous } : {}),
     ...(meta.latchkey_lineage ? { lineage: meta.latchkey_lineage } : {}),
     ...(meta.latchkey_cert ? { certSerial: meta.latchkey_cert } : {}),
+    ...(meta.latchkey_cert && meta.latchkey_cert_lineage ? { certLineage: meta.latchkey_cert_lineage } : {}),
     ...(meta.latchkey_limits ? { limits: decodeLimits(meta.latchkey_limits) } : {}),
     ...(credits ? { credits } : {}),
   };

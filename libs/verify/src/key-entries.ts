@@ -35,7 +35,8 @@ export class KeyEntries {
       name: this.strings.intern(identity.name, identity.name),
       policies: this.lists.intern(policies.join('\n'), policies),
       meta: this.metas.intern(JSON.stringify(own), own),
-      certSerial: identity.certSerial,
+      // Bound keys share nothing worth interning: a binding is per certificate lineage.
+      cert: identity.certBinding,
       cidrs: cidrs.length > 0 ? this.cidrSets.intern(cidrs.join(','), parseCidrs(cidrs)) : null,
       expiresAtMs,
       profile: this.strings.intern(identity.profile, identity.profile),

@@ -1,7 +1,7 @@
 import { CachedKey, cacheKey, NO_EXPIRY, VerifyCache } from './verify-cache';
 
 function entry(keyId: string, over: Partial<CachedKey> = {}): CachedKey {
-  return { kind: 'key', keyId, appId: 'app', name: 'n', policies: [], meta: {}, certSerial: null, cidrs: null, expiresAtMs: NO_EXPIRY, profile: 'p', limits: null, credits: null, lineage: keyId, createdAtMs: 0, ...over };
+  return { kind: 'key', keyId, appId: 'app', name: 'n', policies: [], meta: {}, cert: null, cidrs: null, expiresAtMs: NO_EXPIRY, profile: 'p', limits: null, credits: null, lineage: keyId, createdAtMs: 0, ...over };
 }
 
 describe('VerifyCache', () => {

@@ -1,3 +1,4 @@
+import type { CertBinding } from '@latchkey/authz';
 import type { CreditsSpec, LimitSpec } from '@latchkey/limits';
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
@@ -31,8 +32,8 @@ export interface CachedKey {
   /** The key's policies besides Vault's implicit `default` (shared between keys with the same list). */
   policies: string[];
   meta: Record<string, string>;
-  /** Client certificate serial the key must be presented with (colon hex), or null. */
-  certSerial: string | null;
+  /** The client certificate lineage the key must be presented with (the bound certificate or its renewals), or null. */
+  cert: CertBinding | null;
   /** Null when the key is not bound to CIDRs; when bound, the CIDRs that parsed (none parsed: nothing matches). */
   cidrs: ParsedCidrs | null;
   /** Number.MAX_SAFE_INTEGER for a key without expiry. */

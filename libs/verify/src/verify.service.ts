@@ -3,6 +3,7 @@ import { Counter, register } from 'prom-client';
 import { UsageCounter } from '@latchkey/audit';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { bindingAccepts, PresentedCertId } from '@latchkey/authz';
 import { checkKey, decodeKey, ProfileLimitsCache } from '@latchkey/keys';
 import { ApiRateLimiter, LimitDecision, LimitSpec, mergeLimits, planCharges, rateLimitFields, RequestedCharge } from '@latchkey/limits';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
@@ -51,12 +52,12 @@ export interface VerifyRequest {
   ip?: string;
   permissions?: string[];
   /**
-   * For keys bound to a client certificate: the serial (colon hex) of the
-   * certificate presented with the key, verified by the caller (chain, window,
-   * revocation), or null when none or an invalid one was presented. Only called
-   * for bound keys, so unbound keys never pay for certificate parsing.
+   * For keys bound to a client certificate: the serial and renewal lineage of
+   * the certificate presented with the key, verified by the caller (chain,
+   * window, revocation), or null when none or an invalid one was presented.
+   * Only called for bound keys, so unbound keys never pay for certificate parsing.
    */
-  presentedCertSerial?: () => Promise<string | null>;
+  presentedCertSerial?: () => Promise<PresentedCertId | null>;
   /** Named limits to charge, with their cost (auto-applied limits are charged anyway). */
   ratelimits?: RequestedCharge[];
   /** Credits a VALID verify spends (default 1). */
@@ -303,10 +304,11 @@ export class VerifyService implements OnModuleDestroy {
     let code: VerifyCode = 'VALID';
     if (key.cidrs !== null && !ipAllowed(req.ip, key.cidrs)) code = 'FORBIDDEN_IP';
     else if (req.permissions?.length && !req.permissions.every((p) => p === 'default' || policies.includes(p))) code = 'INSUFFICIENT_PERMISSIONS';
-    else if (key.certSerial) {
+    else if (key.cert) {
       const presented = req.presentedCertSerial ? await req.presentedCertSerial() : null;
       if (presented === null) code = 'CERT_REQUIRED';
-      else if (presented !== key.certSerial) code = 'CERT_MISMATCH';
+      // The bound certificate or a renewal of it: its lineage comes signed in the certificate, no lookup.
+      else if (!bindingAccepts(key.cert, presented)) code = 'CERT_MISMATCH';
     }
     if (code === 'VALID' && cnf !== null) {
       const presented = req.presentedCertThumbprint ? await req.presentedCertThumbprint() : null;
@@ -375,7 +377,7 @@ export class VerifyService implements OnModuleDestroy {
    */
   async verifyKeyId(keyId: string, req: Omit<VerifyRequest, 'key'>): Promise<VerifyResult> {
     const key = /^[A-Za-z0-9.]{1,64}$/.test(keyId) ? await this.sourceKey(keyId, cacheKey(`accessor:${keyId}`)) : null;
-    if (!key || key.expiresAtMs <= Date.now() || key.certSerial === null) {
+    if (!key || key.expiresAtMs <= Date.now() || key.cert === null) {
       codeCounters.NOT_FOUND.inc();
       return REJECT.NOT_FOUND;
     }

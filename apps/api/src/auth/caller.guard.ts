@@ -1,6 +1,6 @@
 import { CanActivate, createParamDecorator, ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { AuthzService, Principal } from '@latchkey/authz';
+import { AuthzService, bindingAccepts, Principal } from '@latchkey/authz';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { decodeKey, ipInCidrs, normaliseCidr } from '@latchkey/keys';
@@ -21,11 +21,12 @@ export async function requireBindings(principal: Principal, client: ClientIdenti
       throw new LatchkeyError(ErrorCode.FORBIDDEN_IP, 'This credential may not be used from your address');
     }
   }
-  const bound = principal.key?.certSerial;
+  const bound = principal.key?.certBinding;
   if (bound) {
     const presented = await client.presentedCertSerial();
     if (presented === null) throw new LatchkeyError(ErrorCode.CERT_REQUIRED, 'This key is bound to a client certificate; present it');
-    if (presented !== bound) throw new LatchkeyError(ErrorCode.CERT_MISMATCH, 'This key is bound to another client certificate');
+    // The bound certificate or a renewal of it (same lineage, same or later generation).
+    if (!bindingAccepts(bound, presented)) throw new LatchkeyError(ErrorCode.CERT_MISMATCH, 'This key is bound to another client certificate');
   }
 }
 

@@ -2,7 +2,8 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { CertVerifier, CertVerifyResult, parseOneCert, xfccCertificate } from '@latchkey/certs';
+import type { PresentedCertId } from '@latchkey/authz';
+import { certLineage, CertVerifier, CertVerifyResult, parseOneCert, xfccCertificate } from '@latchkey/certs';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { ipInCidrs, normaliseCidr } from '@latchkey/keys';
 import { clientAddress } from '@latchkey/verify';
@@ -12,17 +13,18 @@ export interface ClientIdentity {
   /** The end client's address: the socket peer, or X-Forwarded-For through a trusted proxy only. */
   ip: string | undefined;
   /**
-   * The serial of the client certificate presented with this request, if latchkey's CA issued it and it is
-   * valid and not revoked, else null. Lazy: only keys bound to a certificate pay for parsing one.
+   * The serial and renewal lineage of the client certificate presented with this request, if latchkey's CA
+   * issued it and it is valid and not revoked, else null. Lazy: only keys bound to a certificate pay for
+   * parsing one. The lineage is read from the certificate itself (a CA-signed URI SAN): no lookup.
    */
-  presentedCertSerial: () => Promise<string | null>;
+  presentedCertSerial: () => Promise<PresentedCertId | null>;
   /** RFC 8705 `x5t#S256` (base64url SHA-256 of the DER) of that same certificate when it is valid, else null. */
   presentedCertThumbprint: () => Promise<string | null>;
 }
 
-/** A presented certificate latchkey verified: its serial and RFC 8705 thumbprint. */
+/** A presented certificate latchkey verified: its serial, lineage and RFC 8705 thumbprint. */
 export interface PresentedCert {
-  serial: string;
+  id: PresentedCertId;
   thumbprint: string;
 }
 
@@ -34,7 +36,7 @@ export function thumbprintOf(der: Buffer): string {
  * The serial and thumbprint of a presented certificate, verified once however many checks ask (a verify
  * may need both the key's serial binding and a token's thumbprint binding). Null when none, or invalid.
  */
-export function presentedOnce(cert: () => X509Certificate | null, verify: (c: X509Certificate) => Promise<CertVerifyResult>): { serial: () => Promise<string | null>; thumbprint: () => Promise<string | null> } {
+export function presentedOnce(cert: () => X509Certificate | null, verify: (c: X509Certificate) => Promise<CertVerifyResult>): { serial: () => Promise<PresentedCertId | null>; thumbprint: () => Promise<string | null> } {
   let p: Promise<PresentedCert | null> | null = null;
   const get = () =>
     (p ??= (async () => {
@@ -46,9 +48,11 @@ export function presentedOnce(cert: () => X509Certificate | null, verify: (c: X5
       }
       if (!c) return null;
       const r = await verify(c).catch(() => null);
-      return r?.valid && r.serial ? { serial: r.serial, thumbprint: thumbprintOf(c.raw) } : null;
+      // A certificate stating a malformed lineage satisfies no binding (and no thumbprint either: fail closed).
+      const lineage = r?.valid && r.serial ? certLineage(c) : null;
+      return lineage && r?.serial ? { id: { serial: r.serial, ...lineage }, thumbprint: thumbprintOf(c.raw) } : null;
     })());
-  return { serial: async () => (await get())?.serial ?? null, thumbprint: async () => (await get())?.thumbprint ?? null };
+  return { serial: async () => (await get())?.id ?? null, thumbprint: async () => (await get())?.thumbprint ?? null };
 }
 
 /**
@@ -85,7 +89,7 @@ export class ClientIdentityResolver {
   }
 
   /** A certificate a gateway hands over in a verify body (PEM or XFCC), verified once. */
-  fromBody(b: { certificate?: string; xfcc?: string }): { serial: () => Promise<string | null>; thumbprint: () => Promise<string | null> } | null {
+  fromBody(b: { certificate?: string; xfcc?: string }): { serial: () => Promise<PresentedCertId | null>; thumbprint: () => Promise<string | null> } | null {
     if (b.certificate) return presentedOnce(() => parseOneCert(b.certificate!), (c) => this.certs.verifyX509(c));
     if (b.xfcc) {
       return presentedOnce(() => xfccCertificate(b.xfcc!), (c) => this.certs.verifyX509(c));

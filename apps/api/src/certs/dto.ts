@@ -125,6 +125,8 @@ export class CertResponse {
   @ApiProperty({ example: 'ec-P-256' }) keyType!: string;
   @ApiProperty({ enum: ['active', 'revoked', 'expired'] }) state!: string;
   @ApiProperty() createdAt!: string;
+  @ApiProperty({ example: '46:7e:73:32:33:e5:c7:60:5c:91:d0:b7:82:94:81:25:97:0f:92:01', description: 'serial of the first certificate of its renewal lineage (its own for a first issue); keys bound to any certificate of the lineage accept its renewals' }) lineage!: string;
+  @ApiProperty({ example: 0, description: 'renewals since the lineage began' }) generation!: number;
   @ApiPropertyOptional() revokedAt?: string;
   @ApiPropertyOptional() previousSerial?: string;
   @ApiPropertyOptional() successorSerial?: string;

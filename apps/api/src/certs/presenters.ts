@@ -1,8 +1,9 @@
-import { CertRecord, certState, IssueResult } from '@latchkey/certs';
+import { CertRecord, certState, IssueResult, recordLineage } from '@latchkey/certs';
 import type { CertResponse, IssueCertResponse } from './dto';
 
 /** Public shape of a certificate record (never a private key). */
 export function presentCert(r: CertRecord): CertResponse {
+  const { lineage, generation } = recordLineage(r);
   return {
     serial: r.serial,
     appId: r.appId,
@@ -18,6 +19,8 @@ export function presentCert(r: CertRecord): CertResponse {
     keyType: r.keyType,
     state: certState(r),
     createdAt: r.createdAt,
+    lineage,
+    generation,
     ...(r.revokedAt ? { revokedAt: r.revokedAt } : {}),
     ...(r.previousSerial ? { previousSerial: r.previousSerial } : {}),
     ...(r.successorSerial ? { successorSerial: r.successorSerial } : {}),

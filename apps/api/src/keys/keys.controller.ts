@@ -2,9 +2,9 @@ import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Q
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import type { Principal } from '@latchkey/authz';
-import { CertIndex, certState, normalizeSerial } from '@latchkey/certs';
+import { CertIndex, certState, normalizeSerial, recordLineage } from '@latchkey/certs';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
-import { KeyLimitsService, KeysService } from '@latchkey/keys';
+import { BindableCert, KeyLimitsService, KeysService } from '@latchkey/keys';
 import { Caller, CallerGuard, KeyHolderGuard, RequestId } from '../auth/caller.guard';
 import { ApiErrors } from '../http/api-errors';
 import { AdjustCreditsDto, CreditsBalanceResponse, CreditsResponse, KeyDetailResponse, KeyListResponse, KeyResponse, ListKeysQuery, MintKeyDto, RenewKeyDto, RotateKeyDto, RevokeAllResponse, UnwrapDto, UnwrapResponse } from './dto';
@@ -83,15 +83,18 @@ export class KeysController {
     private readonly limits: KeyLimitsService,
   ) {}
 
-  /** A key may only be bound to an active certificate of its own app. */
-  private async bindableSerial(appId: string, input: string | undefined): Promise<string | undefined> {
+  /**
+   * A key may only be bound to an active certificate of its own app; it is bound to that certificate's
+   * lineage from its generation on, so renewals of it keep the key valid and its predecessors do not.
+   */
+  private async bindableCert(appId: string, input: string | undefined): Promise<BindableCert | undefined> {
     if (input === undefined) return undefined;
     const serial = normalizeSerial(input);
     const record = serial ? await this.certs.get(serial) : null;
     if (!serial || !record || record.appId !== appId || certState(record) !== 'active') {
       throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'certSerial must name an active certificate of the same app');
     }
-    return serial;
+    return { serial, ...recordLineage(record), notAfter: record.notAfter, autoRenew: record.autoRenew };
   }
 
   @Post('keys')
@@ -111,8 +114,9 @@ export class KeysController {
     @RequestId() requestId: string,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<KeyResponse> {
-    const certSerial = await this.bindableSerial(body.appId, body.certSerial);
-    const out = await this.keys.mint(caller, { ...body, certSerial }, { idempotencyKey, requestId });
+    const { certSerial: _, ...rest } = body;
+    const cert = await this.bindableCert(body.appId, body.certSerial);
+    const out = await this.keys.mint(caller, { ...rest, ...(cert ? { cert } : {}) }, { idempotencyKey, requestId });
     void reply.status(out.replayed ? 200 : 201);
     if (out.replayed) void reply.header('Idempotent-Replayed', 'true');
     void reply.header('Cache-Control', 'no-store');
