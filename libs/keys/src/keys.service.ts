@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { AuthzPath, AuthzService, Capability, keyIdentity, Principal } from '@latchkey/authz';
-import { collectProblems, ErrorCode, LatchkeyError, parseDuration } from '@latchkey/common';
+import { collectProblems, echoDuration, ErrorCode, formatDurationLike, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { SuccessorDelivery } from '@latchkey/delivery';
 import { CreditsInput, decodeCredits, decodeLimits, encodeCredits, encodeLimits, LimitInput, parseCredits, parseLimits } from '@latchkey/limits';
@@ -148,7 +148,7 @@ export class KeysService {
     if (!KEY_NAME_RE.test(input.name)) problems.push('name must be 1-128 of A-Z a-z 0-9 . _ -');
     const ttl = input.ttl === undefined ? profile.ttlSeconds : parseDuration(input.ttl);
     if (ttl === null || !Number.isFinite(ttl) || ttl <= 0) problems.push('ttl is not a valid duration');
-    else if (ttl > profile.maxTtlSeconds) problems.push(`ttl exceeds the profile's maximum (${profile.maxTtlSeconds}s)`);
+    else if (ttl > profile.maxTtlSeconds) problems.push(`ttl ${echoDuration(input.ttl as string | number)} exceeds the profile's maximum ${formatDurationLike(profile.maxTtlSeconds, input.ttl)}`);
     let wrapTtl: number | null = null;
     if (input.wrapTtl !== undefined && input.wrapTtl !== null) {
       wrapTtl = parseDuration(input.wrapTtl);
@@ -229,7 +229,9 @@ export class KeysService {
       ...(credits ? { credits } : {}),
     };
     await this.index.put(record);
-    const warnings = res.warnings?.length ? res.warnings : undefined;
+    const ours = previous ? [] : rotationWarnings(profile, ttl as number, input.ttl);
+    const all = [...ours, ...(res.warnings ?? [])];
+    const warnings = all.length ? all : undefined;
     if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl, warnings };
     return { record, key: encodeKey(res.auth!.client_token, this.config.keyPrefix), warnings };
   }
@@ -761,6 +763,14 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
     ...(meta.latchkey_limits ? { limits: decodeLimits(meta.latchkey_limits) } : {}),
     ...(credits ? { credits } : {}),
   };
+}
+
+/** A key minted to expire (unless renewed) before its profile's scheduled rotation is due, said at mint. */
+function rotationWarnings(profile: Profile, ttl: number, sent: string | number | undefined): string[] {
+  if (!profile.rotation || profile.periodSeconds) return [];
+  const due = profile.rotation.everySeconds + profile.rotation.graceSeconds;
+  if (ttl >= due) return [];
+  return [`this key expires after ${formatDurationLike(ttl, sent)} unless renewed, before its profile's rotation (every ${formatDurationLike(profile.rotation.everySeconds, sent)}, grace ${formatDurationLike(profile.rotation.graceSeconds, sent)}): renew it, or mint with a ttl of at least ${formatDurationLike(due, sent)}`];
 }
 
 /**
