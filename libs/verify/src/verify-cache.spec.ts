@@ -1,7 +1,7 @@
 import { CachedKey, cacheKey, NO_EXPIRY, VerifyCache } from './verify-cache';
 
 function entry(keyId: string, over: Partial<CachedKey> = {}): CachedKey {
-  return { kind: 'key', keyId, appId: 'app', name: 'n', policies: [], meta: {}, certSerial: null, cidrs: null, expiresAtMs: NO_EXPIRY, profile: 'p', limits: null, credits: null, lineage: keyId, createdAtMs: 0, ...over };
+  return { kind: 'key', keyId, appId: 'app', name: 'n', policies: [], meta: {}, certSerial: null, cidrs: null, expiresAtMs: NO_EXPIRY, profile: 'p', limits: null, credits: null, lineage: keyId, createdAtMs: 0, revokeAtMs: 0, ...over };
 }
 
 describe('VerifyCache', () => {
@@ -49,5 +49,16 @@ describe('VerifyCache', () => {
     cache.setUnknown('u2');
     expect(cache.get('u1')).toEqual({ kind: 'unknown' });
     expect(cache.get('u1')).toBe(cache.get('u2'));
+  });
+
+  it('marks a rotated-out key, cached before or after the news, with its revokeAt', () => {
+    const cache = new VerifyCache(opts);
+    const revokeAt = Date.now() + 60_000;
+    cache.setKey('h1', entry('k1'), Date.now());
+    cache.markRotating('k1', revokeAt);
+    cache.markRotating('k2', revokeAt);
+    cache.setKey('h2', entry('k2'), Date.now());
+    cache.setKey('h3', entry('k3'), Date.now());
+    expect([cache.get('h1'), cache.get('h2'), cache.get('h3')].map((e) => (e as CachedKey).revokeAtMs)).toEqual([revokeAt, revokeAt, 0]);
   });
 });

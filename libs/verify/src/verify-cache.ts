@@ -47,6 +47,11 @@ export interface CachedKey {
   lineage: string;
   /** When the lineage's key was created (refill periods count from the first use of the balance). */
   createdAtMs: number;
+  /**
+   * 0, or when this key, rotated out, will be revoked (its grace period ends). Set from the revocation bus or
+   * the index's grace set, never per verify; always present so every entry has the same shape.
+   */
+  revokeAtMs: number;
 }
 
 export const NO_EXPIRY = Number.MAX_SAFE_INTEGER;
@@ -100,6 +105,8 @@ export class VerifyCache {
   private readonly byKeyId = new Map<string, string | string[]>();
   /** key id → when it was revoked; kept longer than any lookup can take. */
   private readonly tombstones: LRUCache<string, number>;
+  /** key id → revokeAt (ms) of keys in their rotation grace period, for entries cached after the news. */
+  private readonly grace: LRUCache<string, number>;
 
   constructor(private readonly opts: VerifyCacheOptions) {
     this.lru = new LRUCache<string, CacheEntry>({
@@ -111,6 +118,7 @@ export class VerifyCache {
       },
     });
     this.tombstones = new LRUCache<string, number>({ max: 100_000, ttl: 10 * 60_000 });
+    this.grace = new LRUCache<string, number>({ max: 100_000, ttlAutopurge: false });
   }
 
   get size(): number {
@@ -128,6 +136,8 @@ export class VerifyCache {
     // Staleness counts from Vault's confirmation (the lookup start), not from when a busy event loop got to it.
     const ttl = Math.min(this.opts.maxStalenessMs - (Date.now() - lookupStartedAt), entry.expiresAtMs - Date.now());
     if (ttl <= 0) return true;
+    const revokeAtMs = this.grace.get(entry.keyId);
+    if (revokeAtMs !== undefined) entry.revokeAtMs = revokeAtMs;
     this.lru.set(hash, entry, { ttl });
     const held = this.byKeyId.get(entry.keyId);
     if (held === undefined || held === hash) this.byKeyId.set(entry.keyId, hash);
@@ -147,6 +157,18 @@ export class VerifyCache {
       const rest = held.filter((h) => h !== hash);
       if (rest.length === 0) this.byKeyId.delete(keyId);
       else this.byKeyId.set(keyId, rest.length === 1 ? rest[0] : rest);
+    }
+  }
+
+  /** A key was rotated out and stays valid until `revokeAtMs`: mark its entry now and any entry cached later. */
+  markRotating(keyId: string, revokeAtMs: number): void {
+    // Remembered a while past revokeAt: the revocation (which drops the key) follows the grace period's end.
+    this.grace.set(keyId, revokeAtMs, { ttl: Math.max(1, revokeAtMs - Date.now()) + 3600_000 });
+    const held = this.byKeyId.get(keyId);
+    if (held === undefined) return;
+    for (const h of typeof held === 'string' ? [held] : held) {
+      const e = this.lru.peek(h);
+      if (e?.kind === 'key') e.revokeAtMs = revokeAtMs;
     }
   }
 
