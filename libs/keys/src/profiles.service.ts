@@ -76,10 +76,13 @@ function checkRotationFits(r: RotationSettings, maxTtl: number, sent: NonNullabl
   if (need <= maxTtl && r.everySeconds < maxTtl) return;
   const every = echoDuration(sent.every);
   const grace = r.graceSeconds ? ` + rotation.grace ${echoDuration(sent.grace ?? 0)} = ${formatDurationLike(need, sent.every)}` : '';
-  const fix =
-    r.everySeconds < maxTtl
-      ? `lower rotation.every to at most ${formatDurationLike(maxTtl - r.graceSeconds, sent.every)} or raise maxTtl to at least ${formatDurationLike(need, sentMaxTtl)}`
-      : `lower rotation.every below ${echoDuration(sentMaxTtl)} or raise maxTtl above ${formatDurationLike(need, sentMaxTtl)}`;
+  const raise = r.graceSeconds ? `raise maxTtl to at least ${formatDurationLike(need, sentMaxTtl)}` : `raise maxTtl above ${formatDurationLike(need, sentMaxTtl)}`;
+  const room = maxTtl - r.graceSeconds;
+  const fix = !r.graceSeconds
+    ? `lower rotation.every below ${echoDuration(sentMaxTtl)} or ${raise}`
+    : room > 0
+      ? `lower rotation.every to at most ${formatDurationLike(room, sent.every)} or ${raise}`
+      : raise;
   throw new LatchkeyError(
     ErrorCode.ROTATION_EXCEEDS_KEY_LIFETIME,
     `rotation.every ${every}${grace} does not fit in maxTtl ${echoDuration(sentMaxTtl)}, the longest any key of this profile can live (renewals included): ` +
