@@ -1,6 +1,6 @@
 import { waitFor } from '@latchkey/devstack';
 import { RunningApi, spawnApp, SpawnedProcess, startApi, waitForOutput } from './support/app';
-import { call } from './support/http';
+import { auditEvents, call } from './support/http';
 import { createProfile, mintKey, operatorToken, vaultToken } from './support/keys';
 import { rootVault, testConfig, uniqueId } from './support/stack';
 
@@ -146,6 +146,8 @@ describe('key lifecycle: write-time rules and lifecycle views', () => {
       // Idempotent: a second revoke does not rewrite history.
       await call(api.url, 'DELETE', `/v1/keys/${k.keyId}?reason=again`, { token: op });
       expect((await getKey(k.keyId)).body.revokeReason).toBe(reason);
+      // The admin audit has it too.
+      await waitFor('revoke audited', async () => (await auditEvents(api.url, op, `keyId=${k.keyId}&type=admin.key.revoke`)).some((e: { detail?: string }) => e.detail === `reason: ${reason}`), 20_000);
     });
 
     it('records latchkey\'s own revocation at the end of a grace period', async () => {

@@ -462,7 +462,7 @@ export class KeysService {
     const reason = this.checkRevokeReason(ctx.reason);
     const record = await this.resolve(keyId, principal);
     await this.authorize(principal, record, 'delete');
-    await this.withAudit(principal, 'key.revoke', record, ctx, () => this.revokeUnchecked(record, reason, actorOf(principal)));
+    await this.withAudit(principal, 'key.revoke', record, ctx, () => this.revokeUnchecked(record, reason, actorOf(principal)), reason && `reason: ${reason}`);
   }
 
   /**
@@ -514,7 +514,7 @@ export class KeysService {
       if (batch.length >= 8) await flush();
     }
     await flush();
-    await this.record(principal, 'key.revoke-all', 'success', { appId, detail: `${revoked} keys` }, ctx);
+    await this.record(principal, 'key.revoke-all', 'success', { appId, detail: `${revoked} keys; reason: ${reason}` }, ctx);
     return revoked;
   }
 
@@ -776,11 +776,12 @@ export class KeysService {
     await this.authz.require(principal, AuthzPath.appKeys(record.appId), capability);
   }
 
-  private async withAudit<T>(principal: Principal, action: string, record: KeyRecord, ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
+  private async withAudit<T>(principal: Principal, action: string, record: KeyRecord, ctx: RequestContext, fn: () => Promise<T>, note?: string): Promise<T> {
     try {
       const out = await fn();
       const successor = (out as { record?: KeyRecord; previousKeyId?: string }).previousKeyId ? (out as { record: KeyRecord }).record.keyId : undefined;
-      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile, detail: successor ? `successor ${successor}` : undefined }, ctx);
+      const detail = [successor ? `successor ${successor}` : '', note ?? ''].filter(Boolean).join('; ') || undefined;
+      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile, detail }, ctx);
       return out;
     } catch (err) {
       await this.record(principal, action, 'failure', { appId: record.appId, keyId: record.keyId, detail: (err as Error).message }, ctx);
