@@ -14,8 +14,10 @@ describe('key lifecycle: write-time rules and lifecycle views', () => {
   let opAccessor: string;
 
   beforeAll(async () => {
-    [api, api2, { token: op, accessor: opAccessor }] = await Promise.all([startApi(), startApi(), operatorToken()]);
-    worker = spawnApp('worker', { LOG_LEVEL: 'info' });
+    // Short rotation intervals for the scheduled-rotation case (as in jobs.e2e-spec).
+    const fast = { ROTATION_MIN_INTERVAL: '2s', ROTATION_SCAN_EVERY: '1s' };
+    [api, api2, { token: op, accessor: opAccessor }] = await Promise.all([startApi(fast), startApi(fast), operatorToken()]);
+    worker = spawnApp('worker', { LOG_LEVEL: 'info', ...fast });
     await waitForOutput(worker, /latchkey worker started/);
   });
   afterAll(async () => {
@@ -132,6 +134,20 @@ describe('key lifecycle: write-time rules and lifecycle views', () => {
       } finally {
         await api3.close();
       }
+    });
+
+    it('a scheduled rotation (worker) shows the same way: nextRotationAt before, rotating with revokeAt on verify after', async () => {
+      const profile = await createProfile(api.url, op, { rotation: { every: '10s', grace: '8s' } });
+      const old = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'svc' });
+      const before = await getKey(old.keyId);
+      expect(before.body.nextRotationAt).toBe(new Date(Date.parse(before.body.createdAt) + 10_000).toISOString());
+      expect((await verify(api.url, old.key)).body.rotating).toBeUndefined(); // cached now, before the rotation
+      await waitFor('scheduled rotation', async () => (await getKey(old.keyId)).body.state === 'rotating', 40_000);
+      const record = (await getKey(old.keyId)).body;
+      expect(record).not.toHaveProperty('nextRotationAt');
+      // The worker's announcement reaches the api's cached entry (the grace is 8 s: read it while it lasts).
+      await waitFor('verify marks the rotated key', async () => (await verify(api.url, old.key)).body.rotating === true, 7_000);
+      expect((await verify(api.url, old.key)).body.revokeAt).toBe(record.revokeAt);
     });
 
     it('shows when, by whom and why a key was revoked (the caller\'s accessor and name, never its token)', async () => {
