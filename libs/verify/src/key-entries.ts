@@ -43,7 +43,6 @@ export class KeyEntries {
       credits: meta.latchkey_credits ? internCredits(this.creditSpecs, meta.latchkey_credits) : null,
       lineage: meta.latchkey_lineage ?? l.accessor,
       createdAtMs: (l.creation_time ?? 0) * 1000,
-      revokeAtMs: 0,
     };
   }
 }

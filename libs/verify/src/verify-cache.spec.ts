@@ -1,7 +1,7 @@
 import { CachedKey, cacheKey, NO_EXPIRY, VerifyCache } from './verify-cache';
 
 function entry(keyId: string, over: Partial<CachedKey> = {}): CachedKey {
-  return { kind: 'key', keyId, appId: 'app', name: 'n', policies: [], meta: {}, certSerial: null, cidrs: null, expiresAtMs: NO_EXPIRY, profile: 'p', limits: null, credits: null, lineage: keyId, createdAtMs: 0, revokeAtMs: 0, ...over };
+  return { kind: 'key', keyId, appId: 'app', name: 'n', policies: [], meta: {}, certSerial: null, cidrs: null, expiresAtMs: NO_EXPIRY, profile: 'p', limits: null, credits: null, lineage: keyId, createdAtMs: 0, ...over };
 }
 
 describe('VerifyCache', () => {
@@ -51,14 +51,16 @@ describe('VerifyCache', () => {
     expect(cache.get('u1')).toBe(cache.get('u2'));
   });
 
-  it('marks a rotated-out key, cached before or after the news, with its revokeAt', () => {
+  it('remembers keys in their grace period until they are revoked or the cache is cleared', () => {
     const cache = new VerifyCache(opts);
     const revokeAt = Date.now() + 60_000;
-    cache.setKey('h1', entry('k1'), Date.now());
+    expect(cache.revokeAtOf('k1')).toBe(0);
     cache.markRotating('k1', revokeAt);
     cache.markRotating('k2', revokeAt);
-    cache.setKey('h2', entry('k2'), Date.now());
-    cache.setKey('h3', entry('k3'), Date.now());
-    expect([cache.get('h1'), cache.get('h2'), cache.get('h3')].map((e) => (e as CachedKey).revokeAtMs)).toEqual([revokeAt, revokeAt, 0]);
+    expect([cache.revokeAtOf('k1'), cache.revokeAtOf('k2'), cache.revokeAtOf('k3')]).toEqual([revokeAt, revokeAt, 0]);
+    cache.revoke('k1');
+    expect(cache.revokeAtOf('k1')).toBe(0);
+    cache.clear();
+    expect(cache.revokeAtOf('k2')).toBe(0);
   });
 });

@@ -47,14 +47,11 @@ export interface CachedKey {
   lineage: string;
   /** When the lineage's key was created (refill periods count from the first use of the balance). */
   createdAtMs: number;
-  /**
-   * 0, or when this key, rotated out, will be revoked (its grace period ends). Set from the revocation bus or
-   * the index's grace set, never per verify; always present so every entry has the same shape.
-   */
-  revokeAtMs: number;
 }
 
 export const NO_EXPIRY = Number.MAX_SAFE_INTEGER;
+/** At most this many keys marked as in their rotation grace period. */
+const GRACE_MAX = 100_000;
 
 /**
  * Many keys share the same app id, policy list, metadata and CIDR set: keep one
@@ -105,8 +102,11 @@ export class VerifyCache {
   private readonly byKeyId = new Map<string, string | string[]>();
   /** key id → when it was revoked; kept longer than any lookup can take. */
   private readonly tombstones: LRUCache<string, number>;
-  /** key id → revokeAt (ms) of keys in their rotation grace period, for entries cached after the news. */
-  private readonly grace: LRUCache<string, number>;
+  /**
+   * key id → revokeAt (ms) of keys in their rotation grace period (few at any time). Kept beside the entries,
+   * not in them: a field per entry would cost every one of 100k cached keys for the few that rotate.
+   */
+  private readonly grace = new Map<string, number>();
 
   constructor(private readonly opts: VerifyCacheOptions) {
     this.lru = new LRUCache<string, CacheEntry>({
@@ -118,7 +118,6 @@ export class VerifyCache {
       },
     });
     this.tombstones = new LRUCache<string, number>({ max: 100_000, ttl: 10 * 60_000 });
-    this.grace = new LRUCache<string, number>({ max: 100_000, ttlAutopurge: false });
   }
 
   get size(): number {
@@ -136,8 +135,6 @@ export class VerifyCache {
     // Staleness counts from Vault's confirmation (the lookup start), not from when a busy event loop got to it.
     const ttl = Math.min(this.opts.maxStalenessMs - (Date.now() - lookupStartedAt), entry.expiresAtMs - Date.now());
     if (ttl <= 0) return true;
-    const revokeAtMs = this.grace.get(entry.keyId);
-    if (revokeAtMs !== undefined) entry.revokeAtMs = revokeAtMs;
     this.lru.set(hash, entry, { ttl });
     const held = this.byKeyId.get(entry.keyId);
     if (held === undefined || held === hash) this.byKeyId.set(entry.keyId, hash);
@@ -160,21 +157,26 @@ export class VerifyCache {
     }
   }
 
-  /** A key was rotated out and stays valid until `revokeAtMs`: mark its entry now and any entry cached later. */
+  /** A key was rotated out and stays valid until `revokeAtMs` (forgotten when its revocation arrives). */
   markRotating(keyId: string, revokeAtMs: number): void {
-    // Remembered a while past revokeAt: the revocation (which drops the key) follows the grace period's end.
-    this.grace.set(keyId, revokeAtMs, { ttl: Math.max(1, revokeAtMs - Date.now()) + 3600_000 });
-    const held = this.byKeyId.get(keyId);
-    if (held === undefined) return;
-    for (const h of typeof held === 'string' ? [held] : held) {
-      const e = this.lru.peek(h);
-      if (e?.kind === 'key') e.revokeAtMs = revokeAtMs;
+    if (this.grace.size >= GRACE_MAX && !this.grace.has(keyId)) {
+      // Bounded: drop marks long past their revokeAt (revocations missed), else the oldest mark.
+      const now = Date.now();
+      for (const [id, at] of this.grace) if (at < now - 3600_000) this.grace.delete(id);
+      if (this.grace.size >= GRACE_MAX) this.grace.delete(this.grace.keys().next().value as string);
     }
+    this.grace.set(keyId, revokeAtMs);
+  }
+
+  /** revokeAt (ms) of a key in its grace period, else 0. Per verify: a size check while no key is in grace. */
+  revokeAtOf(keyId: string): number {
+    return this.grace.size === 0 ? 0 : (this.grace.get(keyId) ?? 0);
   }
 
   /** Drop a key everywhere in this process and remember the revocation. */
   revoke(keyId: string, at = Date.now()): void {
     this.tombstones.set(keyId, at);
+    this.grace.delete(keyId);
     const held = this.byKeyId.get(keyId);
     if (held === undefined) return;
     this.byKeyId.delete(keyId);
@@ -185,6 +187,8 @@ export class VerifyCache {
   clear(): void {
     this.lru.clear();
     this.byKeyId.clear();
+    // Reloaded from the index's grace set by whoever clears after missed messages (VerifyService on resync).
+    this.grace.clear();
   }
 }
 

@@ -159,6 +159,7 @@ class KeyVerdict implements VerifyResult {
     limits: { decision: LimitDecision; specs: LimitSpec[] } | null = null,
     policies = key.policies,
     expiresAtMs = key.expiresAtMs,
+    revokeAtMs = 0,
   ) {
     this.valid = code === 'VALID';
     this.keyId = key.keyId;
@@ -169,10 +170,10 @@ class KeyVerdict implements VerifyResult {
     this.#expiresAtMs = expiresAtMs;
     this.profile = key.profile;
     this.#limits = limits;
-    this.#revokeAtMs = key.revokeAtMs;
+    this.#revokeAtMs = revokeAtMs;
   }
 
-  /** From the cached entry (set by the rotation's bus message): nothing is looked up per verify. */
+  /** From the verify cache's grace marks (set by the rotation's bus message): no Redis or Vault per verify. */
   get rotating(): true | undefined {
     return this.#revokeAtMs > 0 ? true : undefined;
   }
@@ -374,7 +375,7 @@ export class VerifyService implements OnModuleInit, OnModuleDestroy {
     }
     codeCounters[code].inc();
     this.usage.record(key.keyId, req.ip, code === 'VALID');
-    return new KeyVerdict(code, key, limits, policies, expiresAtMs);
+    return new KeyVerdict(code, key, limits, policies, expiresAtMs, this.cache.revokeAtOf(key.keyId));
   }
 
   /**
