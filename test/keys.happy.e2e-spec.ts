@@ -42,10 +42,10 @@ describe('key lifecycle: happy paths', () => {
 
   it('creates, replaces, reads, lists and deletes a profile backed by a Vault token role', async () => {
     const name = uniqueId('prof');
-    const body = { allowedPolicies: ['orders-read'], ttl: '1h', maxTtl: '24h', numUses: 0, cidrs: ['10.1.2.3/8'], rotation: { every: '720h', grace: '1h' } };
+    const body = { allowedPolicies: ['orders-read'], ttl: '1h', maxTtl: '24h', numUses: 0, cidrs: ['10.1.2.3/8'], rotation: { every: '20h', grace: '1h' } };
     const created = await call(api.url, 'PUT', `/v1/profiles/${name}`, { token: op, body });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name, role: `latchkey-${name}`, allowedPolicies: ['orders-read'], ttl: '1h', maxTtl: '24h', cidrs: ['10.0.0.0/8'], rotation: { every: '720h', grace: '1h' } });
+    expect(created.body).toMatchObject({ name, role: `latchkey-${name}`, allowedPolicies: ['orders-read'], ttl: '1h', maxTtl: '24h', cidrs: ['10.0.0.0/8'], rotation: { every: '20h', grace: '1h' } });
 
     const role = await rootVault().readRole(`latchkey-${name}`);
     expect(role).toMatchObject({ orphan: true, renewable: true, token_type: 'service', allowed_policies: ['orders-read'], token_explicit_max_ttl: 86400, token_bound_cidrs: ['10.0.0.0/8'] });

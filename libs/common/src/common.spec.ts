@@ -1,4 +1,4 @@
-import { parseDuration } from './duration';
+import { durationUnitOf, formatDurationIn, formatDurationLike, parseDuration } from './duration';
 import { ErrorCode, LatchkeyError } from './errors';
 import { redactText } from './redact';
 
@@ -14,6 +14,32 @@ describe('parseDuration', () => {
   ])('%p → %p seconds', (input, secs) => expect(parseDuration(input)).toBe(secs));
 
   it.each(['', 'h', '1x', '-5s', '1.5h', 'abc', ' 5 s', -1, 1.5])('rejects %p', (input) => expect(parseDuration(input)).toBeNull());
+});
+
+describe('durations in the caller\'s units', () => {
+  it.each([
+    ['90d', 'd'],
+    ['1h30m', 'h'],
+    ['15m', 'm'],
+    ['500ms', 's'],
+    ['3600', 's'],
+    [3600, 's'],
+    ['soon', null],
+  ])('%p is written in %p', (input, unit) => expect(durationUnitOf(input)).toBe(unit));
+
+  it.each([
+    [2678400, 'd', '31d'],
+    [90000, 'd', '1d1h'],
+    [30, 'h', '30s'],
+    [5400, 'm', '90m'],
+    [0, 'h', '0h'],
+  ] as const)('%p seconds in %p → %p', (secs, unit, text) => expect(formatDurationIn(secs, unit)).toBe(text));
+
+  it('answers a limit in the unit of the value the caller sent', () => {
+    expect(formatDurationLike(2678400, '90d')).toBe('31d');
+    expect(formatDurationLike(2678400, 7776000)).toBe('2678400s');
+    expect(formatDurationLike(86400, undefined)).toBe('24h');
+  });
 });
 
 describe('redactText', () => {

@@ -36,6 +36,8 @@ export const ErrorCode = {
   /** A webhook URL points where deliveries may not go (private, loopback or link-local addresses). */
   WEBHOOK_URL_NOT_ALLOWED: 'WEBHOOK_URL_NOT_ALLOWED',
   KEY_ALREADY_ROTATED: 'KEY_ALREADY_ROTATED',
+  /** A profile whose keys could never live until their rotation and grace period end (rotation.every + grace > maxTtl). */
+  ROTATION_EXCEEDS_KEY_LIFETIME: 'ROTATION_EXCEEDS_KEY_LIFETIME',
   RATE_LIMITED: 'RATE_LIMITED',
   VAULT_BAD_REQUEST: 'VAULT_BAD_REQUEST',
   VAULT_PERMISSION_DENIED: 'VAULT_PERMISSION_DENIED',
@@ -74,6 +76,7 @@ export const HTTP_STATUS_BY_CODE: Record<ErrorCode, number> = {
   SELF_SERVICE_DISABLED: 403,
   WEBHOOK_URL_NOT_ALLOWED: 400,
   KEY_ALREADY_ROTATED: 409,
+  ROTATION_EXCEEDS_KEY_LIFETIME: 400,
   RATE_LIMITED: 429,
   VAULT_BAD_REQUEST: 400,
   VAULT_PERMISSION_DENIED: 403,

@@ -43,3 +43,12 @@ export function redactText(text: string): string {
   for (const [re, repl] of PATTERNS) out = out.replace(re, repl);
   return out;
 }
+
+/**
+ * Does free text hold something shaped like a secret itself (a private key, a Vault token, a latchkey key)?
+ * For input that latchkey stores and shows to others, such as a revocation reason. Words like "bearer" alone
+ * are not secrets.
+ */
+export function containsSecret(text: string): boolean {
+  return PATTERNS.slice(0, 3).some(([re]) => new RegExp(re.source, re.flags.replace('g', '')).test(text));
+}

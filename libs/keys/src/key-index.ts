@@ -4,6 +4,15 @@ import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { lexPage, REDIS, RedisClient } from '@latchkey/redis';
 
 export type KeyState = 'active' | 'rotating' | 'revoked' | 'expired';
+export const KEY_STATES: readonly KeyState[] = ['active', 'rotating', 'revoked', 'expired'];
+
+/** Who did something to a key, as the admin audit records it: a caller's token accessor (never the token) and display name, or latchkey itself. */
+export interface KeyActor {
+  /** The caller's token accessor, or `latchkey-worker` / `latchkey` for latchkey's own actions. */
+  actor: string;
+  /** The caller's display name in Vault, when it has one. */
+  name?: string;
+}
 
 /** What latchkey knows about a key, without the key. Rebuildable from Vault token metadata. */
 export interface KeyRecord {
@@ -29,6 +38,10 @@ export interface KeyRecord {
   /** When a rotated-out key is due to be revoked. */
   revokeAt?: string;
   revokedAt?: string;
+  /** Who revoked it (absent when it was revoked outside latchkey, e.g. with the bao CLI). */
+  revokedBy?: KeyActor;
+  /** Why: the caller's reason, or latchkey's for its own revocations (rotation grace over, …). */
+  revokeReason?: string;
   /** Rotations so far in this key's lineage (0 for a freshly minted key). */
   generation?: number;
   /** The key's own rate limits (the profile's apply too, overridden by name). */
@@ -58,6 +71,8 @@ export interface KeyPage {
 
 /** How long revoked/expired records stay readable (history for audit queries). */
 const HISTORY_SECONDS = 30 * 86400;
+/** A rotated-out key stays in the grace set this long after its revokeAt (the revocation job is due by then). */
+const GRACE_SLACK_MS = 3600_000;
 const MEMBER_RE = /^\d{13}:[A-Za-z0-9]{1,64}$/;
 
 /**
@@ -96,11 +111,29 @@ export class KeyIndex {
   private expirySet() {
     return `${this.p}:keys:expiry`;
   }
+  /** Revoked or expired keys by when they ended (`<end ms>:<accessor>`), per scope like the active sets. */
+  private historySet(state: 'revoked' | 'expired', scope: { appId?: string; profile?: string }) {
+    const base = `${this.p}:keys:history:${state}`;
+    if (scope.appId) return scope.profile ? `${base}:app:${scope.appId}:profile:${scope.profile}` : `${base}:app:${scope.appId}`;
+    return scope.profile ? `${base}:profile:${scope.profile}` : `${base}:all`;
+  }
+  private historySets(state: 'revoked' | 'expired', r: KeyRecord) {
+    return [this.historySet(state, {}), this.historySet(state, { appId: r.appId }), this.historySet(state, { profile: r.profile }), this.historySet(state, { appId: r.appId, profile: r.profile })];
+  }
+  /** Keys in their rotation grace period: score = revokeAt ms (read by verify at start and after a resync). */
+  private graceSet() {
+    return `${this.p}:keys:grace`;
+  }
   private rotationRunKey(keyId: string, generation: number) {
     return `${this.p}:rotation-run:${keyId}.${generation}`;
   }
   private member(r: KeyRecord) {
     return `${String(Date.parse(r.createdAt)).padStart(13, '0')}:${r.keyId}`;
+  }
+  /** When a revoked or expired key ended: stable for a record, so a second put adds no second member. */
+  private endMember(r: KeyRecord) {
+    const end = (r.state === 'revoked' ? r.revokedAt : r.expiresAt) ?? r.revokedAt ?? r.expiresAt ?? r.createdAt;
+    return `${String(Math.max(0, Date.parse(end) || 0)).padStart(13, '0')}:${r.keyId}`;
   }
 
   async put(r: KeyRecord): Promise<void> {
@@ -114,7 +147,16 @@ export class KeyIndex {
       tx.zrem(this.appSet(r.appId), m).zrem(this.appProfileSet(r.appId, r.profile), m).zrem(this.profileSet(r.profile), m).zrem(this.allSet(), m);
       tx.zrem(this.expirySet(), r.keyId);
       tx.expire(this.recordKey(r.keyId), HISTORY_SECONDS);
+      // History for `state=revoked|expired` lists; members older than the records they point to are trimmed here
+      // (and a member whose record is gone is dropped when a list meets it).
+      const end = this.endMember(r);
+      const cutoff = `(${String(Date.now() - HISTORY_SECONDS * 1000).padStart(13, '0')}:`;
+      const other = r.state === 'revoked' ? 'expired' : 'revoked';
+      for (const set of this.historySets(r.state as 'revoked' | 'expired', r)) tx.zadd(set, 0, end).zremrangebylex(set, '-', cutoff);
+      for (const set of this.historySets(other, r)) tx.zrem(set, end);
     }
+    if (r.state === 'rotating' && r.revokeAt) tx.zadd(this.graceSet(), Date.parse(r.revokeAt), r.keyId);
+    else tx.zrem(this.graceSet(), r.keyId);
     await tx.exec();
   }
 
@@ -132,7 +174,40 @@ export class KeyIndex {
     return next;
   }
 
-  async list(filter: { appId?: string; profile?: string }, limit: number, cursor?: string): Promise<KeyPage> {
+  /**
+   * One page of keys. Without `state`: active and rotating keys by creation (what lists always showed). With
+   * `active` or `rotating`: the same set, filtered (a page may then hold fewer than `limit` keys; follow
+   * nextCursor). With `revoked` or `expired`: the history kept since the key ended, by when it ended.
+   */
+  async list(filter: { appId?: string; profile?: string; state?: KeyState }, limit: number, cursor?: string): Promise<KeyPage> {
+    const state = filter.state;
+    if (state === 'revoked' || state === 'expired') {
+      return lexPage<KeyRecord>(this.redis, this.historySet(state, filter), { limit, cursor, memberRe: MEMBER_RE, recordKey: (id) => this.recordKey(id) });
+    }
+    if (!state) return this.liveList(filter, limit, cursor);
+    // Scan the live set a bounded number of pages for matching keys; each read asks only for what is still
+    // missing, so the cursor never passes a key that was not returned.
+    const items: KeyRecord[] = [];
+    let next: string | null | undefined = cursor;
+    for (let round = 0; round < 20 && items.length < limit; round++) {
+      const page = await this.liveList(filter, limit - items.length, next ?? undefined);
+      items.push(...page.items.filter((r) => r.state === state));
+      next = page.nextCursor;
+      if (!next) break;
+    }
+    return { items, nextCursor: next ?? null };
+  }
+
+  /** Keys in their rotation grace period with their revokeAt (ms), for verify's cache after a start or resync. */
+  async inGrace(nowMs = Date.now()): Promise<Array<{ keyId: string; revokeAtMs: number }>> {
+    const flat = await this.redis.zrangebyscore(this.graceSet(), nowMs, '+inf', 'WITHSCORES');
+    const out: Array<{ keyId: string; revokeAtMs: number }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ keyId: flat[i], revokeAtMs: Number(flat[i + 1]) });
+    await this.redis.zremrangebyscore(this.graceSet(), '-inf', nowMs - GRACE_SLACK_MS);
+    return out;
+  }
+
+  private liveList(filter: { appId?: string; profile?: string }, limit: number, cursor?: string): Promise<KeyPage> {
     const set = filter.appId
       ? filter.profile
         ? this.appProfileSet(filter.appId, filter.profile)

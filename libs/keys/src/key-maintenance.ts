@@ -6,7 +6,7 @@ import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RevocationBus } from '@latchkey/revocation';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { KeyIndex, KeyRecord } from './key-index';
-import { KeysService, recordFromLookup } from './keys.service';
+import { KeysService, recordFromLookup, REVOKED_OUTSIDE, WORKER } from './keys.service';
 import { MINT_NONCE_META, MintJournal, MintJournalEntry } from './mint-journal';
 import { ProfilesService } from './profiles.service';
 
@@ -81,7 +81,7 @@ export class KeyMaintenance {
       report.checked++;
       if (inVault.has(r.keyId)) {
         if (r.state === 'rotating' && r.revokeAt && Date.parse(r.revokeAt) + OVERDUE_REVOKE_MS < Date.now()) {
-          await this.keys.revokeUnchecked(r, 'revoked by reconciliation (grace period long over)');
+          await this.keys.revokeUnchecked(r, 'rotated: grace period long over (revoked by reconciliation)', WORKER);
           report.overdueRevoked++;
         }
         continue;
@@ -93,7 +93,7 @@ export class KeyMaintenance {
         await this.index.update(r.keyId, (x) => ({ ...x, state: 'expired' }));
         report.expired++;
       } else {
-        await this.index.update(r.keyId, (x) => ({ ...x, state: 'revoked', revokedAt: x.revokedAt ?? new Date().toISOString() }));
+        await this.index.update(r.keyId, (x) => ({ ...x, state: 'revoked', revokedAt: x.revokedAt ?? new Date().toISOString(), revokeReason: x.revokeReason ?? REVOKED_OUTSIDE }));
         await this.bus.revoked('key', r.keyId);
         await this.audit.record({ action: 'key.revoked-outside-latchkey', outcome: 'success', actor: 'latchkey-worker', appId: r.appId, keyId: r.keyId, profile: r.profile, detail: 'found revoked in Vault by reconciliation' });
         this.logger.log(`key ${r.keyId} of app ${r.appId} was revoked outside latchkey: index updated, caches invalidated`);

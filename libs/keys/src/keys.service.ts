@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AdminAuditRecorder } from '@latchkey/audit';
 import { AuthzPath, AuthzService, Capability, CertBinding, encodeCertLineage, keyIdentity, Principal } from '@latchkey/authz';
-import { collectProblems, ErrorCode, formatDuration, LatchkeyError, parseDuration } from '@latchkey/common';
+import { collectProblems, containsSecret, echoDuration, ErrorCode, formatDuration, formatDurationLike, LatchkeyError, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { SuccessorDelivery } from '@latchkey/delivery';
 import { CreditsInput, decodeCredits, decodeLimits, encodeCredits, encodeLimits, LimitInput, parseCredits, parseLimits } from '@latchkey/limits';
@@ -13,7 +13,7 @@ import { isAppManagerKey } from './app-manager';
 import { decodeKey, encodeKey } from './format';
 import { IdempotencyStore } from './idempotency';
 import { MINT_NONCE_META, MintJournal } from './mint-journal';
-import { KeyIndex, KeyPage, KeyRecord } from './key-index';
+import { KeyActor, KeyIndex, KeyPage, KeyRecord, KeyState } from './key-index';
 import { Profile, ProfilesService, SelfServiceSettings } from './profiles.service';
 
 export const APP_ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -22,6 +22,22 @@ export const META_KEY_RE = /^[a-z][a-z0-9_]{0,31}$/;
 /** Accessors are opaque; bound their shape so they can never smuggle a path. */
 export const KEY_ID_RE = /^[A-Za-z0-9]{8,64}$/;
 const DEFAULT_GRACE_SECONDS = 3600;
+export const REVOKE_REASON_MAX = 200;
+/** latchkey's own revocations (api side: a failed rotation's successor) and the worker's. */
+const LATCHKEY: KeyActor = Object.freeze({ actor: 'latchkey' });
+export const WORKER: KeyActor = Object.freeze({ actor: 'latchkey-worker' });
+/** Why a key gone from Vault without latchkey revoking it is "revoked" (who did it is not known). */
+export const REVOKED_OUTSIDE = 'revoked outside latchkey (gone from Vault)';
+
+/** A run of a latchkey key in free text (a truncated key is still most of a secret). */
+function keyPiece(prefix: string): RegExp {
+  return new RegExp(`(?:^|[^A-Za-z0-9])${prefix.replace(/[^a-z0-9]/g, '')}_[A-Za-z0-9]{8,}`);
+}
+
+/** The caller as the audit records it: token accessor and display name, never the token. */
+function actorOf(p: Principal): KeyActor {
+  return p.displayName ? { actor: p.accessor, name: p.displayName } : { actor: p.accessor };
+}
 
 export interface MintInput {
   appId: string;
@@ -158,7 +174,7 @@ export class KeysService {
     if (!KEY_NAME_RE.test(input.name)) problems.push('name must be 1-128 of A-Z a-z 0-9 . _ -');
     let ttl = input.ttl === undefined ? profile.ttlSeconds : parseDuration(input.ttl);
     if (ttl === null || !Number.isFinite(ttl) || ttl <= 0) problems.push('ttl is not a valid duration');
-    else if (ttl > profile.maxTtlSeconds) problems.push(`ttl exceeds the profile's maximum (${profile.maxTtlSeconds}s)`);
+    else if (ttl > profile.maxTtlSeconds) problems.push(`ttl ${echoDuration(input.ttl as string | number)} exceeds the profile's maximum ${formatDurationLike(profile.maxTtlSeconds, input.ttl)}`);
     let wrapTtl: number | null = null;
     if (input.wrapTtl !== undefined && input.wrapTtl !== null) {
       wrapTtl = parseDuration(input.wrapTtl);
@@ -259,6 +275,7 @@ export class KeysService {
     // The key is accounted for. Should this fail, the entry stays and reconciliation revokes a key whose
     // secret this answer (an error now) never carried.
     await this.journal.close(nonce);
+    if (!previous) warnings.push(...rotationWarnings(profile, ttl as number, input.ttl));
     if (res.warnings?.length) warnings.push(...res.warnings);
     const shown = warnings.length ? warnings : undefined;
     if (wrapTtl) return { record, wrapToken: res.wrap_info!.token, wrapTtlSeconds: wrapTtl, warnings: shown };
@@ -319,7 +336,7 @@ export class KeysService {
 
   // --- read -------------------------------------------------------------------------
 
-  async list(principal: Principal, filter: { appId?: string; profile?: string }, limit: number, cursor?: string): Promise<KeyPage> {
+  async list(principal: Principal, filter: { appId?: string; profile?: string; state?: KeyState }, limit: number, cursor?: string): Promise<KeyPage> {
     if (filter.appId) {
       this.checkAppId(filter.appId);
       await this.authz.require(principal, AuthzPath.appKeys(filter.appId), 'list');
@@ -329,18 +346,37 @@ export class KeysService {
     return this.index.list(filter, limit, cursor);
   }
 
-  async get(principal: Principal, keyId: string): Promise<{ record: KeyRecord; live: LiveKeyState | null }> {
+  async get(principal: Principal, keyId: string): Promise<{ record: KeyRecord; live: LiveKeyState | null; nextRotationAt?: string }> {
     const record = await this.resolve(keyId, principal);
     await this.authz.require(principal, AuthzPath.appKeys(record.appId), 'read');
     const live = await this.live(keyId);
+    if (live && record.state === 'active') {
+      const nextRotationAt = await this.nextRotationAt(record, live);
+      if (nextRotationAt) return { record, live, nextRotationAt };
+    }
     if (!live && (record.state === 'active' || record.state === 'rotating')) {
       // Gone from Vault (expired, or revoked outside latchkey): the index follows.
       const expired = record.expiresAt !== null && Date.parse(record.expiresAt) <= Date.now();
-      const updated = await this.index.update(keyId, (r) => ({ ...r, state: expired ? 'expired' : 'revoked', revokedAt: expired ? undefined : new Date().toISOString() }));
+      const updated = await this.index.update(keyId, (r) =>
+        expired ? { ...r, state: 'expired' } : { ...r, state: 'revoked', revokedAt: new Date().toISOString(), revokeReason: REVOKED_OUTSIDE },
+      );
       if (!expired) await this.bus.revoked('key', keyId);
       return { record: updated ?? record, live: null };
     }
     return { record, live };
+  }
+
+  /**
+   * When the worker's scan will find this key due: `rotation.every` after its mint (the scan runs every
+   * ROTATION_SCAN_EVERY, so the rotation itself follows within one interval; a time in the past means
+   * due now). None when the profile does not rotate, or when the key expires first (no rotation will come).
+   */
+  private async nextRotationAt(record: KeyRecord, live: LiveKeyState): Promise<string | undefined> {
+    const rotation = (await this.profiles.get(record.profile))?.rotation;
+    if (!rotation) return undefined;
+    const due = Date.parse(record.createdAt) + rotation.everySeconds * 1000;
+    if (live.expiresAt && Date.parse(live.expiresAt) <= due) return undefined;
+    return new Date(due).toISOString();
   }
 
   private async live(keyId: string): Promise<LiveKeyState | null> {
@@ -495,10 +531,11 @@ export class KeysService {
       const successorKeyId = minted.record.keyId;
       await this.index.update(old.keyId, (r) => ({ ...r, state: 'rotating', successorKeyId, revokeAt }));
       await this.index.completeRotation(old.keyId, successorKeyId, Math.max(live.ttlSeconds, 3600));
+      await this.announceGrace(old.keyId, revokeAt);
       return { ...minted, previousKeyId: old.keyId, revokeAt };
     } catch (err) {
       // The caller gets an error, not the successor: nobody can rely on it, so it must not stay alive.
-      if (minted) await this.revokeUnchecked(minted.record, 'revoked: the rotation that minted it failed').catch(() => undefined);
+      if (minted) await this.revokeUnchecked(minted.record, 'the rotation that minted it failed').catch(() => undefined);
       await this.jobs
         .queue(JOB_QUEUE[JOB.revokeAfterGrace])
         .then((q) => q.remove(job))
@@ -510,28 +547,53 @@ export class KeysService {
 
   // --- revoke -----------------------------------------------------------------------
 
-  async revoke(principal: Principal, keyId: string, ctx: RequestContext = {}): Promise<void> {
+  /** `reason`: the caller's, optional, checked by checkRevokeReason; kept on the record with who revoked. */
+  async revoke(principal: Principal, keyId: string, ctx: RequestContext & { reason?: string } = {}): Promise<void> {
+    const reason = this.checkRevokeReason(ctx.reason);
     const record = await this.resolve(keyId, principal);
     await this.authorize(principal, record, 'delete');
-    await this.withAudit(principal, 'key.revoke', record, ctx, () => this.revokeUnchecked(record));
+    await this.withAudit(principal, 'key.revoke', record, ctx, () => this.revokeUnchecked(record, reason, actorOf(principal)), reason && `reason: ${reason}`);
   }
 
-  /** Revoke in Vault, mark the index, and invalidate every verify cache before returning. Idempotent. */
-  async revokeUnchecked(record: KeyRecord, reason = 'revoked'): Promise<boolean> {
+  /**
+   * A revocation reason is shown to everyone who may read the key and kept 30 days: bounded, printable, one
+   * line — and never a credential (someone explaining "revoked because lk_… leaked" would store the key).
+   */
+  checkRevokeReason(reason: string | undefined): string | undefined {
+    if (reason === undefined) return undefined;
+    const text = reason.trim();
+    if (!text || text.length > REVOKE_REASON_MAX) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, `reason must be 1-${REVOKE_REASON_MAX} characters`);
+    if (/[\p{Cc}\p{Cf}]/u.test(text)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'reason must be printable text on one line');
+    if (containsSecret(text) || keyPiece(this.config.keyPrefix).test(text)) {
+      throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'reason looks like it contains a key or token: describe the leak without the secret (the key id is enough)');
+    }
+    return text;
+  }
+
+  /**
+   * Revoke in Vault, mark the index (when, who, why: the first revocation's), and invalidate every verify cache
+   * before returning. Idempotent.
+   */
+  async revokeUnchecked(record: KeyRecord, reason?: string, by: KeyActor = LATCHKEY): Promise<boolean> {
     const known = await this.vault.revokeAccessor(record.keyId);
-    await this.index.update(record.keyId, (r) => ({ ...r, state: 'revoked', revokedAt: r.revokedAt ?? new Date().toISOString() }));
+    await this.index.update(record.keyId, (r) =>
+      r.state === 'revoked' && r.revokedAt
+        ? r
+        : { ...r, state: 'revoked', revokedAt: r.revokedAt ?? new Date().toISOString(), revokedBy: by, ...(reason ? { revokeReason: reason } : {}) },
+    );
     await this.bus.revoked('key', record.keyId);
-    this.logger.log(`key ${record.keyId} of app ${record.appId} ${reason}`);
+    this.logger.log(`key ${record.keyId} of app ${record.appId} revoked by ${by.actor}${reason ? ` (${reason})` : ''}`);
     return known;
   }
 
-  async revokeAll(principal: Principal, appId: string, ctx: RequestContext = {}): Promise<number> {
+  async revokeAll(principal: Principal, appId: string, ctx: RequestContext & { reason?: string } = {}): Promise<number> {
     this.checkAppId(appId);
+    const reason = this.checkRevokeReason(ctx.reason) ?? 'revoke-all';
     await this.authz.require(principal, AuthzPath.appKeys(appId), 'delete');
     let revoked = 0;
     const batch: KeyRecord[] = [];
     const flush = async () => {
-      const results = await Promise.all(batch.splice(0).map((r) => this.revokeUnchecked(r, 'revoked (revoke-all)')));
+      const results = await Promise.all(batch.splice(0).map((r) => this.revokeUnchecked(r, reason, actorOf(principal))));
       revoked += results.length;
     };
     // Collect first: revoking removes records from the set being paged through.
@@ -548,14 +610,14 @@ export class KeysService {
       if (batch.length >= 8) await flush();
     }
     await flush();
-    await this.record(principal, 'key.revoke-all', 'success', { appId, detail: `${revoked} keys${spared ? `; ${spared} management key(s) of the app team spared` : ''}` }, ctx);
+    await this.record(principal, 'key.revoke-all', 'success', { appId, detail: `${revoked} keys${spared ? `; ${spared} management key(s) of the app team spared` : ''}; reason: ${reason}` }, ctx);
     return revoked;
   }
 
   /** Worker: the grace period of a rotated-out key is over. */
   async revokeAfterGrace(keyId: string): Promise<{ revoked: boolean }> {
     const record = (await this.index.get(keyId)) ?? ({ keyId, appId: '?' } as KeyRecord);
-    const known = await this.revokeUnchecked(record, 'revoked after rotation grace');
+    const known = await this.revokeUnchecked(record, `rotated: grace period over${record.successorKeyId ? ` (successor ${record.successorKeyId})` : ''}`, WORKER);
     await this.audit.record({ action: 'key.revoke-after-grace', outcome: 'success', actor: 'latchkey-worker', appId: record.appId, keyId });
     return { revoked: known };
   }
@@ -627,6 +689,7 @@ export class KeysService {
     await this.jobs.add(JOB.revokeAfterGrace, { keyId, appId: old.appId, successorKeyId, reason: 'rotation' }, { jobId: jobId(JOB.revokeAfterGrace, keyId), delay });
     await this.index.update(keyId, (r) => ({ ...r, state: r.state === 'active' ? 'rotating' : r.state, successorKeyId, revokeAt }));
     await this.index.completeRotation(keyId, successorKeyId, Math.max(live?.ttlSeconds ?? 0, 3600));
+    await this.announceGrace(keyId, revokeAt);
     await this.index.setRotationRun(keyId, generation, { state: 'done' });
     await this.audit.record({
       action: 'key.rotate-scheduled',
@@ -638,6 +701,14 @@ export class KeysService {
       detail: `successor ${successorKeyId}${abandoned.length ? `; revoked undelivered ${abandoned.join(',')}` : ''}`,
     });
     return { outcome: 'rotated', successorKeyId, revokeAt, abandoned };
+  }
+
+  /**
+   * Tell every verify cache that a key is in its grace period (verify answers `rotating`, `revokeAt`). Only a
+   * display: the rotation is complete without it, and instances that miss it read the index's grace set.
+   */
+  private async announceGrace(keyId: string, revokeAt: string): Promise<void> {
+    await this.bus.rotating(keyId, Date.parse(revokeAt)).catch((err: Error) => this.logger.warn(`rotation of ${keyId}: grace not announced to verify caches (${err.message})`));
   }
 
   /** End of the grace period for a rotated-out key: the profile's grace, never past the key's own expiry. */
@@ -666,7 +737,7 @@ export class KeysService {
   private async revokeUndelivered(keyIds: string[]): Promise<string[]> {
     for (const id of keyIds) {
       const record = (await this.index.get(id)) ?? ({ keyId: id, appId: '?' } as KeyRecord);
-      await this.revokeUnchecked(record, 'revoked: successor never delivered (rotation attempt interrupted)');
+      await this.revokeUnchecked(record, 'successor never delivered (rotation attempt interrupted)', WORKER);
     }
     return keyIds;
   }
@@ -790,10 +861,10 @@ export class KeysService {
     await this.authz.require(principal, AuthzPath.appKeys(record.appId), capability);
   }
 
-  private async withAudit<T>(principal: Principal, action: string, record: KeyRecord, ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
+  private async withAudit<T>(principal: Principal, action: string, record: KeyRecord, ctx: RequestContext, fn: () => Promise<T>, note?: string): Promise<T> {
     try {
       const out = await fn();
-      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile }, ctx);
+      await this.record(principal, action, 'success', { appId: record.appId, keyId: record.keyId, profile: record.profile, detail: note }, ctx);
       return out;
     } catch (err) {
       await this.record(principal, action, 'failure', { appId: record.appId, keyId: record.keyId, detail: (err as Error).message }, ctx);
@@ -847,6 +918,14 @@ export function recordFromLookup(l: TokenLookup, rolePrefix: string): KeyRecord 
     ...(meta.latchkey_limits ? { limits: decodeLimits(meta.latchkey_limits) } : {}),
     ...(credits ? { credits } : {}),
   };
+}
+
+/** A key minted to expire (unless renewed) before its profile's scheduled rotation is due, said at mint. */
+function rotationWarnings(profile: Profile, ttl: number, sent: string | number | undefined): string[] {
+  if (!profile.rotation || profile.periodSeconds) return [];
+  const due = profile.rotation.everySeconds + profile.rotation.graceSeconds;
+  if (ttl >= due) return [];
+  return [`this key expires after ${formatDurationLike(ttl, sent)} unless renewed, before its profile's rotation (every ${formatDurationLike(profile.rotation.everySeconds, sent)}, grace ${formatDurationLike(profile.rotation.graceSeconds, sent)}): renew it, or mint with a ttl of at least ${formatDurationLike(due, sent)}`];
 }
 
 /**

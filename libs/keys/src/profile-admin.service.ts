@@ -21,7 +21,7 @@ export class ProfileAdminService {
       // No grant without possession: whoever writes a profile decides the policies of every key minted from it.
       const built = this.profiles.build(name, input);
       await this.authz.requireGrantable(principal, built.allowedPolicies);
-      const warnings = await this.profiles.missingPolicyWarnings(built.allowedPolicies);
+      const warnings = [...this.profiles.lifetimeWarnings(built, input), ...(await this.profiles.missingPolicyWarnings(built.allowedPolicies))];
       const out = await this.profiles.put(name, input);
       await this.audit.record({ action: out.created ? 'profile.create' : 'profile.update', outcome: 'success', actor: principal.accessor, actorName: principal.displayName, profile: name, requestId });
       return { ...out, warnings };

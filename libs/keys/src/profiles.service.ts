@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { collectProblems, ErrorCode, LatchkeyError, formatDuration, parseDuration } from '@latchkey/common';
+import { collectProblems, echoDuration, ErrorCode, LatchkeyError, formatDuration, formatDurationLike, parseDuration } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { DERIVED_SUFFIX_RE, isProfileName, PROFILE_NAME_RE, profileOfRole } from '@latchkey/authz';
 import { CreditsInput, CreditsSpec, LimitInput, LimitSpec, parseCredits, parseLimits } from '@latchkey/limits';
@@ -63,6 +63,32 @@ export interface ProfileInput {
   credits?: CreditsInput | null;
   keyCredits?: boolean;
   tokenTtl?: string | number;
+}
+
+/**
+ * A key can never live longer than its profile's maxTtl (Vault's explicit max TTL: renewals stop there), and a
+ * scheduled rotation happens `every` after the mint, then the old key stays valid for `grace`. If that does
+ * not fit in maxTtl, every key of the profile expires before its rotation (or cuts its grace short, down to
+ * nothing): no renewal can fix that, so the write is refused. Stored profiles are not re-checked.
+ */
+function checkRotationFits(r: RotationSettings, maxTtl: number, sent: NonNullable<ProfileInput['rotation']>, sentMaxTtl: string | number): void {
+  const need = r.everySeconds + r.graceSeconds;
+  if (need <= maxTtl && r.everySeconds < maxTtl) return;
+  const every = echoDuration(sent.every);
+  const grace = r.graceSeconds ? ` + rotation.grace ${echoDuration(sent.grace ?? 0)} = ${formatDurationLike(need, sent.every)}` : '';
+  const raise = r.graceSeconds ? `raise maxTtl to at least ${formatDurationLike(need, sentMaxTtl)}` : `raise maxTtl above ${formatDurationLike(need, sentMaxTtl)}`;
+  const room = maxTtl - r.graceSeconds;
+  const fix = !r.graceSeconds
+    ? `lower rotation.every below ${echoDuration(sentMaxTtl)} or ${raise}`
+    : room > 0
+      ? `lower rotation.every to at most ${formatDurationLike(room, sent.every)} or ${raise}`
+      : raise;
+  throw new LatchkeyError(
+    ErrorCode.ROTATION_EXCEEDS_KEY_LIFETIME,
+    `rotation.every ${every}${grace} does not fit in maxTtl ${echoDuration(sentMaxTtl)}, the longest any key of this profile can live (renewals included): ` +
+      `its keys would expire before being rotated, or lose their grace period; ${fix}`,
+    { details: { everySeconds: r.everySeconds, graceSeconds: r.graceSeconds, maxTtlSeconds: maxTtl } },
+  );
 }
 
 /** Access tokens live 5 minutes unless a profile says otherwise. */
@@ -131,10 +157,12 @@ export class ProfilesService {
     const maxTtl = dur('maxTtl', input.maxTtl) ?? 0;
     const ttl = dur('ttl', input.ttl) ?? maxTtl;
     const period = dur('period', input.period);
+    // Limits are answered in the units the caller wrote ("ttl 90d exceeds maxTtl 30d"), never in bare seconds.
+    const said = (v: string | number | null | undefined, secs: number) => (v === undefined || v === null ? formatDuration(secs) : echoDuration(v));
     if (maxTtl <= 0) problems.push('maxTtl must be greater than zero');
-    if (ttl > maxTtl) problems.push('ttl must not exceed maxTtl');
+    if (ttl > maxTtl) problems.push(`ttl ${said(input.ttl, ttl)} exceeds maxTtl ${said(input.maxTtl, maxTtl)}`);
     if (ttl <= 0) problems.push('ttl must be greater than zero');
-    if (period !== null && period > maxTtl) problems.push('period must not exceed maxTtl');
+    if (period !== null && period > maxTtl) problems.push(`period ${said(input.period, period)} exceeds maxTtl ${said(input.maxTtl, maxTtl)}`);
     const policies = [...new Set(input.allowedPolicies)];
     for (const p of policies) {
       if (!POLICY_NAME_RE.test(p)) problems.push(`policy name "${String(p).slice(0, 64)}" is not valid (lowercase a-z 0-9 _ . -)`);
@@ -149,8 +177,8 @@ export class ProfilesService {
       const grace = dur('rotation.grace', input.rotation.grace ?? 0) ?? 0;
       if (every !== null) {
         const min = this.config.jobs?.rotationMinIntervalSeconds ?? 60;
-        if (every < min) problems.push(`rotation.every must be at least ${min}s`);
-        if (grace >= every) problems.push('rotation.grace must be shorter than rotation.every');
+        if (every < min) problems.push(`rotation.every ${said(input.rotation.every, every)} is below the minimum ${formatDurationLike(min, input.rotation.every)}`);
+        if (grace >= every) problems.push(`rotation.grace ${said(input.rotation.grace, grace)} must be shorter than rotation.every ${said(input.rotation.every, every)}`);
         rotation = { everySeconds: every, graceSeconds: grace };
       }
     }
@@ -167,6 +195,7 @@ export class ProfilesService {
     if (tokenTtl <= 0) problems.push('tokenTtl must be greater than zero');
     else if (tokenTtl > maxTokenTtl) problems.push(`tokenTtl (${formatDuration(tokenTtl)}) exceeds TOKEN_MAX_TTL (${formatDuration(maxTokenTtl)})`);
     if (problems.length) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, problems.join('; '));
+    if (rotation && input.rotation) checkRotationFits(rotation, maxTtl, input.rotation, input.maxTtl);
     return {
       name,
       role: this.roleName(name),
@@ -227,13 +256,37 @@ export class ProfilesService {
   }
 
   /**
-   * Vault's words for policies it does not have, as it says them when a token is created with one ("Policy
-   * \"x\" does not exist"): a profile may name them (a key's policies are also its permissions on verify), but
-   * the caller should know such a key gets no Vault rights from them.
+   * What is legal but probably not meant: keys that expire, unless renewed, before their rotation is due. A
+   * key lives `ttl` (a periodic key `period`) from its mint and can be renewed up to `maxTtl`; the worker
+   * rotates it `rotation.every` after its mint and revokes it `grace` later. Not an error: holders (or their
+   * operators) may renew keys on purpose, and a rotation is then still due before maxTtl (checked in build).
+   */
+  lifetimeWarnings(p: Profile, input: ProfileInput): string[] {
+    if (!p.rotation || !input.rotation) return [];
+    const { everySeconds, graceSeconds } = p.rotation;
+    const [field, life, sent] = p.periodSeconds ? ['period', p.periodSeconds, input.period] : ['ttl', p.ttlSeconds, input.ttl];
+    if (life >= everySeconds + graceSeconds) return [];
+    const like = input.rotation.every;
+    const lived = sent === undefined || sent === null ? formatDurationLike(life, like) : echoDuration(sent);
+    return [
+      `keys live ${field} ${lived} unless renewed (up to maxTtl ${echoDuration(input.maxTtl)}), but are rotated only after rotation.every ${echoDuration(like)}` +
+        `${graceSeconds ? ` + rotation.grace ${formatDurationLike(graceSeconds, input.rotation.grace ?? like)}` : ''}: a key nobody renews expires before its rotation` +
+        ` and its holder gets no successor; set ${field} to at least ${formatDurationLike(everySeconds + graceSeconds, like)}, or renew keys (POST /v1/keys/{keyId}/renew, or selfService.renew)`,
+    ];
+  }
+
+  /**
+   * Policies Vault does not have, in Vault's own words when a token is created with one ("Policy \"x\" does
+   * not exist"). Warned, not refused: a key's policies are also its permissions on verify, and labels such as
+   * `orders-read` are meant to exist only there. A key gets no Vault rights from a missing policy; one written
+   * later applies to keys already minted (Vault resolves policies by name on each request). Asked only after
+   * requireGrantable, so the answer only tells a caller about names it may grant anyway. `default` always exists.
    */
   async missingPolicyWarnings(policies: string[]): Promise<string[]> {
     const known = new Set(await this.vault.listPolicies());
-    return policies.filter((p) => !known.has(p)).map((p) => `Policy "${p}" does not exist`);
+    return policies
+      .filter((p) => !known.has(p) && p !== 'default')
+      .map((p) => `Policy "${p}" does not exist: fine if it is only a permission for verify; for Vault rights, write it first (bao policy write ${p} ${p}.hcl)`);
   }
 
   /** Read from Vault (cached for a few seconds: mint reads the profile every time). */

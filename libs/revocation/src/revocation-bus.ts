@@ -4,10 +4,15 @@ import { REDIS, RedisClient } from '@latchkey/redis';
 
 /** What travels on the revocation channel: ids only. */
 export interface RevocationMessage {
-  /** key: an accessor; cert: a serial; token: an access token's jti (RFC 7009 revocation). */
-  kind: 'key' | 'cert' | 'token';
+  /**
+   * key: an accessor; cert: a serial; token: an access token's jti (RFC 7009 revocation); rotating: the
+   * accessor of a key just rotated out, still valid until `revokeAt` (its grace period; not a revocation).
+   */
+  kind: 'key' | 'cert' | 'token' | 'rotating';
   id: string;
   at: number;
+  /** rotating only: when the key will be revoked (ms since the epoch). */
+  revokeAt?: number;
 }
 
 export function revocationChannel(prefix: string): string {
@@ -50,6 +55,13 @@ export class RevocationBus {
   /** Deliver to local listeners (also used by the subscriber for remote messages). */
   deliverLocal(msg: RevocationMessage): void {
     for (const l of this.listeners) l(msg);
+  }
+
+  /** A key entered its rotation grace period: verify caches mark it (the answer says `rotating`, `revokeAt`). */
+  async rotating(keyId: string, revokeAtMs: number): Promise<void> {
+    const msg: RevocationMessage = { kind: 'rotating', id: keyId, at: Date.now(), revokeAt: revokeAtMs };
+    this.deliverLocal(msg);
+    await this.redis.publish(revocationChannel(this.config.redis.prefix), JSON.stringify(msg));
   }
 
   async revoked(kind: RevocationMessage['kind'], id: string): Promise<void> {

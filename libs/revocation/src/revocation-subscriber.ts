@@ -35,6 +35,7 @@ export class RevocationSubscriber implements OnModuleInit, OnApplicationShutdown
       try {
         const msg = JSON.parse(raw) as RevocationMessage;
         if ((msg.kind === 'key' || msg.kind === 'cert' || msg.kind === 'token') && typeof msg.id === 'string') this.bus.deliverLocal(msg);
+        else if (msg.kind === 'rotating' && typeof msg.id === 'string' && Number.isSafeInteger(msg.revokeAt)) this.bus.deliverLocal(msg);
       } catch {
         // ignore malformed messages
       }

@@ -50,4 +50,17 @@ describe('VerifyCache', () => {
     expect(cache.get('u1')).toEqual({ kind: 'unknown' });
     expect(cache.get('u1')).toBe(cache.get('u2'));
   });
+
+  it('remembers keys in their grace period until they are revoked or the cache is cleared', () => {
+    const cache = new VerifyCache(opts);
+    const revokeAt = Date.now() + 60_000;
+    expect(cache.revokeAtOf('k1')).toBe(0);
+    cache.markRotating('k1', revokeAt);
+    cache.markRotating('k2', revokeAt);
+    expect([cache.revokeAtOf('k1'), cache.revokeAtOf('k2'), cache.revokeAtOf('k3')]).toEqual([revokeAt, revokeAt, 0]);
+    cache.revoke('k1');
+    expect(cache.revokeAtOf('k1')).toBe(0);
+    cache.clear();
+    expect(cache.revokeAtOf('k2')).toBe(0);
+  });
 });

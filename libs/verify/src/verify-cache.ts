@@ -51,6 +51,8 @@ export interface CachedKey {
 }
 
 export const NO_EXPIRY = Number.MAX_SAFE_INTEGER;
+/** At most this many keys marked as in their rotation grace period. */
+const GRACE_MAX = 100_000;
 
 /**
  * Many keys share the same app id, policy list, metadata and CIDR set: keep one
@@ -101,6 +103,11 @@ export class VerifyCache {
   private readonly byKeyId = new Map<string, string | string[]>();
   /** key id → when it was revoked; kept longer than any lookup can take. */
   private readonly tombstones: LRUCache<string, number>;
+  /**
+   * key id → revokeAt (ms) of keys in their rotation grace period (few at any time). Kept beside the entries,
+   * not in them: a field per entry would cost every one of 100k cached keys for the few that rotate.
+   */
+  private readonly grace = new Map<string, number>();
 
   constructor(private readonly opts: VerifyCacheOptions) {
     this.lru = new LRUCache<string, CacheEntry>({
@@ -151,9 +158,26 @@ export class VerifyCache {
     }
   }
 
+  /** A key was rotated out and stays valid until `revokeAtMs` (forgotten when its revocation arrives). */
+  markRotating(keyId: string, revokeAtMs: number): void {
+    if (this.grace.size >= GRACE_MAX && !this.grace.has(keyId)) {
+      // Bounded: drop marks long past their revokeAt (revocations missed), else the oldest mark.
+      const now = Date.now();
+      for (const [id, at] of this.grace) if (at < now - 3600_000) this.grace.delete(id);
+      if (this.grace.size >= GRACE_MAX) this.grace.delete(this.grace.keys().next().value as string);
+    }
+    this.grace.set(keyId, revokeAtMs);
+  }
+
+  /** revokeAt (ms) of a key in its grace period, else 0. Per verify: a size check while no key is in grace. */
+  revokeAtOf(keyId: string): number {
+    return this.grace.size === 0 ? 0 : (this.grace.get(keyId) ?? 0);
+  }
+
   /** Drop a key everywhere in this process and remember the revocation. */
   revoke(keyId: string, at = Date.now()): void {
     this.tombstones.set(keyId, at);
+    this.grace.delete(keyId);
     const held = this.byKeyId.get(keyId);
     if (held === undefined) return;
     this.byKeyId.delete(keyId);
@@ -164,6 +188,8 @@ export class VerifyCache {
   clear(): void {
     this.lru.clear();
     this.byKeyId.clear();
+    // Reloaded from the index's grace set by whoever clears after missed messages (VerifyService on resync).
+    this.grace.clear();
   }
 }
 

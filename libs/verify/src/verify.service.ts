@@ -1,10 +1,10 @@
-import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Counter, register } from 'prom-client';
 import { UsageCounter } from '@latchkey/audit';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { bindingAccepts, PresentedCertId } from '@latchkey/authz';
-import { checkKey, decodeKey, ProfileLimitsCache } from '@latchkey/keys';
+import { checkKey, decodeKey, KeyIndex, ProfileLimitsCache } from '@latchkey/keys';
 import { ApiRateLimiter, LimitDecision, LimitSpec, mergeLimits, planCharges, rateLimitFields, RequestedCharge } from '@latchkey/limits';
 import { TokenLookup, VaultClient } from '@latchkey/vault';
 import { LRUCache } from 'lru-cache';
@@ -38,6 +38,10 @@ export interface VerifyResult {
   ratelimits: Array<{ name: string; limit: number; remaining: number; resetAt: string }>;
   /** The key's credits after this verify, or null for a key without credits. */
   credits: { remaining: number } | null;
+  /** Present (true) only while the key, rotated out, is in its grace period: its holder should switch to the successor. */
+  rotating?: true;
+  /** With `rotating`: when the key will be revoked. */
+  revokeAt?: string;
 }
 
 /** The RateLimit fields and retry hint forward auth sends for a verdict that charged limits. */
@@ -148,6 +152,7 @@ class KeyVerdict implements VerifyResult {
   /** The key's profile (not part of the answer: the token endpoint reads its token lifetime). */
   readonly profile: string;
   readonly #limits: { decision: LimitDecision; specs: LimitSpec[] } | null;
+  readonly #revokeAtMs: number;
 
   constructor(
     readonly code: VerifyCode,
@@ -155,6 +160,7 @@ class KeyVerdict implements VerifyResult {
     limits: { decision: LimitDecision; specs: LimitSpec[] } | null = null,
     policies = key.policies,
     expiresAtMs = key.expiresAtMs,
+    revokeAtMs = 0,
   ) {
     this.valid = code === 'VALID';
     this.keyId = key.keyId;
@@ -165,6 +171,16 @@ class KeyVerdict implements VerifyResult {
     this.#expiresAtMs = expiresAtMs;
     this.profile = key.profile;
     this.#limits = limits;
+    this.#revokeAtMs = revokeAtMs;
+  }
+
+  /** From the verify cache's grace marks (set by the rotation's bus message): no Redis or Vault per verify. */
+  get rotating(): true | undefined {
+    return this.#revokeAtMs > 0 ? true : undefined;
+  }
+
+  get revokeAt(): string | undefined {
+    return this.#revokeAtMs > 0 ? new Date(this.#revokeAtMs).toISOString() : undefined;
   }
 
   get expiresAt(): string | null {
@@ -197,7 +213,12 @@ class KeyVerdict implements VerifyResult {
 
   toJSON(): VerifyResult {
     const { valid, code, keyId, appId, name, policies, meta, expiresAt, ratelimits, credits } = this;
-    return { valid, code, keyId, appId, name, policies, meta, expiresAt, ratelimits, credits };
+    const out: VerifyResult = { valid, code, keyId, appId, name, policies, meta, expiresAt, ratelimits, credits };
+    if (this.#revokeAtMs > 0) {
+      out.rotating = true;
+      out.revokeAt = this.revokeAt;
+    }
+    return out;
   }
 }
 
@@ -208,7 +229,7 @@ class KeyVerdict implements VerifyResult {
  * so an unknown key is never accepted while Vault is unreachable.
  */
 @Injectable()
-export class VerifyService implements OnModuleDestroy {
+export class VerifyService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(VerifyService.name);
   readonly cache: VerifyCache;
   private readonly inflight = new Map<string, Promise<CachedKey | null>>();
@@ -234,6 +255,7 @@ export class VerifyService implements OnModuleDestroy {
     private readonly limiter: ApiRateLimiter,
     private readonly keyring: TokenKeyring,
     @Inject(REDIS) private readonly redis: RedisClient,
+    private readonly index: KeyIndex,
   ) {
     this.tokens = new LRUCache({ max: config.verify.cacheMax, ttlAutopurge: false });
     // One key per jti: spread over a Cluster's slots, like the rest of the verify path.
@@ -242,11 +264,14 @@ export class VerifyService implements OnModuleDestroy {
     this.unsubscribe = [
       bus.onRevoked((m) => {
         if (m.kind === 'key') this.cache.revoke(m.id, m.at);
+        else if (m.kind === 'rotating' && m.revokeAt !== undefined) this.cache.markRotating(m.id, m.revokeAt);
         // No token outlives TOKEN_MAX_TTL: remembering a revoked jti that long is enough.
         else if (m.kind === 'token') this.revokedJtis.set(m.id, true, { ttl: config.tokens.maxTtlSeconds * 1000 + 60_000 });
       }),
       bus.onResync(() => {
         this.cache.clear();
+        // Rotations announced while the channel was down: the index's grace set has them.
+        this.loadGrace();
         // Token revocations may have been missed too: verified tokens are checked against Redis again.
         this.tokens.clear();
       }),
@@ -255,6 +280,24 @@ export class VerifyService implements OnModuleDestroy {
     this.lookupTimeoutMs = Math.min(config.vault.timeoutMs, 2000);
     this.lookupBudget = new TokenBucket(config.verify.lookupBudgetPerSecond);
     this.entries = new KeyEntries(config.vault.rolePrefix);
+  }
+
+  onModuleInit(): void {
+    this.loadGrace();
+  }
+
+  /**
+   * Keys rotated before this instance started (or while its channel was down) are marked from the index's
+   * grace set: one read at start and after a resync, so no verify ever waits on it. If Redis is down, those
+   * keys still verify — only without `rotating` until the next resync.
+   */
+  private loadGrace(): void {
+    void this.index.inGrace().then(
+      (keys) => {
+        for (const k of keys) this.cache.markRotating(k.keyId, k.revokeAtMs);
+      },
+      (err: Error) => this.logger.warn(`keys in rotation grace not loaded (${err.message}); verify answers omit "rotating" for them until the next resync`),
+    );
   }
 
   onModuleDestroy(): void {
@@ -334,7 +377,7 @@ export class VerifyService implements OnModuleDestroy {
     }
     codeCounters[code].inc();
     this.usage.record(key.keyId, req.ip, code === 'VALID', key.appId, code);
-    return new KeyVerdict(code, key, limits, policies, expiresAtMs);
+    return new KeyVerdict(code, key, limits, policies, expiresAtMs, this.cache.revokeAtOf(key.keyId));
   }
 
   /**

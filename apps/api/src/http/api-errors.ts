@@ -32,7 +32,7 @@ export class ErrorResponse {
 }
 
 const DESCRIPTIONS: Record<number, string> = {
-  400: 'Invalid input (VALIDATION_FAILED, MALFORMED_JSON, JSON_TOO_DEEP, VAULT_BAD_REQUEST)',
+  400: 'Invalid input (VALIDATION_FAILED, ROTATION_EXCEEDS_KEY_LIFETIME, MALFORMED_JSON, JSON_TOO_DEEP, VAULT_BAD_REQUEST)',
   401: 'Missing or invalid credential (UNAUTHENTICATED)',
   403: 'Vault policy does not allow this (FORBIDDEN, POLICY_NOT_ALLOWED, VAULT_PERMISSION_DENIED)',
   404: 'Not found',

@@ -19,7 +19,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { IsDuration } from '@latchkey/config';
-import { APP_ID_RE, KEY_NAME_RE, POLICY_NAME_RE, PROFILE_NAME_RE } from '@latchkey/keys';
+import { APP_ID_RE, KEY_NAME_RE, KEY_STATES, KeyState, POLICY_NAME_RE, PROFILE_NAME_RE } from '@latchkey/keys';
 import { LIMIT_NAME_RE } from '@latchkey/limits';
 import { Optional } from '../http/validation';
 
@@ -220,7 +220,10 @@ export class ProfileDto {
 export class ProfileResponse {
   @ApiProperty({ example: 'default' }) name!: string;
   @ApiProperty({ example: 'latchkey-default', description: 'the Vault token role' }) role!: string;
-  @ApiPropertyOptional({ example: ['Policy "orders-read" does not exist'], description: "Vault's warnings (policies Vault does not have: keys get no Vault rights from them); on create or replace only" })
+  @ApiPropertyOptional({
+    example: ['Policy "orders-read" does not exist: fine if it is only a permission for verify; for Vault rights, write it first (bao policy write orders-read orders-read.hcl)'],
+    description: 'on create or replace only: what is allowed but probably not meant — policies Vault does not have (keys get no Vault rights from them), keys that expire before their rotation unless renewed',
+  })
   warnings?: string[];
   @ApiProperty({ example: ['orders-read'] }) allowedPolicies!: string[];
   @ApiProperty({ example: '720h' }) ttl!: string;
@@ -360,12 +363,34 @@ export class ListKeysQuery {
   @Min(1)
   @Max(500)
   limit?: number;
+
+  @ApiPropertyOptional({
+    enum: KEY_STATES,
+    description:
+      'only keys in this state. Without it: active and rotating keys, oldest first (as always). active / rotating: the same list filtered — a page may hold fewer than limit keys, follow nextCursor. revoked / expired: keys that ended in the last 30 days (since this filter exists), by when they ended',
+  })
+  @Optional()
+  @IsIn(KEY_STATES, { message: `state must be one of ${KEY_STATES.join(', ')}` })
+  state?: KeyState;
+}
+
+export class RevokeKeyQuery {
+  @ApiPropertyOptional({ example: 'leaked in a CI log', maxLength: 200, description: 'why (shown with the revoked key, kept 30 days): printable, one line, never the key itself' })
+  @Optional()
+  @IsString()
+  @MaxLength(200)
+  reason?: string;
+}
+
+export class KeyActorResponse {
+  @ApiProperty({ example: 'hmSA3BTmcgDD2yHAJalEv4Sd', description: "the caller's token accessor (never the token), or latchkey-worker / latchkey for latchkey's own revocations" }) actor!: string;
+  @ApiPropertyOptional({ example: 'token-ops-alice', description: "the caller's Vault display name" }) name?: string;
 }
 
 export class KeyResponse {
   @ApiPropertyOptional({ description: 'the key: shown once, at mint or rotate; absent when wrapped or replayed', example: 'lk_1…_…' }) key?: string;
   @ApiProperty({ description: 'the Vault token accessor (safe to log)', example: 'UyPy8oZXtPSO8jCrSQPwiOAU' }) keyId!: string;
-  @ApiPropertyOptional({ example: ['Policy "orders-read" does not exist'], description: "Vault's warnings for the mint, e.g. policies Vault does not have (the key gets no Vault rights from them)" })
+  @ApiPropertyOptional({ example: ['Policy "orders-read" does not exist'], description: "Vault's warnings for the mint, e.g. policies Vault does not have (the key gets no Vault rights from them), and latchkey's (a ttl that ends before the profile's rotation)" })
   warnings?: string[];
   @ApiProperty({ example: 'orders' }) appId!: string;
   @ApiProperty({ example: 'orders-prod' }) name!: string;
@@ -379,6 +404,10 @@ export class KeyResponse {
   @ApiPropertyOptional() previousKeyId?: string;
   @ApiPropertyOptional() successorKeyId?: string;
   @ApiPropertyOptional({ description: 'when a rotated-out key will be revoked' }) revokeAt?: string;
+  @ApiPropertyOptional({ description: 'revoked keys: when' }) revokedAt?: string;
+  @ApiPropertyOptional({ type: KeyActorResponse, description: 'revoked keys: who (absent when revoked outside latchkey)' }) revokedBy?: KeyActorResponse;
+  @ApiPropertyOptional({ example: 'leaked in a CI log', description: "revoked keys: why (the caller's reason, or latchkey's for its own revocations)" }) revokeReason?: string;
+  @ApiPropertyOptional({ description: 'rotate only: when the rotated-out key (previousKeyId) will be revoked — the end of its grace period' }) previousKeyRevokeAt?: string;
   @ApiPropertyOptional({ description: 'serial of the client certificate the key is bound to' }) certSerial?: string;
   @ApiPropertyOptional({ description: 'response-wrapping token (mint with wrapTtl)' }) wrapToken?: string;
   @ApiPropertyOptional({ example: '300s' }) wrapTtl?: string;
@@ -404,8 +433,13 @@ export class CreditsStateResponse extends CreditsResponse {
 }
 
 export class KeyDetailResponse extends KeyResponse {
-  @ApiProperty({ type: LiveKeyState, nullable: true, description: "Vault's live view (lookup-accessor); null when Vault no longer has the key" })
+  @ApiProperty({ type: LiveKeyState, nullable: true, description: "Vault's live view (lookup-accessor; policies without Vault's implicit default); null when Vault no longer has the key" })
   live!: LiveKeyState | null;
+  @ApiPropertyOptional({
+    description:
+      "GET only, active keys of a rotating profile: when the key becomes due for its scheduled rotation (rotation.every after its mint; the worker's scan rotates it within ROTATION_SCAN_EVERY). Absent when the key expires first",
+  })
+  nextRotationAt?: string;
   @ApiPropertyOptional({ type: [LimitStateResponse], description: "GET only: the key's effective rate limits (its own over its profile's) and their current windows" })
   limits?: LimitStateResponse[];
   @ApiPropertyOptional({ type: CreditsStateResponse, nullable: true, description: "GET only: the key's effective credits (its own, else its profile's) and the balance" })

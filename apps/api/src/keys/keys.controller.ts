@@ -7,8 +7,8 @@ import { ErrorCode, LatchkeyError } from '@latchkey/common';
 import { BindableCert, KeyLimitsService, KeysService } from '@latchkey/keys';
 import { Caller, CallerGuard, KeyHolderGuard, RequestId } from '../auth/caller.guard';
 import { ApiErrors } from '../http/api-errors';
-import { AdjustCreditsDto, CreditsBalanceResponse, CreditsResponse, KeyDetailResponse, KeyListResponse, KeyResponse, ListKeysQuery, MintKeyDto, RenewKeyDto, RotateKeyDto, RevokeAllResponse, UnwrapDto, UnwrapResponse } from './dto';
-import { presentCredits, presentKey, presentLimit, presentMint } from './presenters';
+import { AdjustCreditsDto, CreditsBalanceResponse, CreditsResponse, KeyDetailResponse, KeyListResponse, KeyResponse, ListKeysQuery, MintKeyDto, RenewKeyDto, RotateKeyDto, RevokeAllResponse, RevokeKeyQuery, UnwrapDto, UnwrapResponse } from './dto';
+import { presentCredits, presentKey, presentLimit, presentLive, presentMint } from './presenters';
 
 /** Self-service: the key holder acts on their own key, authenticated by it. Declared first so /self/* is never read as a key id. */
 @ApiTags('keys: self-service')
@@ -30,7 +30,7 @@ export class SelfKeysController {
   @ApiErrors(409)
   async renew(@Caller() holder: Principal, @Body() body: RenewKeyDto, @RequestId() requestId: string): Promise<KeyDetailResponse> {
     const { record, live } = await this.keys.selfRenew(holder, body.increment, { requestId });
-    return { ...presentKey(record), live };
+    return { ...presentKey(record), live: presentLive(live) };
   }
 
   @Post('rotate')
@@ -47,7 +47,7 @@ export class SelfKeysController {
     if (body.deliver === false) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'a self-service rotation is always delivered to the owner: deliver cannot be false');
     const out = await this.keys.selfRotate(holder, body.grace, { requestId });
     void reply.header('Cache-Control', 'no-store');
-    return { ...presentMint(out), previousKeyId: out.previousKeyId };
+    return { ...presentMint(out), previousKeyId: out.previousKeyId, previousKeyRevokeAt: out.revokeAt };
   }
 }
 
@@ -124,23 +124,30 @@ export class KeysController {
   }
 
   @Get('keys')
-  @ApiOperation({ summary: 'List keys', description: 'By app (needs list on latchkey/apps/<appId>/keys) and/or profile; without appId needs list on latchkey/apps/*/keys. Cursor pagination.' })
+  @ApiOperation({
+    summary: 'List keys',
+    description: 'By app (needs list on latchkey/apps/<appId>/keys) and/or profile; without appId needs list on latchkey/apps/*/keys. Cursor pagination. Active and rotating keys unless state says otherwise.',
+  })
   @ApiResponse({ status: 200, type: KeyListResponse })
   async list(@Caller() caller: Principal, @Query() q: ListKeysQuery): Promise<KeyListResponse> {
-    const page = await this.keys.list(caller, { appId: q.appId, profile: q.profile }, q.limit ?? 50, q.cursor);
+    const page = await this.keys.list(caller, { appId: q.appId, profile: q.profile, state: q.state }, q.limit ?? 50, q.cursor);
     return { items: page.items.map((r) => presentKey(r)), nextCursor: page.nextCursor };
   }
 
   @Get('keys/:keyId')
-  @ApiOperation({ summary: 'Get a key', description: "The index record merged with Vault's live lookup-accessor. Needs read on the key's app." })
+  @ApiOperation({
+    summary: 'Get a key',
+    description: "The index record merged with Vault's live lookup-accessor, the next scheduled rotation (nextRotationAt) and, for a revoked key, when, by whom and why. Needs read on the key's app.",
+  })
   @ApiResponse({ status: 200, type: KeyDetailResponse })
   @ApiErrors(404)
   async get(@Caller() caller: Principal, @Param('keyId') keyId: string): Promise<KeyDetailResponse> {
-    const { record, live } = await this.keys.get(caller, keyId);
+    const { record, live, nextRotationAt } = await this.keys.get(caller, keyId);
     const view = await this.limits.view(record);
     return {
       ...presentKey(record),
-      live,
+      live: presentLive(live),
+      ...(nextRotationAt ? { nextRotationAt } : {}),
       limits: view.limits.map((l) => ({ ...presentLimit(l), remaining: l.remaining, resetAt: l.resetAt })),
       credits: view.credits ? { ...(presentCredits(view.credits) as CreditsResponse), balance: view.credits.balance } : null,
     };
@@ -164,14 +171,14 @@ export class KeysController {
   @ApiErrors(404, 409)
   async renew(@Caller() caller: Principal, @Param('keyId') keyId: string, @Body() body: RenewKeyDto, @RequestId() requestId: string): Promise<KeyDetailResponse> {
     const { record, live } = await this.keys.renew(caller, keyId, body.increment, { requestId });
-    return { ...presentKey(record), live };
+    return { ...presentKey(record), live: presentLive(live) };
   }
 
   @Post('keys/:keyId/rotate')
   @ApiOperation({
     summary: 'Rotate a key',
     description:
-      'Mints a successor with the same attributes (returned once); the old key is revoked after the grace period, never later than its own expiry. Like every rotation, the successor is also delivered to the owner\'s Vault KV path and the app\'s webhook (trigger "manual"), unless the body says "deliver": false. Needs update on the key\'s app and, as for a mint, create on latchkey/profiles/<profile>/keys and the right to grant the key\'s policies (403 POLICY_NOT_HELD).',
+      'Mints a successor with the same attributes (returned once); the old key (previousKeyId) is revoked after the grace period, never later than its own expiry, at previousKeyRevokeAt. Like every rotation, the successor is also delivered to the owner\'s Vault KV path and the app\'s webhook (trigger "manual"), unless the body says "deliver": false. Needs update on the key\'s app and, as for a mint, create on latchkey/profiles/<profile>/keys and the right to grant the key\'s policies (403 POLICY_NOT_HELD).',
   })
   @ApiBody({ type: RotateKeyDto, required: false })
   @ApiResponse({ status: 201, type: KeyResponse })
@@ -179,23 +186,27 @@ export class KeysController {
   async rotate(@Caller() caller: Principal, @Param('keyId') keyId: string, @Body() body: RotateKeyDto, @RequestId() requestId: string, @Res({ passthrough: true }) reply: FastifyReply): Promise<KeyResponse> {
     const out = await this.keys.rotate(caller, keyId, body.grace, { requestId }, { deliver: body.deliver });
     void reply.header('Cache-Control', 'no-store');
-    return { ...presentMint(out), previousKeyId: out.previousKeyId };
+    return { ...presentMint(out), previousKeyId: out.previousKeyId, previousKeyRevokeAt: out.revokeAt };
   }
 
   @Delete('keys/:keyId')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Revoke a key', description: 'revoke-accessor; idempotent. Every verify cache drops the key before this returns. The record stays readable with GET (state "revoked") as history. Needs delete on the key\'s app.' })
+  @ApiOperation({
+    summary: 'Revoke a key',
+    description:
+      'revoke-accessor; idempotent. Every verify cache drops the key before this returns. The record stays readable with GET (state "revoked", revokedAt, revokedBy, revokeReason) as history for 30 days. Needs delete on the key\'s app.',
+  })
   @ApiResponse({ status: 204, description: 'revoked' })
   @ApiErrors(404)
-  async revoke(@Caller() caller: Principal, @Param('keyId') keyId: string, @RequestId() requestId: string): Promise<void> {
-    await this.keys.revoke(caller, keyId, { requestId });
+  async revoke(@Caller() caller: Principal, @Param('keyId') keyId: string, @Query() q: RevokeKeyQuery, @RequestId() requestId: string): Promise<void> {
+    await this.keys.revoke(caller, keyId, { requestId, reason: q.reason });
   }
 
   @Post('apps/:appId/keys/revoke-all')
   @HttpCode(200)
   @ApiOperation({ summary: "Revoke every key of an app (kill switch)", description: 'Needs delete on latchkey/apps/<appId>/keys.' })
   @ApiResponse({ status: 200, type: RevokeAllResponse })
-  async revokeAll(@Caller() caller: Principal, @Param('appId') appId: string, @RequestId() requestId: string): Promise<RevokeAllResponse> {
-    return { revoked: await this.keys.revokeAll(caller, appId, { requestId }) };
+  async revokeAll(@Caller() caller: Principal, @Param('appId') appId: string, @Query() q: RevokeKeyQuery, @RequestId() requestId: string): Promise<RevokeAllResponse> {
+    return { revoked: await this.keys.revokeAll(caller, appId, { requestId, reason: q.reason }) };
   }
 }

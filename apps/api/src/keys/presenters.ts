@@ -22,9 +22,17 @@ export function presentKey(r: KeyRecord, extra: Partial<KeyResponse> = {}): KeyR
     ...(r.previousKeyId ? { previousKeyId: r.previousKeyId } : {}),
     ...(r.successorKeyId ? { successorKeyId: r.successorKeyId } : {}),
     ...(r.revokeAt ? { revokeAt: r.revokeAt } : {}),
+    ...(r.state === 'revoked' && r.revokedAt ? { revokedAt: r.revokedAt } : {}),
+    ...(r.state === 'revoked' && r.revokedBy ? { revokedBy: r.revokedBy.name ? { actor: r.revokedBy.actor, name: r.revokedBy.name } : { actor: r.revokedBy.actor } } : {}),
+    ...(r.state === 'revoked' && r.revokeReason ? { revokeReason: r.revokeReason } : {}),
     ...(r.certSerial ? { certSerial: r.certSerial } : {}),
     ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'key')),
   };
+}
+
+/** Vault's live view as latchkey shows it: without the implicit `default` policy, like every policy list it shows. */
+export function presentLive(live: LiveKeyState | null): LiveKeyState | null {
+  return live && { ...live, policies: live.policies.filter((p) => p !== 'default') };
 }
 
 export function presentMint(m: MintResult): KeyResponse {

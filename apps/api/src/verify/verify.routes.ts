@@ -66,6 +66,8 @@ export const verifyResultSchema = {
       },
     },
     credits: { type: 'object', nullable: true, required: ['remaining'], properties: { remaining: { type: 'integer' } }, description: "the key's credits after this verify; null for a key without credits" },
+    rotating: { type: 'boolean', description: 'present (true) only while the key, rotated out, is in its grace period: switch to its successor' },
+    revokeAt: { type: 'string', format: 'date-time', description: 'with rotating: when the key will be revoked' },
   },
 } as const;
 
