@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { OperationObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
-import { LimitFields, LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
+import { LimitFields, LookupBudgetExhaustedError, VerifyCode, verifyDuration, VerifyService } from '@latchkey/verify';
 import { ClientIdentityResolver } from '../auth/client-identity';
 import { mapError, sendError } from '../http/error-filter';
 
@@ -88,6 +88,35 @@ export function keyFromBasic(b64: string): string | null {
 /** A gateway that cannot relay a 429 (nginx auth_request) asks for refusals by limits or credits as 403. */
 const LIMITED_STATUS_HEADER = 'x-latchkey-limited-status';
 
+/** What forward auth tells the end client about a refusal: the code and a fixed sentence, nothing about the key. */
+const REFUSAL_MESSAGES: Record<Exclude<VerifyCode, 'VALID'> | 'MISSING', string> = {
+  MISSING: 'An API key is required.',
+  MALFORMED: 'The API key is malformed.',
+  NOT_FOUND: 'The API key is unknown, expired or revoked.',
+  FORBIDDEN_IP: 'The API key may not be used from this address.',
+  INSUFFICIENT_PERMISSIONS: 'The API key does not carry the permissions this request needs.',
+  CERT_REQUIRED: 'The API key must be presented with its client certificate.',
+  CERT_MISMATCH: 'The API key was presented with another client certificate.',
+  RATE_LIMITED: 'Rate limit reached: retry after the Retry-After delay.',
+  USAGE_EXCEEDED: 'The API key has no credits left.',
+};
+type RefusalCode = keyof typeof REFUSAL_MESSAGES;
+
+/**
+ * The bodies of forward-auth refusals, serialised once at start: gateways that relay the auth answer (Caddy,
+ * Traefik, Envoy with allowed_client_headers) hand it to the end client as it is. The shape is the API's error
+ * shape without requestId (one per request would cost a serialisation on every refusal; X-Request-Id carries it).
+ */
+export const REFUSAL_BODIES: Readonly<Record<RefusalCode, Buffer>> = Object.fromEntries(
+  Object.entries(REFUSAL_MESSAGES).map(([code, message]) => [code, Buffer.from(JSON.stringify({ error: { code, message } }))]),
+) as Record<RefusalCode, Buffer>;
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** Refuse with the code in X-Latchkey-Code and the precomputed body. */
+function refuse(reply: FastifyReply, status: number, code: RefusalCode): void {
+  void reply.code(status).header('X-Latchkey-Code', code).header('content-type', JSON_TYPE).send(REFUSAL_BODIES[code]);
+}
+
 interface VerifyBody {
   key: string;
   ip?: string;
@@ -154,7 +183,7 @@ export function registerVerifyRoutes(
     try {
       const key = extractKey(req);
       if (!key) {
-        void reply.code(401).header('WWW-Authenticate', 'Bearer realm="latchkey"').header('X-Latchkey-Code', 'MISSING').send();
+        refuse(reply.header('WWW-Authenticate', 'Bearer realm="latchkey"'), 401, 'MISSING');
         return;
       }
       // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
@@ -171,12 +200,12 @@ export function registerVerifyRoutes(
         if (limits?.retryAfterSeconds) void reply.header('Retry-After', String(limits.retryAfterSeconds));
         // nginx auth_request turns any status but 2xx, 401 and 403 into a 500: its recipe asks for a 403 and maps
         // X-Latchkey-Code back to 429 itself. Only the refusal's status changes; a client that sends it gains nothing.
-        void reply.code(req.headers[LIMITED_STATUS_HEADER] === '403' ? 403 : 429).header('X-Latchkey-Code', result.code).send();
+        refuse(reply, req.headers[LIMITED_STATUS_HEADER] === '403' ? 403 : 429, result.code);
         return;
       }
       const status = result.code === 'MALFORMED' || result.code === 'NOT_FOUND' ? 401 : 403;
       if (status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="latchkey", error="invalid_token"');
-      void reply.code(status).header('X-Latchkey-Code', result.code).send();
+      refuse(reply, status, result.code as RefusalCode); // not VALID: result.valid is false
     } finally {
       authTimer.observe((performance.now() - started) / 1000);
     }
