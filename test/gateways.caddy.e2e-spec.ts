@@ -99,14 +99,14 @@ http://127.0.0.1:${port} {
 
   it('relays 403 for a CIDR or a permission refusal; a forged X-Forwarded-For does not help', async () => {
     const cidr = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'cidr', cidrs: ['10.0.0.0/8'] });
-    for (const headers of [{ 'x-api-key': cidr.key }, { 'x-api-key': cidr.key, 'x-forwarded-for': '10.1.2.3' }]) {
+    for (const headers of [{ 'x-api-key': cidr.key }, { 'x-api-key': cidr.key, 'x-forwarded-for': '10.1.2.3' }] as Array<Record<string, string>>) {
       const res = await fetch(`${caddy.url}/orders/1`, { headers });
       expect([res.status, await res.json()]).toEqual([403, { error: { code: 'FORBIDDEN_IP', message: 'The API key may not be used from this address.' } }]);
     }
     const reader = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'reader', policies: ['orders-read'] });
     const res = await fetch(`${caddy.url}/admin/1`, { headers: { 'x-api-key': reader.key } });
     expect([res.status, res.headers.get('x-latchkey-code')]).toEqual([403, 'INSUFFICIENT_PERMISSIONS']);
-    expect((await res.json()).error.code).toBe('INSUFFICIENT_PERMISSIONS');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('INSUFFICIENT_PERMISSIONS');
     const writer = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'writer', policies: ['orders-write'] });
     expect((await fetch(`${caddy.url}/admin/1`, { headers: { 'x-api-key': writer.key } })).status).toBe(200);
   });
@@ -118,7 +118,7 @@ http://127.0.0.1:${port} {
     const k = await mintKey(api.url, op, { appId, profile, name: 'bound', certSerial: cert.body.serial });
     const pem = encodeURIComponent(cert.body.certificate);
     const codes: Array<[number, string | null]> = [];
-    for (const smuggled of [{}, { 'x-client-cert': pem }, { 'x-forwarded-client-cert': `Cert="${pem}"` }]) {
+    for (const smuggled of [{}, { 'x-client-cert': pem }, { 'x-forwarded-client-cert': `Cert="${pem}"` }] as Array<Record<string, string>>) {
       const res = await fetch(`${caddy.url}/orders/1`, { headers: { 'x-api-key': k.key, ...smuggled } });
       codes.push([res.status, res.headers.get('x-latchkey-code')]);
     }
