@@ -59,6 +59,18 @@ describe('forward auth for gateways', () => {
     await waitFor('access log line', async () => /"status":403,"code":"INSUFFICIENT_PERMISSIONS"/.test(api.process.output()));
   });
 
+  it('answers 200 instead of 204 for a gateway that asks (Envoy ext_authz takes only 200 as allowed); refusals keep their status', async () => {
+    const appId = uniqueId('app');
+    const k = await mintKey(api.url, op, { appId, profile, name: 'envoy' });
+    const asked = { 'x-api-key': k.key, 'x-latchkey-success-status': '200' };
+    const ok = await fetch(`${api.url}/v1/auth/orders/1?a=b`, { method: 'POST', headers: asked });
+    expect([ok.status, ok.headers.get('x-latchkey-key-id'), ok.headers.get('x-latchkey-app-id'), await ok.text()]).toEqual([200, k.keyId, appId, '']);
+    // Anything but "200" leaves the 204.
+    expect((await fetch(`${api.url}/v1/auth`, { headers: { 'x-api-key': k.key, 'x-latchkey-success-status': '201' } })).status).toBe(204);
+    const refused = await fetch(`${api.url}/v1/auth`, { headers: { 'x-api-key': 'lk_definitely_not', 'x-latchkey-success-status': '200' } });
+    expect([refused.status, refused.headers.get('x-latchkey-code')]).toEqual([401, 'MALFORMED']);
+  });
+
   it('warns once, at warn level, when requests carry X-Forwarded-For and no trusted proxy is configured', async () => {
     const before = api.process.output().split('\n').filter((l) => WARNING.test(l)).length;
     expect(before).toBe(0);

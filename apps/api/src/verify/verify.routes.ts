@@ -87,6 +87,12 @@ export function keyFromBasic(b64: string): string | null {
 }
 /** A gateway that cannot relay a 429 (nginx auth_request) asks for refusals by limits or credits as 403. */
 const LIMITED_STATUS_HEADER = 'x-latchkey-limited-status';
+/**
+ * A gateway that takes only 200 as "allowed" (Envoy ext_authz over HTTP treats every other status, 204
+ * included, as a denial and hands it to the client) asks for 200 instead of 204. Only the success status
+ * changes; a client that sends it gains nothing.
+ */
+const SUCCESS_STATUS_HEADER = 'x-latchkey-success-status';
 
 /** What forward auth tells the end client about a refusal: the code and a fixed sentence, nothing about the key. */
 const REFUSAL_MESSAGES: Record<Exclude<VerifyCode, 'VALID'> | 'MISSING', string> = {
@@ -193,7 +199,7 @@ export function registerVerifyRoutes(
       const limits = (result as Partial<{ limitFields(): LimitFields | null }>).limitFields?.() ?? null;
       if (limits?.policy) void reply.header('RateLimit-Policy', limits.policy).header('RateLimit', limits.state);
       if (result.valid) {
-        void reply.code(204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
+        void reply.code(req.headers[SUCCESS_STATUS_HEADER] === '200' ? 200 : 204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
         return;
       }
       if (result.code === 'RATE_LIMITED' || result.code === 'USAGE_EXCEEDED') {
@@ -272,11 +278,23 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
       responses: { 200: { description: 'the verdict', content: { 'application/json': { schema: verifyResultSchema as object } } }, 400: bad, 503: err },
     },
   };
+  // The forward-auth refusal body (REFUSAL_BODIES): the error shape without requestId.
+  const refusalSchema = {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: { code: { type: 'string', enum: Object.keys(REFUSAL_MESSAGES) }, message: { type: 'string' } },
+      },
+    },
+  };
   const op = (method: string): OperationObject => ({
     tags: ['verify'],
     summary: 'Forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz HTTP)',
     description:
-      'Any method, any sub-path. Reads Authorization: Bearer (a key or an access token from POST /oauth2/token), Authorization: Basic (a key as the password, or as the user name with an empty password) or X-API-Key. 204 with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR, permission or client-certificate failure (X-Latchkey-Code tells which); 503 when Vault cannot be asked. For keys bound to a certificate, the certificate comes from the mTLS listener handshake, or from a trusted proxy in X-Forwarded-Client-Cert (Envoy) or X-Client-Cert (URL-encoded PEM).',
+      'Any method, any sub-path. Reads Authorization: Bearer (a key or an access token from POST /oauth2/token), Authorization: Basic (a key as the password, or as the user name with an empty password) or X-API-Key. 204 (200 when the gateway asks with X-Latchkey-Success-Status: 200) with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR, permission or client-certificate failure; 429 for a refusal by limits or credits. Refusals carry X-Latchkey-Code and a short JSON body {"error":{"code","message"}} with the same code, for gateways that relay it to their client (Caddy, Traefik, Envoy); nothing about the key. 503 when Vault cannot be asked. Gateway recipes: docs/gateways.md. For keys bound to a certificate, the certificate comes from the mTLS listener handshake, or from a trusted proxy in X-Forwarded-Client-Cert (Envoy) or X-Client-Cert (URL-encoded PEM).',
     operationId: `forwardAuth${method}`,
     parameters: [
       { name: 'X-API-Key', in: 'header' as const, required: false, schema: { type: 'string' } },
@@ -298,6 +316,14 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
           'set by a gateway that cannot relay a 429 (nginx auth_request answers 500 for it): refusals by a rate limit or credits come as 403 with the same X-Latchkey-Code, Retry-After and RateLimit fields, for the gateway to map back to 429.',
       },
       {
+        name: 'X-Latchkey-Success-Status',
+        in: 'header' as const,
+        required: false,
+        schema: { type: 'string', enum: ['200'] },
+        description:
+          'set by a gateway that takes only 200 as allowed (Envoy ext_authz over HTTP denies on any other status, 204 included): a valid key is answered 200 instead of 204, with the same headers and no body.',
+      },
+      {
         name: 'permissions',
         in: 'query' as const,
         required: false,
@@ -309,6 +335,7 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
       },
     ],
     responses: {
+      200: { description: 'valid, when the gateway asked with X-Latchkey-Success-Status: 200 (the headers of the 204)' },
       204: {
         description: 'valid',
         headers: {
@@ -322,9 +349,14 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
       429: {
         description: 'rate limit reached (X-Latchkey-Code: RATE_LIMITED, with Retry-After) or credits spent (USAGE_EXCEEDED); RateLimit-Policy and RateLimit as on 204',
         headers: { 'Retry-After': { schema: { type: 'integer' } }, 'RateLimit-Policy': { schema: { type: 'string' } }, RateLimit: { schema: { type: 'string' } } },
+        content: { 'application/json': { schema: refusalSchema } },
       },
-      401: { description: 'missing, malformed or unknown key' },
-      403: { description: 'CIDR, permission or client-certificate failure (X-Latchkey-Code: FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH); with X-Latchkey-Limited-Status: 403, also a refusal by limits or credits (RATE_LIMITED, USAGE_EXCEEDED) with the headers of the 429' },
+      401: { description: 'missing, malformed or unknown key (X-Latchkey-Code: MISSING, MALFORMED, NOT_FOUND); body {"error":{"code","message"}}', content: { 'application/json': { schema: refusalSchema } } },
+      403: {
+        description:
+          'CIDR, permission or client-certificate failure (X-Latchkey-Code: FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH); with X-Latchkey-Limited-Status: 403, also a refusal by limits or credits (RATE_LIMITED, USAGE_EXCEEDED) with the headers of the 429',
+        content: { 'application/json': { schema: refusalSchema } },
+      },
       503: err,
     },
   });
