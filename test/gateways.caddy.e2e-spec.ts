@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import { freePort } from '@latchkey/devstack';
 import { RunningCaddy, startCaddy } from './support/caddy';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
@@ -13,6 +14,8 @@ import { uniqueId } from './support/stack';
 describe('forward auth behind Caddy forward_auth', () => {
   /** Behind Caddy as docs/gateways.md says: Caddy's address trusted, a certificate header configured (and stripped by Caddy). */
   let api: RunningApi;
+  /** Vault unreachable: no verdict for a key it has not cached (503). */
+  let blind: RunningApi;
   let caddy: RunningCaddy;
   let upstream: http.Server;
   let seen: http.IncomingHttpHeaders[];
@@ -20,7 +23,10 @@ describe('forward auth behind Caddy forward_auth', () => {
   let profile: string;
 
   beforeAll(async () => {
-    [api, { token: op }] = await Promise.all([startApi({ LATCHKEY_TRUST_PROXY: '127.0.0.1', LATCHKEY_CERT_HEADER: 'x-client-cert' }), operatorToken()]);
+    const env = { LATCHKEY_TRUST_PROXY: '127.0.0.1', LATCHKEY_CERT_HEADER: 'x-client-cert' };
+    const deadVault = `http://127.0.0.1:${await freePort()}`;
+    [api, blind, { token: op }] = await Promise.all([startApi(env), startApi({ ...env, VAULT_ADDR: deadVault, VAULT_TIMEOUT_MS: '1000' }), operatorToken()]);
+    const closedPort = await freePort();
     profile = await createProfile(api.url, op);
     seen = [];
     upstream = http.createServer((req, res) => {
@@ -31,6 +37,7 @@ describe('forward auth behind Caddy forward_auth', () => {
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const upstreamPort = (upstream.address() as { port: number }).port;
     const apiHost = new URL(api.url).host;
+    const blindHost = new URL(blind.url).host;
     caddy = await startCaddy(
       (port) => `
 http://127.0.0.1:${port} {
@@ -54,6 +61,18 @@ http://127.0.0.1:${port} {
     }
     reverse_proxy 127.0.0.1:${upstreamPort}
   }
+  route /blind/* {
+    forward_auth ${blindHost} {
+      uri /v1/auth
+    }
+    reverse_proxy 127.0.0.1:${upstreamPort}
+  }
+  route /gone/* {
+    forward_auth 127.0.0.1:${closedPort} {
+      uri /v1/auth
+    }
+    reverse_proxy 127.0.0.1:${upstreamPort}
+  }
 }`,
       async (url) => (await fetch(`${url}/orders/`)).status === 401,
     );
@@ -62,7 +81,7 @@ http://127.0.0.1:${port} {
   afterAll(async () => {
     await caddy?.stop();
     upstream?.close();
-    await api?.close();
+    await Promise.all([api?.close(), blind?.close()]);
   });
 
   it('passes a valid key through with the identity headers copied upstream, replacing any the client sent', async () => {
@@ -150,5 +169,16 @@ http://127.0.0.1:${port} {
     expect(refused!.headers.get('ratelimit-policy')).toBe('"requests";q=2;w=60');
     expect(refused!.headers.get('ratelimit')).toMatch(/^"requests";r=0;t=(5[89]|60)$/);
     expect(await refused!.json()).toEqual({ error: { code: 'RATE_LIMITED', message: 'Rate limit reached: retry after the Retry-After delay.' } });
+  });
+
+  it("relays latchkey's 503 with Retry-After; latchkey unreachable is Caddy's 502; neither reaches the upstream", async () => {
+    const k = await mintKey(api.url, op, { appId: uniqueId('app'), profile, name: 'cold' });
+    seen = [];
+    const res = await fetch(`${caddy.url}/blind/1`, { headers: { 'x-api-key': k.key } });
+    expect([res.status, Number(res.headers.get('retry-after')) > 0]).toEqual([503, true]);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toMatch(/^VAULT_/);
+    const gone = await fetch(`${caddy.url}/gone/1`, { headers: { 'x-api-key': k.key } });
+    expect(gone.status).toBe(502);
+    expect(seen).toHaveLength(0);
   });
 });
