@@ -22,6 +22,7 @@ import { ClientIdentityResolver } from './auth/client-identity';
 import { registerJsonParser } from './http/json-body';
 import { answerClientError, requestTimeoutOptions } from './http/request-timeouts';
 import { childLoggerFactory, installAccessLog, requestIdGenerator } from './http/hot-path';
+import { forwardedForWarning } from './http/forwarded-for';
 
 /** Fastify `trustProxy` from configuration: a hop count or an explicit address list, never `true`. */
 function trustProxyOption(config: AppConfig): number | string[] | false {
@@ -72,10 +73,21 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   // Fastify also parses text/plain by default; every endpoint takes JSON, anything else is a 415.
   fastify.removeContentTypeParser('text/plain');
   registerJsonParser(fastify);
-  fastify.addHook('onRequest', (req, reply, done) => {
-    void reply.header('x-request-id', req.id);
-    done();
-  });
+  // X-Forwarded-For without a trusted proxy is watched for in the hook every request already runs.
+  const watchForwardedFor = forwardedForWarning(config);
+  fastify.addHook(
+    'onRequest',
+    watchForwardedFor
+      ? (req, reply, done) => {
+          void reply.header('x-request-id', req.id);
+          watchForwardedFor(req);
+          done();
+        }
+      : (req, reply, done) => {
+          void reply.header('x-request-id', req.id);
+          done();
+        },
+  );
 
   registerVerifyRoutes(fastify, app.get(VerifyService), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
   registerOAuthRoutes(fastify, { verifier: app.get(VerifyService), keyring: app.get(TokenKeyring), profiles: app.get(ProfilesService), identity: app.get(ClientIdentityResolver), authz: app.get(AuthzService), audit: app.get(AdminAuditRecorder), config });

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { OperationObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
-import { LimitFields, LookupBudgetExhaustedError, verifyDuration, VerifyService } from '@latchkey/verify';
+import { LimitFields, LookupBudgetExhaustedError, VerifyCode, verifyDuration, VerifyService } from '@latchkey/verify';
 import { ClientIdentityResolver } from '../auth/client-identity';
 import { mapError, sendError } from '../http/error-filter';
 
@@ -89,6 +89,41 @@ export function keyFromBasic(b64: string): string | null {
 }
 /** A gateway that cannot relay a 429 (nginx auth_request) asks for refusals by limits or credits as 403. */
 const LIMITED_STATUS_HEADER = 'x-latchkey-limited-status';
+/**
+ * A gateway that takes only 200 as "allowed" (Envoy ext_authz over HTTP treats every other status, 204
+ * included, as a denial and hands it to the client) asks for 200 instead of 204. Only the success status
+ * changes; a client that sends it gains nothing.
+ */
+const SUCCESS_STATUS_HEADER = 'x-latchkey-success-status';
+
+/** What forward auth tells the end client about a refusal: the code and a fixed sentence, nothing about the key. */
+const REFUSAL_MESSAGES: Record<Exclude<VerifyCode, 'VALID'> | 'MISSING', string> = {
+  MISSING: 'An API key is required.',
+  MALFORMED: 'The API key is malformed.',
+  NOT_FOUND: 'The API key is unknown, expired or revoked.',
+  FORBIDDEN_IP: 'The API key may not be used from this address.',
+  INSUFFICIENT_PERMISSIONS: 'The API key does not carry the permissions this request needs.',
+  CERT_REQUIRED: 'The API key must be presented with its client certificate.',
+  CERT_MISMATCH: 'The API key was presented with another client certificate.',
+  RATE_LIMITED: 'Rate limit reached: retry after the Retry-After delay.',
+  USAGE_EXCEEDED: 'The API key has no credits left.',
+};
+type RefusalCode = keyof typeof REFUSAL_MESSAGES;
+
+/**
+ * The bodies of forward-auth refusals, serialised once at start: gateways that relay the auth answer (Caddy,
+ * Traefik, Envoy with allowed_client_headers) hand it to the end client as it is. The shape is the API's error
+ * shape without requestId (one per request would cost a serialisation on every refusal; X-Request-Id carries it).
+ */
+export const REFUSAL_BODIES: Readonly<Record<RefusalCode, Buffer>> = Object.fromEntries(
+  Object.entries(REFUSAL_MESSAGES).map(([code, message]) => [code, Buffer.from(JSON.stringify({ error: { code, message } }))]),
+) as Record<RefusalCode, Buffer>;
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** Refuse with the code in X-Latchkey-Code and the precomputed body. */
+function refuse(reply: FastifyReply, status: number, code: RefusalCode): void {
+  void reply.code(status).header('X-Latchkey-Code', code).header('content-type', JSON_TYPE).send(REFUSAL_BODIES[code]);
+}
 
 interface VerifyBody {
   key: string;
@@ -156,7 +191,7 @@ export function registerVerifyRoutes(
     try {
       const key = extractKey(req);
       if (!key) {
-        void reply.code(401).header('WWW-Authenticate', 'Bearer realm="latchkey"').header('X-Latchkey-Code', 'MISSING').send();
+        refuse(reply.header('WWW-Authenticate', 'Bearer realm="latchkey"'), 401, 'MISSING');
         return;
       }
       // A thrown error (no verdict: Vault down, key not cached) fails closed through errorHandler (503).
@@ -166,19 +201,19 @@ export function registerVerifyRoutes(
       const limits = (result as Partial<{ limitFields(): LimitFields | null }>).limitFields?.() ?? null;
       if (limits?.policy) void reply.header('RateLimit-Policy', limits.policy).header('RateLimit', limits.state);
       if (result.valid) {
-        void reply.code(204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
+        void reply.code(req.headers[SUCCESS_STATUS_HEADER] === '200' ? 200 : 204).header('X-Latchkey-Key-Id', result.keyId).header('X-Latchkey-App-Id', result.appId).header('X-Latchkey-Policies', result.policies.join(',')).send();
         return;
       }
       if (result.code === 'RATE_LIMITED' || result.code === 'USAGE_EXCEEDED') {
         if (limits?.retryAfterSeconds) void reply.header('Retry-After', String(limits.retryAfterSeconds));
         // nginx auth_request turns any status but 2xx, 401 and 403 into a 500: its recipe asks for a 403 and maps
         // X-Latchkey-Code back to 429 itself. Only the refusal's status changes; a client that sends it gains nothing.
-        void reply.code(req.headers[LIMITED_STATUS_HEADER] === '403' ? 403 : 429).header('X-Latchkey-Code', result.code).send();
+        refuse(reply, req.headers[LIMITED_STATUS_HEADER] === '403' ? 403 : 429, result.code);
         return;
       }
       const status = result.code === 'MALFORMED' || result.code === 'NOT_FOUND' ? 401 : 403;
       if (status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="latchkey", error="invalid_token"');
-      void reply.code(status).header('X-Latchkey-Code', result.code).send();
+      refuse(reply, status, result.code as RefusalCode); // not VALID: result.valid is false
     } finally {
       authTimer.observe((performance.now() - started) / 1000);
     }
@@ -245,11 +280,23 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
       responses: { 200: { description: 'the verdict', content: { 'application/json': { schema: verifyResultSchema as object } } }, 400: bad, 503: err },
     },
   };
+  // The forward-auth refusal body (REFUSAL_BODIES): the error shape without requestId.
+  const refusalSchema = {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: { code: { type: 'string', enum: Object.keys(REFUSAL_MESSAGES) }, message: { type: 'string' } },
+      },
+    },
+  };
   const op = (method: string): OperationObject => ({
     tags: ['verify'],
     summary: 'Forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz HTTP)',
     description:
-      'Any method, any sub-path. Reads Authorization: Bearer (a key or an access token from POST /oauth2/token), Authorization: Basic (a key as the password, or as the user name with an empty password) or X-API-Key. 204 with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR, permission or client-certificate failure (X-Latchkey-Code tells which); 503 when Vault cannot be asked. For keys bound to a certificate, the certificate comes from the mTLS listener handshake, or from a trusted proxy in X-Forwarded-Client-Cert (Envoy) or X-Client-Cert (URL-encoded PEM).',
+      'Any method, any sub-path. Reads Authorization: Bearer (a key or an access token from POST /oauth2/token), Authorization: Basic (a key as the password, or as the user name with an empty password) or X-API-Key. 204 (200 when the gateway asks with X-Latchkey-Success-Status: 200) with X-Latchkey-Key-Id, X-Latchkey-App-Id, X-Latchkey-Policies when valid; 401 for missing, malformed or unknown keys; 403 for a CIDR, permission or client-certificate failure; 429 for a refusal by limits or credits. Refusals carry X-Latchkey-Code and a short JSON body {"error":{"code","message"}} with the same code, for gateways that relay it to their client (Caddy, Traefik, Envoy); nothing about the key. 503 when Vault cannot be asked. Gateway recipes: docs/gateways.md. For keys bound to a certificate, the certificate comes from the mTLS listener handshake, or from a trusted proxy in X-Forwarded-Client-Cert (Envoy) or X-Client-Cert (URL-encoded PEM).',
     operationId: `forwardAuth${method}`,
     parameters: [
       { name: 'X-API-Key', in: 'header' as const, required: false, schema: { type: 'string' } },
@@ -271,6 +318,14 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
           'set by a gateway that cannot relay a 429 (nginx auth_request answers 500 for it): refusals by a rate limit or credits come as 403 with the same X-Latchkey-Code, Retry-After and RateLimit fields, for the gateway to map back to 429.',
       },
       {
+        name: 'X-Latchkey-Success-Status',
+        in: 'header' as const,
+        required: false,
+        schema: { type: 'string', enum: ['200'] },
+        description:
+          'set by a gateway that takes only 200 as allowed (Envoy ext_authz over HTTP denies on any other status, 204 included): a valid key is answered 200 instead of 204, with the same headers and no body.',
+      },
+      {
         name: 'permissions',
         in: 'query' as const,
         required: false,
@@ -282,6 +337,7 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
       },
     ],
     responses: {
+      200: { description: 'valid, when the gateway asked with X-Latchkey-Success-Status: 200 (the headers of the 204)' },
       204: {
         description: 'valid',
         headers: {
@@ -295,9 +351,14 @@ export function documentVerifyRoutes(doc: OpenAPIObject): void {
       429: {
         description: 'rate limit reached (X-Latchkey-Code: RATE_LIMITED, with Retry-After) or credits spent (USAGE_EXCEEDED); RateLimit-Policy and RateLimit as on 204',
         headers: { 'Retry-After': { schema: { type: 'integer' } }, 'RateLimit-Policy': { schema: { type: 'string' } }, RateLimit: { schema: { type: 'string' } } },
+        content: { 'application/json': { schema: refusalSchema } },
       },
-      401: { description: 'missing, malformed or unknown key' },
-      403: { description: 'CIDR, permission or client-certificate failure (X-Latchkey-Code: FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH); with X-Latchkey-Limited-Status: 403, also a refusal by limits or credits (RATE_LIMITED, USAGE_EXCEEDED) with the headers of the 429' },
+      401: { description: 'missing, malformed or unknown key (X-Latchkey-Code: MISSING, MALFORMED, NOT_FOUND); body {"error":{"code","message"}}', content: { 'application/json': { schema: refusalSchema } } },
+      403: {
+        description:
+          'CIDR, permission or client-certificate failure (X-Latchkey-Code: FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH); with X-Latchkey-Limited-Status: 403, also a refusal by limits or credits (RATE_LIMITED, USAGE_EXCEEDED) with the headers of the 429',
+        content: { 'application/json': { schema: refusalSchema } },
+      },
       503: err,
     },
   });
