@@ -214,6 +214,36 @@ async function main(): Promise<void> {
     rows.push({ figure: 'forward auth with one strict limit ÷ forward auth without limits', measured: `${range(bsb)}×`, target: '≥ 0.6×', met: median(bsb) >= 0.6 });
     rows.push({ figure: 'forward auth with one local limit ÷ forward auth without limits', measured: `${range(blb)}×`, target: '≥ 0.9×', met: median(blb) >= 0.9 });
 
+    // Lifecycle and gateways (issue 15): forward auth of a key in its rotation grace (verify marks it rotating, from
+    // a map beside the cache) and of a revoked key (a 401 with its precomputed JSON body, from the tombstone),
+    // against forward auth of a plain valid key, interleaved in the same run.
+    const graceKey = await mint('grace');
+    const rot = await fetch(`${api.url}/v1/keys/${graceKey.keyId}/rotate`, { method: 'POST', headers: H, body: JSON.stringify({ grace: '1h', deliver: false }) });
+    if (rot.status !== 201 && rot.status !== 200) throw new Error(`rotate failed ${rot.status}: ${await rot.text()}`);
+    const graceCheck = (await (await verifyReq(api.url, graceKey.key)).json()) as { code: string; rotating?: boolean };
+    if (graceCheck.code !== 'VALID' || graceCheck.rotating !== true) throw new Error(`the rotated key is not marked rotating: ${JSON.stringify(graceCheck)}`);
+    const revokedKey = await mint('revoked');
+    await (await verifyReq(api.url, revokedKey.key)).arrayBuffer();
+    const del = await fetch(`${api.url}/v1/keys/${revokedKey.keyId}`, { method: 'DELETE', headers: { 'X-Vault-Token': bao.rootToken } });
+    if (del.status !== 204) throw new Error(`revoke failed ${del.status}`);
+    const lifeContenders: Record<string, autocannon.Options> = {
+      b: { url: `${api.url}/v1/auth`, headers: { 'x-api-key': key } },
+      bg: { url: `${api.url}/v1/auth`, headers: { 'x-api-key': graceKey.key } },
+      br: { url: `${api.url}/v1/auth`, headers: { 'x-api-key': revokedKey.key } },
+    };
+    for (const o of Object.values(lifeContenders)) await autocannon({ ...o, connections: 8, duration: 1 });
+    const gres: Record<string, Load[]> = { b: [], bg: [], br: [] };
+    for (let r = 0; r < ROUNDS; r++) for (const [k, o] of Object.entries(lifeContenders)) gres[k].push(await load(o));
+    const gratio = (x: string) => gres[x].map((l, i) => l.rps / gres.b[i].rps);
+    const [bgb, brb] = [gratio('bg'), gratio('br')];
+    for (const [k, n] of [['b', '(b) GET /v1/auth, valid key'], ['bg', '(b) GET /v1/auth, key in rotation grace'], ['br', '(b) GET /v1/auth, revoked key (401 + JSON body)']] as const) {
+      const ls = gres[k];
+      raw.push(`| ${n} | ${ls.map((l) => l.rps.toFixed(0)).join(' / ')} | ${ls.map((l) => l.p50).join(' / ')} | ${ls.map((l) => l.p99).join(' / ')} | ${k === 'br' ? '(401s expected)' : ls.reduce((x, l) => x + l.errors + l.non2xx, 0)} |`);
+    }
+    log(`lifecycle: grace/valid = ${range(bgb)} (target >= 0.9)   revoked 401/valid = ${range(brb)} (target >= 0.9)`);
+    rows.push({ figure: 'forward auth of a key in its rotation grace (marked rotating) ÷ forward auth of a valid key', measured: `${range(bgb)}×`, target: '≥ 0.9×', met: median(bgb) >= 0.9 });
+    rows.push({ figure: 'forward auth refusal of a revoked key (401 with JSON body) ÷ forward auth of a valid key', measured: `${range(brb)}×`, target: '≥ 0.9×', met: median(brb) >= 0.9 });
+
     // (g) token exchange (issue 13). The endpoint is bound by one Transit sign per token, so its ceiling is that
     // same sign asked of OpenBao directly, with a signing input of a JWT's size, at the same concurrency.
     const tokenProfile = await fetch(`${api.url}/v1/profiles/bench-tokens`, {
@@ -420,7 +450,7 @@ async function main(): Promise<void> {
     `The load generator (autocannon, ${CONNECTIONS} connections, ${DURATION} s per figure, ${ROUNDS} interleaved round${ROUNDS > 1 ? 's' : ''}) shares the cores with the servers it measures, so ratios between figures of one run are what to compare, not absolute rates.`,
     '',
     'The api runs in its default configuration (LOG_LEVEL unset = info, default verify cache, staleness and lookup budget; the memory run alone disables the lookup budget to fill its cache faster).',
-    'The targets are benchmark figures from issues 11 (verify), 12 (limits) and 13 (tokens), never asserted by tests.',
+    'The targets are benchmark figures from issues 11 (verify), 12 (limits), 13 (tokens) and 15 (lifecycle marks, refusal bodies), never asserted by tests.',
     '',
     '| figure | measured | target | met |',
     '|---|---|---|---|',
