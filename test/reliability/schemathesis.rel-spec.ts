@@ -13,7 +13,9 @@ import { HEAVY, recordFigure } from './report';
 /** Pinned: v4's CLI and check names are what this test parses. */
 const SCHEMATHESIS = 'schemathesis==4.32.5';
 const MAX_EXAMPLES = HEAVY ? 150 : 25;
-const MAX_TIME_S = HEAVY ? 1500 : 200;
+// The default run stops at its time budget (it reached 200 s with 42 operations, 33,894 requests): 120 s keeps
+// every operation covered and `npm test` under 20 minutes; the heavy run takes the long look.
+const MAX_TIME_S = HEAVY ? 1500 : 120;
 
 /** Checks whose failures count as "the API broke its own contract". */
 const SERVER_ERROR_CHECKS = new Set(['not_a_server_error']);
