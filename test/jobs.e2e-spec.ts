@@ -164,7 +164,7 @@ describe('worker jobs: rotation, delivery, reconciliation, expiry, queue view', 
     const k1 = await mintKey(api.url, op, { appId, profile, name: 'svc' });
     secrets.push(k1.key);
     try {
-      await waitForOutput(paused, new RegExp(`pausing \\d+ ms after step ${step} of the rotation of ${k1.keyId}`), 30_000);
+      await waitForOutput(paused, new RegExp(`pausing \\d+ ms after step ${step} of the rotation of ${k1.keyId}`), 60_000);
     } catch (err) {
       await paused.stop();
       throw err;
