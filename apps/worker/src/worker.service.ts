@@ -87,6 +87,7 @@ export class WorkerService implements OnModuleInit, OnApplicationShutdown {
       this.startQueue(queue, prefix);
       this.logger.log(`processing queue ${queue} for Vault cluster ${clusterId}`);
     }
+    queueRestartsCounter(); // exported from the start, so alert rules can name it before any rebuild
     this.startWatchdog(prefix, queues);
     jobMetrics.consuming().set(this.workers.size);
     this.legacy.start(clusterId);
