@@ -2,15 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '@latchkey/devstack';
 import { encodeKey } from '@latchkey/keys';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
 import { createProfile, operatorToken } from './support/keys';
 import { rootVault, uniqueId } from './support/stack';
-import { serverIdentity, ServerIdentity } from './support/tls';
+import { MtlsApi, startMtlsApi } from './support/tls';
 
 /** Forward auth with exact headers. */
 function forwardAuth(url: string, headers: http.OutgoingHttpHeaders): Promise<{ status: number; code?: string }> {
@@ -233,22 +231,17 @@ describe('API key bound to a client certificate', () => {
   });
 
   describe('across certificate renewal, over mTLS (RFC 8705)', () => {
+    let mtls: MtlsApi;
     let tlsApi: RunningApi;
-    let srv: ServerIdentity;
     let tlsBase: string;
     let dir: string;
 
     beforeAll(async () => {
-      srv = serverIdentity();
-      const tlsPort = await freePort();
-      tlsApi = await startApi({ LATCHKEY_ISSUER: 'http://latchkey.test', LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile });
-      tlsBase = `https://127.0.0.1:${tlsPort}`;
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-certbind-'));
+      mtls = await startMtlsApi({ LATCHKEY_ISSUER: 'http://latchkey.test' });
+      ({ api: tlsApi, tlsBase, dir } = mtls);
     });
     afterAll(async () => {
-      await tlsApi?.close();
-      srv?.remove();
-      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+      await mtls?.close();
     });
 
     const files = (body: { certificate: string; privateKey: string }) => {
@@ -260,7 +253,7 @@ describe('API key bound to a client certificate', () => {
       return { certFile, keyFile, thumbprint: createHash('sha256').update(new X509Certificate(body.certificate).raw).digest('base64url') };
     };
     const curl = (url: string, opts: { cert?: { certFile: string; keyFile: string }; data?: string[]; headers?: string[] }) => {
-      const args = ['-s', '-o', '-', '-w', '\n%{http_code}', '--cacert', srv.certFile];
+      const args = ['-s', '-o', '-', '-w', '\n%{http_code}', '--cacert', mtls.serverCertFile];
       if (opts.cert) args.push('--cert', opts.cert.certFile, '--key', opts.cert.keyFile);
       for (const d of opts.data ?? []) args.push('--data-urlencode', d);
       for (const h of opts.headers ?? []) args.push('-H', h);

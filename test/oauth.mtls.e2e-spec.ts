@@ -1,14 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '@latchkey/devstack';
-import { RunningApi, startApi } from './support/app';
+import { RunningApi } from './support/app';
 import { call } from './support/http';
 import { mintKey } from './support/keys';
 import { uniqueId } from './support/stack';
-import { serverIdentity, ServerIdentity } from './support/tls';
+import { MtlsApi, startMtlsApi } from './support/tls';
 
 /**
  * RFC 8705 with real TLS handshakes (curl --cert against the api's mTLS listener): tls_client_auth at the
@@ -19,22 +17,17 @@ const ENV = { LATCHKEY_ISSUER: 'http://latchkey.test' };
 const rootToken = (): string => process.env.VAULT_TOKEN!;
 
 describe('certificate-bound access tokens (RFC 8705)', () => {
+  let mtls: MtlsApi;
   let api: RunningApi;
-  let srv: ServerIdentity;
   let tlsBase: string;
   let dir: string;
 
   beforeAll(async () => {
-    srv = serverIdentity();
-    const tlsPort = await freePort();
-    api = await startApi({ ...ENV, LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile });
-    tlsBase = `https://127.0.0.1:${tlsPort}`;
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-mtls-'));
+    mtls = await startMtlsApi(ENV);
+    ({ api, tlsBase, dir } = mtls);
   });
   afterAll(async () => {
-    await api?.close();
-    srv?.remove();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await mtls?.close();
   });
 
   /** A client certificate from latchkey's CA, written to files for curl (0600). */
@@ -51,7 +44,7 @@ describe('certificate-bound access tokens (RFC 8705)', () => {
   };
   /** One HTTPS request with curl: status and body. */
   const curl = (url: string, opts: { cert?: { certFile: string; keyFile: string }; data?: string[]; headers?: string[] }) => {
-    const args = ['-s', '-o', '-', '-w', '\n%{http_code}', '--cacert', srv.certFile];
+    const args = ['-s', '-o', '-', '-w', '\n%{http_code}', '--cacert', mtls.serverCertFile];
     if (opts.cert) args.push('--cert', opts.cert.certFile, '--key', opts.cert.keyFile);
     for (const d of opts.data ?? []) args.push('--data-urlencode', d);
     for (const h of opts.headers ?? []) args.push('-H', h);

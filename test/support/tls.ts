@@ -3,6 +3,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort } from '@latchkey/devstack';
+import { RunningApi, startApi } from './app';
 import { uniqueId } from './stack';
 
 export interface ServerIdentity {
@@ -30,5 +32,35 @@ export function serverIdentity(): ServerIdentity {
     certFile,
     keyFile,
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface MtlsApi {
+  api: RunningApi;
+  /** The HTTPS + mTLS listener's base URL. */
+  tlsBase: string;
+  /** A private scratch folder for client certificate files (removed by close). */
+  dir: string;
+  /** The listener's self-signed certificate: what a client trusts (curl --cacert). */
+  serverCertFile: string;
+  close(): Promise<void>;
+}
+
+/** An api with its HTTPS + mTLS listener on a free port (a fresh self-signed server certificate). */
+export async function startMtlsApi(env: NodeJS.ProcessEnv = {}): Promise<MtlsApi> {
+  const srv = serverIdentity();
+  const tlsPort = await freePort();
+  const api = await startApi({ ...env, LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-mtls-'));
+  return {
+    api,
+    tlsBase: `https://127.0.0.1:${tlsPort}`,
+    dir,
+    serverCertFile: srv.certFile,
+    close: async () => {
+      await api.close();
+      srv.remove();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
