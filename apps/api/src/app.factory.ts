@@ -23,6 +23,8 @@ import { registerJsonParser } from './http/json-body';
 import { answerClientError, requestTimeoutOptions } from './http/request-timeouts';
 import { childLoggerFactory, installAccessLog, requestIdGenerator } from './http/hot-path';
 import { forwardedForWarning } from './http/forwarded-for';
+import { registerQueueBoard } from './admin/queue-board';
+import { JobsProducer } from '@latchkey/jobs';
 
 /** Fastify `trustProxy` from configuration: a hop count or an explicit address list, never `true`. */
 function trustProxyOption(config: AppConfig): number | string[] | false {
@@ -91,6 +93,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
 
   registerVerifyRoutes(fastify, app.get(VerifyService), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
   registerOAuthRoutes(fastify, { verifier: app.get(VerifyService), keyring: app.get(TokenKeyring), profiles: app.get(ProfilesService), identity: app.get(ClientIdentityResolver), authz: app.get(AuthzService), audit: app.get(AdminAuditRecorder), config });
+  registerQueueBoard(fastify, { authz: app.get(AuthzService), identity: app.get(ClientIdentityResolver), jobs: app.get(JobsProducer), config });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(
     new ErrorFilter((req, reply) => {
