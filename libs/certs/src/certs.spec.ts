@@ -75,6 +75,14 @@ describe('CSR inspection', () => {
     const der = Buffer.from(body, 'base64');
     const truncated = der.subarray(0, der.length - 20).toString('base64');
     expect(() => inspectCsr(`-----BEGIN CERTIFICATE REQUEST-----\n${truncated}\n-----END CERTIFICATE REQUEST-----`)).toThrow(CsrError);
+    // The parser reads the first element only; bytes after it are refused here, as Vault would.
+    const trailing = Buffer.concat([der, Buffer.from([0x05, 0x00])]).toString('base64');
+    expect(() => inspectCsr(`-----BEGIN CERTIFICATE REQUEST-----\n${trailing}\n-----END CERTIFICATE REQUEST-----`)).toThrow('not a DER SEQUENCE');
+    // A CN that is not a directory string (here a NumericString) is refused, not read as its hex.
+    const numeric = Buffer.from(der);
+    const cn = numeric.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]));
+    numeric[cn + 5] = 0x12;
+    expect(() => inspectCsr(`-----BEGIN CERTIFICATE REQUEST-----\n${numeric.toString('base64')}\n-----END CERTIFICATE REQUEST-----`)).toThrow('unsupported string type in subject');
     for (let i = 0; i < 200; i++) {
       const copy = Buffer.from(der);
       copy[Math.floor(Math.random() * copy.length)] ^= 1 << Math.floor(Math.random() * 8);

@@ -1,12 +1,19 @@
+// @peculiar/x509 resolves its parsers through tsyringe, which needs the Reflect metadata polyfill loaded
+// first. The api and worker already load it (NestJS needs it too); importing it here makes this module
+// self-contained for unit tests and scripts that load it without Nest.
+import 'reflect-metadata';
 import { createPublicKey, KeyObject } from 'node:crypto';
+import { Pkcs10CertificateRequest } from '@peculiar/x509';
 
 /**
  * What latchkey checks in a CSR before sending it to Vault: its common name
- * and its public key. Node has no CSR parser and latchkey adds no dependency
- * for one, so this reads only the outer framing of the PKCS#10 structure
- * (RFC 2986: SEQUENCE { info SEQUENCE { version, subject, subjectPKInfo, … }, … })
- * and hands the SubjectPublicKeyInfo bytes to node's own key parser. Vault
- * remains the judge of the CSR's signature (proof of possession) when it signs.
+ * and its public key. The PKCS#10 structure (RFC 2986) is parsed by
+ * @peculiar/x509 (a maintained ASN.1/X.509 library); the SubjectPublicKeyInfo
+ * bytes it finds go to node's own key parser, which decides what key it is.
+ * Vault remains the judge of the CSR's signature (proof of possession) when it
+ * signs: latchkey does not verify it (the library could, but only through
+ * WebCrypto, which has no brainpool/secp256k1 and would need its own error
+ * mapping; Vault refuses a bad signature with a 400 anyway).
  */
 export interface CsrInfo {
   /** Every CN in the subject (a valid request for latchkey has exactly one). */
@@ -15,69 +22,6 @@ export interface CsrInfo {
 }
 
 export class CsrError extends Error {}
-
-interface Tlv {
-  tag: number;
-  /** Offset of the first content byte. */
-  start: number;
-  /** Offset after the last content byte. */
-  end: number;
-  /** Offset of the tag byte. */
-  at: number;
-}
-
-function readTlv(buf: Buffer, at: number, limit: number): Tlv {
-  if (at + 2 > limit) throw new CsrError('truncated');
-  const tag = buf[at];
-  if ((tag & 0x1f) === 0x1f) throw new CsrError('unsupported tag');
-  let len = buf[at + 1];
-  let start = at + 2;
-  if (len & 0x80) {
-    const count = len & 0x7f;
-    if (count === 0 || count > 4 || start + count > limit) throw new CsrError('bad length');
-    len = 0;
-    for (let i = 0; i < count; i++) len = len * 256 + buf[start + i];
-    start += count;
-  }
-  const end = start + len;
-  if (end > limit) throw new CsrError('truncated');
-  return { tag, start, end, at };
-}
-
-function children(buf: Buffer, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  for (let at = parent.start; at < parent.end; ) {
-    const t = readTlv(buf, at, parent.end);
-    out.push(t);
-    at = t.end;
-  }
-  return out;
-}
-
-const SEQUENCE = 0x30;
-const SET = 0x31;
-const OID = 0x06;
-const OID_CN = Buffer.from([0x55, 0x04, 0x03]); // 2.5.4.3
-
-function decodeString(buf: Buffer, t: Tlv): string {
-  const bytes = buf.subarray(t.start, t.end);
-  switch (t.tag) {
-    case 0x0c: // UTF8String
-    case 0x13: // PrintableString
-    case 0x16: // IA5String
-      return bytes.toString('utf8');
-    case 0x14: // TeletexString (treated as Latin-1)
-      return bytes.toString('latin1');
-    case 0x1e: {
-      // BMPString: UTF-16BE
-      const swapped = Buffer.from(bytes);
-      swapped.swap16();
-      return swapped.toString('utf16le');
-    }
-    default:
-      throw new CsrError('unsupported string type in subject');
-  }
-}
 
 /** PEM (`CERTIFICATE REQUEST` or `NEW CERTIFICATE REQUEST`) to DER. */
 export function csrDer(pem: string): Buffer {
@@ -88,38 +32,62 @@ export function csrDer(pem: string): Buffer {
   return der;
 }
 
+/**
+ * Whether `der` is exactly one SEQUENCE with nothing after it. The library
+ * parses the first element and ignores what follows; Vault (Go's
+ * x509.ParseCertificateRequest) refuses trailing data, so latchkey refuses it
+ * up front rather than claim names for a request Vault will not sign.
+ */
+function isSingleSequence(der: Buffer): boolean {
+  if (der.length < 2 || der[0] !== 0x30) return false;
+  let len = der[1];
+  let header = 2;
+  if (len & 0x80) {
+    const count = len & 0x7f;
+    if (count === 0 || count > 4 || der.length < 2 + count) return false;
+    len = 0;
+    for (let i = 0; i < count; i++) len = len * 256 + der[2 + i];
+    header += count;
+  }
+  return header + len === der.length;
+}
+
+const OID_CN = '2.5.4.3';
+
 /** Read a CSR's common names and public key. Throws CsrError for anything that is not a well-formed PKCS#10 request. */
 export function inspectCsr(pem: string): CsrInfo {
+  // The request body's size is capped before this (the DTO's MaxLength on the PEM), so the parser only
+  // ever sees a few KiB.
   const der = csrDer(pem);
+  if (!isSingleSequence(der)) throw new CsrError('not a DER SEQUENCE');
+  let commonNames: string[];
+  let spki: Buffer;
   try {
-    const outer = readTlv(der, 0, der.length);
-    if (outer.tag !== SEQUENCE || outer.end !== der.length) throw new CsrError('not a DER SEQUENCE');
-    const [info] = children(der, outer);
-    if (!info || info.tag !== SEQUENCE) throw new CsrError('no request info');
-    const [version, subject, spki] = children(der, info);
-    if (!version || version.tag !== 0x02 || !subject || subject.tag !== SEQUENCE || !spki || spki.tag !== SEQUENCE) {
-      throw new CsrError('request info is not version, subject, public key');
+    const csr = new Pkcs10CertificateRequest(der);
+    // toJSON keeps the library's marking of values that are not a directory string or IA5String
+    // (e.g. NumericString, or a nested structure): '#' and their hex. getField would hand their hex back
+    // as if it were the name, so read the JSON and refuse those.
+    commonNames = [];
+    for (const rdn of csr.subjectName.toJSON()) {
+      for (const value of rdn.CN ?? []) commonNames.push(value);
     }
-    const commonNames: string[] = [];
-    for (const rdn of children(der, subject)) {
-      if (rdn.tag !== SET) throw new CsrError('bad subject');
-      for (const atv of children(der, rdn)) {
-        const [oid, val] = atv.tag === SEQUENCE ? children(der, atv) : [];
-        if (!oid || oid.tag !== OID || !val) throw new CsrError('bad subject attribute');
-        if (der.subarray(oid.start, oid.end).equals(OID_CN)) commonNames.push(decodeString(der, val));
-      }
+    const plain = csr.subjectName.getField(OID_CN);
+    if (plain.length !== commonNames.length || plain.some((v, i) => v !== commonNames[i])) {
+      throw new CsrError('unsupported string type in subject');
     }
-    let publicKey: KeyObject;
-    try {
-      publicKey = createPublicKey({ key: der.subarray(spki.at, spki.end), format: 'der', type: 'spki' });
-    } catch {
-      throw new CsrError('public key is not readable (unsupported algorithm or curve)');
-    }
-    return { commonNames, publicKey };
+    spki = Buffer.from(csr.publicKey.rawData);
   } catch (err) {
     if (err instanceof CsrError) throw err;
+    // The library's messages describe the ASN.1 failure; the caller only needs to know it is not a request.
     throw new CsrError('malformed request');
   }
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  } catch {
+    throw new CsrError('public key is not readable (unsupported algorithm or curve)');
+  }
+  return { commonNames, publicKey };
 }
 
 const ALLOWED_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
