@@ -47,7 +47,9 @@ export class IssueCertDto {
   @IsOptional()
   @ValidateIf((_, v) => v !== null)
   @IsString()
-  @MaxLength(16384)
+  // Real requests are 1-3 KiB of PEM (RSA-4096 with many SANs included); the parser's cost on a hostile one
+  // grows with its size (docs/security.md), so the cap is kept at a few times a real request.
+  @MaxLength(8192)
   csr?: string | null;
 
   @ApiPropertyOptional({ example: false, description: 'let the rotation job renew it at two thirds of its lifetime' })
@@ -70,7 +72,7 @@ export class RenewCertDto {
   @ApiPropertyOptional({ description: 'a new CSR (same CN) for a certificate signed from a CSR; default: the original CSR again (same key)' })
   @Optional()
   @IsString()
-  @MaxLength(16384)
+  @MaxLength(8192)
   csr?: string;
 }
 
