@@ -13,6 +13,8 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | n
   if (value === null) return null;
   const v = value.trim();
   if (/^\d+$/.test(v)) return Number(v) * 1000;
+  // HTTP-dates (all three formats) start with the day's name; Date.parse alone would also take "-1" or "1.5".
+  if (!/^[A-Za-z]{3}/.test(v)) return null;
   const at = Date.parse(v);
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
