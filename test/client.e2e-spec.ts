@@ -72,6 +72,23 @@ describe('@latchkey/client against the real stack', () => {
     expect(rec.sent[3]).toMatchObject({ method: 'GET', idempotencyKey: null });
   });
 
+  it('a mint retried after a 503 sends the same body and Idempotency-Key again and succeeds once', async () => {
+    // The first attempt gets a 503 + Retry-After as a load balancer in front of a restarting api would
+    // answer it (never reaching the api); the second goes to the real api.
+    const sent: { idempotencyKey: string | null; body: string }[] = [];
+    const fetchWithOne503 = async (req: Request): Promise<Response> => {
+      sent.push({ idempotencyKey: req.headers.get('idempotency-key'), body: await req.clone().text() });
+      if (sent.length === 1) return new Response('{"error":{"code":"VAULT_UNAVAILABLE","message":"unavailable","requestId":"lb"}}', { status: 503, headers: { 'retry-after': '1', 'content-type': 'application/json' } });
+      return fetch(req);
+    };
+    const client = new LatchkeyClient({ baseUrl: api.url, vaultToken: op, fetch: fetchWithOne503 });
+    const k = await client.keys.mint({ appId: uniqueId('app'), profile, name: 'retried', ttl: '10m' });
+    expect(k.key).toMatch(/^lk_/);
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toEqual(sent[0]);
+    expect(JSON.parse(sent[1].body)).toMatchObject({ name: 'retried' });
+  });
+
   it('verifies, rotates and revokes through the facade', async () => {
     const client = new LatchkeyClient({ baseUrl: api.url, vaultToken: op });
     const k = await client.keys.mint({ appId: uniqueId('app'), profile, name: 'k', ttl: '1h', policies: ['orders-read'] });
