@@ -1,0 +1,4 @@
+export * from './core';
+export * from './fastify';
+export * from './express';
+export * from './nest';
