@@ -7,7 +7,9 @@ import { Controller, Get, Module, Req } from '@nestjs/common';
 import { NestFactory, Reflector } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { freePort } from '@latchkey/devstack';
-import { LatchkeyGuard, LatchkeyPermissions, LatchkeyVerifier, latchkeyExpress, latchkeyFastify, REFUSAL_MESSAGES } from '@latchkey/guards';
+import { LatchkeyVerifier, latchkeyExpress, latchkeyFastify, REFUSAL_MESSAGES } from '@latchkey/guards';
+// The monorepo maps @latchkey/<lib> to its src folder only; published, this is '@latchkey/guards/nest'.
+import { LatchkeyGuard, LatchkeyPermissions } from '../libs/guards/src/nest';
 import { REFUSAL_BODIES } from '../apps/api/src/verify/verify.routes';
 import { RunningApi, startApi } from './support/app';
 import { call } from './support/http';
