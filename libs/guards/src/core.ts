@@ -261,7 +261,10 @@ export class LatchkeyVerifier {
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', () => reject(new Unavailable('verify answer interrupted')));
+          res.on('error', () => {
+            clearTimeout(deadline);
+            reject(new Unavailable('verify answer interrupted'));
+          });
           res.on('end', () => {
             clearTimeout(deadline);
             const status = res.statusCode ?? 0;
