@@ -216,6 +216,15 @@ describe('guards for services that verify through latchkey', () => {
       expect(retryAfter).toBeGreaterThanOrEqual(1);
       expect(retryAfter).toBeLessThanOrEqual(60);
       expect(limited.headers.get('ratelimit')).toMatch(/^"requests";r=0;t=\d+$/);
+      // Credits spent: 429 too, as forward auth, with nothing to wait for.
+      const c = await mintKey(api.url, rootToken(), { appId: uniqueId('app'), profile, name: 'credits', credits: { remaining: 1 } });
+      expect((await get(strictApp, '/whoami', { 'x-api-key': c.key })).status).toBe(200);
+      const spent = await get(strictApp, '/whoami', { 'x-api-key': c.key });
+      expect([spent.status, spent.headers.get('retry-after'), spent.body.error.code]).toEqual([429, null, 'USAGE_EXCEEDED']);
+      const c2 = await mintKey(api.url, rootToken(), { appId: uniqueId('app'), profile, name: 'credits2', credits: { remaining: 1 } });
+      await call(api.url, 'GET', '/v1/auth', { headers: { 'x-api-key': c2.key } });
+      const fa = await call(api.url, 'GET', '/v1/auth', { headers: { 'x-api-key': c2.key } });
+      expect([fa.status, fa.headers.get('retry-after'), fa.body]).toEqual([spent.status, spent.headers.get('retry-after'), spent.body]);
     });
 
     it('fails closed with 503 and Retry-After when latchkey answers 503 or cannot be reached', async () => {
