@@ -288,6 +288,14 @@ describe('guards for services that verify through latchkey', () => {
       const v = new LatchkeyVerifier({ url: api.url });
       try {
         expect((await v.check({ headers: { 'x-api-key': k.key }, ip: '10.1.2.3' })).allowed).toBe(true);
+        // What a dual-stack listener reports for an IPv4 client; and an IPv6 address with a zone.
+        expect((await v.check({ headers: { 'x-api-key': k.key }, ip: '::ffff:10.1.2.3' })).allowed).toBe(true);
+        expect(await v.check({ headers: { 'x-api-key': k.key }, ip: 'fe80::1%eth0' })).toMatchObject({ allowed: false, status: 403, code: 'FORBIDDEN_IP' });
+        // An unknown client address is no address, not the service's own (127.0.0.1 here).
+        const local = await mintKey(api.url, rootToken(), { appId: uniqueId('app'), profile, name: 'local', cidrs: ['127.0.0.0/8'] });
+        expect((await v.check({ headers: { 'x-api-key': local.key }, ip: '127.0.0.1' })).allowed).toBe(true);
+        for (const ip of [undefined, 'not-an-address']) expect(await v.check({ headers: { 'x-api-key': local.key }, ip })).toMatchObject({ allowed: false, status: 403, code: 'FORBIDDEN_IP' });
+        expect((await v.check({ headers: { 'x-api-key': reader.key } })).allowed).toBe(true);
         expect(await v.check({ headers: { 'x-api-key': k.key }, ip: '192.0.2.1' })).toMatchObject({ allowed: false, status: 403, code: 'FORBIDDEN_IP' });
       } finally {
         v.close();

@@ -176,7 +176,7 @@ export class LatchkeyVerifier {
     if (key.length > MAX_KEY_LENGTH) return refusal(401, 'MALFORMED', { 'WWW-Authenticate': 'Bearer realm="latchkey", error="invalid_token"' });
     const required = permissions.length ? [...new Set([...this.basePermissions, ...permissions])] : this.basePermissions;
     if (permissions.length) checkPermissions(required);
-    const ip = this.forwardIp && input.ip && isIP(input.ip) ? input.ip : undefined;
+    const ip = this.forwardIp ? clientIp(input.ip) : undefined;
     const staleKey = this.staleGraceMs > 0 ? this.digest(ip, key) : null;
     let verdict: LatchkeyVerdict;
     try {
@@ -297,6 +297,19 @@ export class LatchkeyVerifier {
       req.end(payload);
     });
   }
+}
+
+/**
+ * The address verify accepts: an IPv6 zone (`fe80::1%eth0`, what Node reports for link-local peers) is
+ * dropped, since verify's schema refuses it with a 400 (which would fail the request closed) and CIDRs
+ * carry no zone. An unknown client (no address, or not one) is sent as `::`, the unspecified address,
+ * which no bound CIDR holds but `::/0`: sending nothing would have verify check the service's own address,
+ * and a key bound to the service's network would pass for any client.
+ */
+function clientIp(raw: string | undefined): string {
+  const zone = raw ? raw.indexOf('%') : -1;
+  const ip = raw && zone >= 0 ? raw.slice(0, zone) : raw;
+  return ip && isIP(ip) ? ip : '::';
 }
 
 function checkPermissions(p: readonly string[]): void {
