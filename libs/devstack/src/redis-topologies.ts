@@ -62,8 +62,16 @@ export async function startRedisCluster(opts: { masters?: number; replicas?: num
   const children: ChildProcess[] = [];
   try {
     const nodes: HostPort[] = [];
+    // Two ports per node, all distinct: freePort can hand the same free port out twice in a row.
+    const taken = new Set<number>();
+    const distinctPort = async (): Promise<number> => {
+      for (;;) {
+        const p = await freePort();
+        if (!taken.has(p)) return taken.add(p), p;
+      }
+    };
     for (let i = 0; i < n; i++) {
-      const [port, bus] = [await freePort(), await freePort()];
+      const [port, bus] = [await distinctPort(), await distinctPort()];
       nodes.push({ host: '127.0.0.1', port });
       children.push(
         spawnServer(
