@@ -7,8 +7,6 @@ export interface CliConfig {
   url: string;
   vaultToken?: string;
   managementKey?: string;
-  /** Where the values came from (for `latchkey --help`-level diagnostics, never the values themselves). */
-  source: 'env' | 'dev.env' | 'env+dev.env';
 }
 
 const DEV_ENV = path.join('.latchkey', 'dev.env');
@@ -59,7 +57,5 @@ export function loadConfig(opts: { url?: string; needCredential: boolean }, env:
   if (opts.needCredential && !vaultToken && !managementKey) {
     throw new UsageError(`no credential: set VAULT_TOKEN or LATCHKEY_MANAGEMENT_KEY (or run in a directory with ${DEV_ENV})`);
   }
-  const usedFile = Object.keys(file).length > 0 && (url === pick(file.LATCHKEY_URL) || !envHasCredential);
-  const usedEnv = Boolean(fromEnv.url || envHasCredential || opts.url);
-  return { url, vaultToken, managementKey, source: usedFile ? (usedEnv ? 'env+dev.env' : 'dev.env') : 'env' };
+  return { url, vaultToken, managementKey };
 }

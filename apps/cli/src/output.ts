@@ -3,7 +3,7 @@ import { LatchkeyApiError } from '@latchkey/client';
 /** The documented exit codes (also in `latchkey --help`). */
 export const Exit = {
   OK: 0,
-  /** bad arguments, missing configuration, a file that would be overwritten without --force */
+  /** bad arguments, missing configuration, a file that would be overwritten without --force, a local I/O error */
   USAGE: 1,
   /** the api refused the request (4xx: validation, not found, forbidden, ...) */
   REFUSED: 2,
@@ -16,7 +16,8 @@ export const Exit = {
 export const EXIT_CODES_HELP = `
 Exit codes:
   0  ok
-  1  usage error: bad arguments, missing LATCHKEY_URL or credential, output file exists (use --force)
+  1  usage or local error: bad arguments, missing LATCHKEY_URL or credential, output file exists
+     (use --force), a file that cannot be read or written
   2  the api refused the request (HTTP 4xx; the error code is printed, e.g. NOT_FOUND, FORBIDDEN)
   3  the api is unavailable (HTTP 5xx, 503 after bounded retries, network error)
   4  verify: the key is not valid (the verdict's code is printed)
@@ -40,7 +41,8 @@ export function exitCodeFor(err: unknown): number {
     if (err.status >= 400 && err.status < 500) return Exit.REFUSED;
     return Exit.UNAVAILABLE;
   }
-  return Exit.UNAVAILABLE;
+  // Anything else happened locally (a file that cannot be read or written): not the api's doing.
+  return Exit.USAGE;
 }
 
 /**

@@ -2,7 +2,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { LatchkeyApiError, LatchkeyClient, type Schemas } from '@latchkey/client';
-import { loadConfig } from './config';
 import { checkWritable, readStdin, writePrivate } from './files';
 import { EXIT_CODES_HELP, Exit, fields, table, UsageError } from './output';
 
@@ -95,7 +94,11 @@ function certFields(c: Omit<Schemas['CertResponse'], never>): string {
   ]);
 }
 
-/** The api's data, or its error as a LatchkeyApiError (the typed client's own unwrap, for the calls outside its facade). */
+/**
+ * The api's data, or its error as a LatchkeyApiError, for the calls outside the client's facade (the
+ * same mapping as the client's own unwrap, which it does not export): only the api's error body and
+ * status, never anything of the request.
+ */
 async function data<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
   const { data: d, error, response } = await call;
   if (!response.ok) {
@@ -400,7 +403,8 @@ export function buildProgram(run: Runner): Command {
       }
       // The file names need the common name: read the record first (cheap, and a NOT_FOUND stops here).
       const current = await data(c.api.GET('/v1/certs/{serial}', { params: { path: { serial } } }));
-      const files = certPaths({ outDir: o.outDir, name: o.name ?? current.commonName }, !csr);
+      // A new private key comes back only for a certificate whose key Vault generated (and no new CSR).
+      const files = certPaths({ outDir: o.outDir, name: o.name ?? current.commonName }, current.source === 'issue' && !csr);
       checkWritable([files.cert, ...(files.key ? [files.key] : []), files.ca], Boolean(o.force));
       const res = await data(
         c.api.POST('/v1/certs/{serial}/renew', {
@@ -557,4 +561,3 @@ function dailyTable(daily: { date: string; count: number }[]): string {
   return daily.length ? '\n' + table(['date', 'count'], daily.map((d) => [d.date, d.count])) : '';
 }
 
-export { loadConfig };
