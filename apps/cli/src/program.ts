@@ -116,7 +116,10 @@ async function data<T>(call: Promise<{ data?: T; error?: unknown; response: Resp
 
 /** Output file names of a certificate: <dir>/<name>.crt, <name>.key, <name>.ca.crt. */
 function certPaths(o: { outDir: string; name: string }, withKey: boolean): { cert: string; key?: string; ca: string } {
-  if (!/^[A-Za-z0-9._-]+$/.test(o.name) || o.name.startsWith('.')) throw new UsageError('--name must be a plain file name ([A-Za-z0-9._-], not starting with a dot)');
+  // The stem defaults to the common name, which is the api's to accept, not a path: no separators, no dotfiles.
+  if (!/^[A-Za-z0-9._-]+$/.test(o.name) || o.name.startsWith('.')) {
+    throw new UsageError(`file name ${JSON.stringify(o.name)} is not a plain file name ([A-Za-z0-9._-], not starting with a dot); choose one with --name`);
+  }
   const base = path.join(o.outDir, o.name);
   return { cert: `${base}.crt`, ...(withKey ? { key: `${base}.key` } : {}), ca: `${base}.ca.crt` };
 }
