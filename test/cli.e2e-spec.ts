@@ -44,6 +44,9 @@ function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdi
 
 const mode = (f: string) => fs.statSync(f).mode & 0o777;
 
+// Each test spawns a dozen or more node processes; on a loaded CI machine that takes longer than the default.
+jest.setTimeout(180_000);
+
 describe('latchkey CLI against the real stack', () => {
   let api: RunningApi;
   let op: string;
