@@ -376,7 +376,7 @@ describe('certificates: happy paths', () => {
   it('serves the same routes over an HTTPS + mTLS listener to certificates latchkey issued, and stops at once after revoke', async () => {
     const srv = serverIdentity();
     const tlsPort = await freePort();
-    const mtlsApi = await startApi({ LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile });
+    const mtlsApi = await startApi({ LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile }, { avoidPorts: [tlsPort] });
     try {
       const appId = uniqueId('app');
       const c = await issue({ appId, commonName: `${appId}-sidecar`, ttl: '1h' });

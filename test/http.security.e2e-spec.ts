@@ -215,7 +215,7 @@ describe('slow requests time out (LATCHKEY_REQUEST_TIMEOUT), on the plain and th
     tlsPort = await freePort();
     let op: string;
     [api, { token: op }] = await Promise.all([
-      startApi({ LATCHKEY_REQUEST_TIMEOUT: '2s', LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile }),
+      startApi({ LATCHKEY_REQUEST_TIMEOUT: '2s', LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile }, { avoidPorts: [tlsPort] }),
       operatorToken(),
     ]);
     const issued = await call(api.url, 'POST', '/v1/certs', { token: op, body: { appId: uniqueId('app'), commonName: uniqueId('sidecar'), ttl: '1h' } });

@@ -14,8 +14,10 @@ export interface RunningApi {
  * through the same entry point as production, and jest's module system never
  * has to load the api's ESM-only dependencies).
  */
-export async function startApi(overrides: NodeJS.ProcessEnv = {}): Promise<RunningApi> {
-  const port = await freePort();
+export async function startApi(overrides: NodeJS.ProcessEnv = {}, opts: { avoidPorts?: number[] } = {}): Promise<RunningApi> {
+  // freePort can hand out the same free port twice in a row: never the one a caller took for another listener.
+  let port = await freePort();
+  while (opts.avoidPorts?.includes(port)) port = await freePort();
   const p = spawnApp('api', { LATCHKEY_HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...overrides, LATCHKEY_PORT: String(port) });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(

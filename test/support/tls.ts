@@ -50,7 +50,7 @@ export interface MtlsApi {
 export async function startMtlsApi(env: NodeJS.ProcessEnv = {}): Promise<MtlsApi> {
   const srv = serverIdentity();
   const tlsPort = await freePort();
-  const api = await startApi({ ...env, LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile });
+  const api = await startApi({ ...env, LATCHKEY_TLS_PORT: String(tlsPort), LATCHKEY_TLS_CERT: srv.certFile, LATCHKEY_TLS_KEY: srv.keyFile }, { avoidPorts: [tlsPort] });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lk-mtls-'));
   return {
     api,
