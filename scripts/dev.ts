@@ -131,6 +131,8 @@ async function main(): Promise<void> {
         `  curl -s -X POST ${url}/v1/keys -H ${q(`X-Vault-Token: ${vaultToken}`)} -H 'Content-Type: application/json' \\`,
         `    -d '{"appId":"example","profile":"default","name":"another-key"}'`,
         '',
+        `  Web console: ${url}/console/  (sign in with the Vault token above)`,
+        '',
         `  In another shell: set -a; . .latchkey/dev.env; set +a   API docs: ${url}/docs   Ctrl-C stops everything.`,
         '',
       ].join('\n'),

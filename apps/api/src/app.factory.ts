@@ -24,6 +24,7 @@ import { answerClientError, requestTimeoutOptions } from './http/request-timeout
 import { childLoggerFactory, installAccessLog, requestIdGenerator } from './http/hot-path';
 import { forwardedForWarning } from './http/forwarded-for';
 import { registerQueueBoard } from './admin/queue-board';
+import { registerConsole } from './console/console-assets';
 import { JobsProducer } from '@latchkey/jobs';
 
 /** Fastify `trustProxy` from configuration: a hop count or an explicit address list, never `true`. */
@@ -94,6 +95,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   registerVerifyRoutes(fastify, app.get(VerifyService), app.get(ClientIdentityResolver), config.verify.authPermissionsFrom);
   registerOAuthRoutes(fastify, { verifier: app.get(VerifyService), keyring: app.get(TokenKeyring), profiles: app.get(ProfilesService), identity: app.get(ClientIdentityResolver), authz: app.get(AuthzService), audit: app.get(AdminAuditRecorder), config });
   registerQueueBoard(fastify, { authz: app.get(AuthzService), identity: app.get(ClientIdentityResolver), jobs: app.get(JobsProducer), config });
+  // The web console: static files calling the public REST API like any client (no server-side session).
+  if (!registerConsole(fastify)) log.warn('web console not built (dist/console missing): /console answers 404; run npm run build');
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(
     new ErrorFilter((req, reply) => {

@@ -1,0 +1,256 @@
+import type { ComponentChildren, RefObject } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError } from './api';
+
+/** A failed call: the API's code and message (never a credential: the API redacts, and we show only these). */
+export function ErrorBox({ error }: { error: unknown }) {
+  if (!error) return null;
+  const e = error instanceof ApiError ? error : null;
+  const details = e && Array.isArray(e.details) ? (e.details as Array<{ field: string; problems: string[] }>) : [];
+  return (
+    <div class="alert error" role="alert">
+      <strong>{e ? e.code : 'Error'}</strong>: {e ? e.message : String((error as Error)?.message ?? error)}
+      {details.length > 0 && (
+        <ul>
+          {details.map((d) => (
+            <li key={d.field}>
+              <code>{d.field}</code>: {d.problems.join('; ')}
+            </li>
+          ))}
+        </ul>
+      )}
+      {e?.requestId && <div class="muted small">request id {e.requestId}</div>}
+    </div>
+  );
+}
+
+export function Notice({ children, kind = 'info' }: { children: ComponentChildren; kind?: 'info' | 'warn' | 'ok' }) {
+  return (
+    <div class={`alert ${kind}`} role="status">
+      {children}
+    </div>
+  );
+}
+
+export function Warnings({ warnings }: { warnings?: string[] }) {
+  if (!warnings?.length) return null;
+  return (
+    <div class="alert warn" role="status">
+      <strong>Warnings</strong>
+      <ul>
+        {warnings.map((w) => (
+          <li key={w}>{w}</li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+/** Load data for a page; `reload` re-runs it. Errors are kept for ErrorBox. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data: T | undefined; error: unknown; loading: boolean; reload: () => void } {
+  const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({ data: undefined, error: undefined, loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true, error: undefined }));
+    load().then(
+      (data) => live && setState({ data, error: undefined, loading: false }),
+      (error: unknown) => live && setState({ data: undefined, error, loading: false }),
+    );
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  return { ...state, reload: () => setTick((t) => t + 1) };
+}
+
+export function Time({ iso, relative = true }: { iso?: string | null; relative?: boolean }) {
+  if (!iso) return <span class="muted">—</span>;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return <span>{iso}</span>;
+  return (
+    <time dateTime={iso} title={d.toISOString()}>
+      {d.toLocaleString()}
+      {relative && <span class="muted small"> ({ago(d.getTime())})</span>}
+    </time>
+  );
+}
+
+export function ago(ms: number): string {
+  const diff = ms - Date.now();
+  const abs = Math.abs(diff);
+  const units: Array<[number, string]> = [
+    [86400_000, 'd'],
+    [3600_000, 'h'],
+    [60_000, 'm'],
+    [1000, 's'],
+  ];
+  for (const [u, name] of units) {
+    if (abs >= u || name === 's') {
+      const n = Math.floor(abs / u);
+      return diff >= 0 ? `in ${n}${name}` : `${n}${name} ago`;
+    }
+  }
+  return '';
+}
+
+export function duration(seconds: number): string {
+  if (seconds <= 0) return '0s';
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return [d && `${d}d`, h && `${h}h`, m && `${m}m`, !d && !h && s && `${s}s`].filter(Boolean).join(' ') || '0s';
+}
+
+export function StateBadge({ state }: { state: string }) {
+  return <span class={`badge state-${state}`}>{state}</span>;
+}
+
+/**
+ * A modal built on <dialog>: the browser traps focus inside it, Escape closes it, and focus returns to
+ * the control that opened it.
+ */
+export function Dialog({ open, title, onClose, children, labelledBy }: { open: boolean; title: string; onClose: () => void; children: ComponentChildren; labelledBy?: string }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const opener = useRef<Element | null>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (open && !d.open) {
+      opener.current = document.activeElement;
+      d.showModal();
+    } else if (!open && d.open) {
+      d.close();
+    }
+    if (!open && opener.current instanceof HTMLElement) {
+      opener.current.focus();
+      opener.current = null;
+    }
+  }, [open]);
+  const id = labelledBy ?? `dlg-${title.replace(/\W+/g, '-').toLowerCase()}`;
+  return (
+    <dialog ref={ref} aria-labelledby={id} onClose={onClose} onCancel={(e) => (e.preventDefault(), onClose())}>
+      {open && (
+        <div class="dialog-body">
+          <h2 id={id}>{title}</h2>
+          {children}
+        </div>
+      )}
+    </dialog>
+  );
+}
+
+/**
+ * A secret shown once: read-only, selectable, with a copy button. The value lives only in this
+ * component's props; closing the dialog that holds it drops it.
+ */
+export function SecretField({ label, value, id }: { label: string; value: string; id: string }) {
+  const [copied, setCopied] = useState<string | null>(null);
+  const input = useRef<HTMLInputElement>(null);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value);
+      setCopied('Copied to the clipboard.');
+    } catch {
+      input.current?.select();
+      setCopied('Copy was refused by the browser: the text is selected, press Ctrl+C.');
+    }
+  };
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      <div class="row">
+        <input id={id} ref={input} class="secret mono" readOnly value={value} spellcheck={false} autocomplete="off" onFocus={(e) => (e.currentTarget as HTMLInputElement).select()} />
+        <button type="button" onClick={() => void copy()}>
+          Copy
+        </button>
+      </div>
+      <p class="small" aria-live="polite">
+        {copied}
+      </p>
+    </div>
+  );
+}
+
+/** Offer text as a file download (a PEM): built in memory, never stored. */
+export function downloadText(filename: string, text: string, type = 'application/x-pem-file'): void {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Cursor pagination: a stack of cursors so "Previous" works with the API's forward-only cursors. */
+export function usePager(resetKey: string): { cursor: string | undefined; page: number; next: (c: string) => void; prev: () => void } {
+  const [stack, setStack] = useState<Array<string | undefined>>([undefined]);
+  useEffect(() => setStack([undefined]), [resetKey]);
+  return {
+    cursor: stack[stack.length - 1],
+    page: stack.length,
+    next: (c) => setStack((s) => [...s, c]),
+    prev: () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s)),
+  };
+}
+
+export function Pager({ page, nextCursor, onNext, onPrev, label }: { page: number; nextCursor: string | null | undefined; onNext: (c: string) => void; onPrev: () => void; label: string }) {
+  return (
+    <nav class="pager" aria-label={`${label} pages`}>
+      <button type="button" onClick={onPrev} disabled={page <= 1}>
+        Previous
+      </button>
+      <span aria-live="polite">Page {page}</span>
+      <button type="button" onClick={() => nextCursor && onNext(nextCursor)} disabled={!nextCursor}>
+        Next
+      </button>
+    </nav>
+  );
+}
+
+/** Move focus to the page heading after navigation, so screen readers and keyboard users start there. */
+export function useFocusHeading(ref: RefObject<HTMLElement | null>, deps: unknown[]): void {
+  useEffect(() => {
+    ref.current?.focus();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, deps);
+}
+
+export function KV({ items }: { items: Array<[string, ComponentChildren]> }) {
+  return (
+    <dl class="kv">
+      {items.map(([k, v]) => (
+        <div key={k}>
+          <dt>{k}</dt>
+          <dd>{v}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+export function List({ values, empty = '—' }: { values?: string[] | null; empty?: string }) {
+  if (!values?.length) return <span class="muted">{empty}</span>;
+  return (
+    <span>
+      {values.map((v, i) => (
+        <span key={v}>
+          {i > 0 && ', '}
+          <code>{v}</code>
+        </span>
+      ))}
+    </span>
+  );
+}
+
+/** Split "a, b\nc" into trimmed non-empty items. */
+export function splitList(s: string): string[] {
+  return s
+    .split(/[\s,]+/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
