@@ -227,8 +227,17 @@ export class AuthzService {
     return (await this.capabilitiesMany(principal, [path]))[path] ?? [];
   }
 
-  /** Capabilities on several paths in one Vault call (answers cached per path). */
-  private async capabilitiesMany(principal: Principal, paths: string[]): Promise<Record<string, string[]>> {
+  /**
+   * The caller's capabilities on many paths, in one Vault call (`root`: every capability; `deny` or no entry:
+   * none). Cached answers are used, new ones are not kept: a listing's hundreds of paths would crowd out the
+   * per-request answers the cache exists for.
+   */
+  capabilitiesOf(principal: Principal, paths: string[]): Promise<Record<string, string[]>> {
+    return this.capabilitiesMany(principal, [...new Set(paths)], false);
+  }
+
+  /** Capabilities on several paths in one Vault call (answers cached per path unless `remember` is false). */
+  private async capabilitiesMany(principal: Principal, paths: string[], remember = true): Promise<Record<string, string[]>> {
     const h = hashToken(principal.token);
     const out: Record<string, string[]> = {};
     const ask: string[] = [];
@@ -251,7 +260,7 @@ export class AuthzService {
     }
     for (const p of ask) {
       out[p] = answer[p] ?? [];
-      this.caps.set(`${h}|${p}`, out[p]);
+      if (remember) this.caps.set(`${h}|${p}`, out[p]);
     }
     return out;
   }

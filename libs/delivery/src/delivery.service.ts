@@ -3,6 +3,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ErrorCode, LatchkeyError, redactText } from '@latchkey/common';
+import { appRegistryKey } from '@latchkey/apps';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RotationTrigger } from '@latchkey/jobs';
 import { REDIS, RedisClient } from '@latchkey/redis';
@@ -168,6 +169,8 @@ export class DeliveryService {
     if (secret !== undefined && (secret.length < 16 || secret.length > 256)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'secret must be 16-256 characters');
     const cfg: WebhookConfig = { url, secret: secret ?? `whsec_${randomBytes(32).toString('base64url')}`, updatedAt: new Date().toISOString() };
     await this.vault.kvWrite(this.config.vault.kvMount, this.webhookPath(appId), cfg as unknown as Record<string, unknown>);
+    // An app may have a webhook before it has any key: the registry (GET /v1/apps) learns it here too.
+    await this.redis.zadd(appRegistryKey(this.config.redis.prefix), 0, appId);
     return cfg;
   }
 
