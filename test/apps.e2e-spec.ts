@@ -117,6 +117,17 @@ describe('GET /v1/apps: the apps a caller may see (own stack prefix)', () => {
     expect((await call(api.url, 'GET', '/v1/apps', { token: 'hvs.not-a-real-token-000000000000' })).status).toBe(401);
   });
 
+  it('a full page of 500 spans several Vault calls (OpenBao takes at most 1000 strings in a JSON body)', async () => {
+    // Registered after every other test's listing (names after w…), so they see only their own apps.
+    const many = Array.from({ length: 700 }, (_, i) => `y${tag}-${String(i).padStart(3, '0')}`);
+    await redis.zadd(`${prefix}:apps`, ...many.flatMap((m) => [0, m]));
+    const pages = await allPages(api.url, { token: op.token }, 500);
+    expect(pages.map((p) => p.items.length)).toEqual([500, 205]);
+    expect(pages.flatMap((p) => p.items.map((i) => i.appId))).toEqual([a, b, c, legacy, w, ...many]);
+    const onlyA = await tokenWith({ [`latchkey/apps/${a}/keys`]: ['read'] });
+    expect((await allPages(api.url, { token: onlyA }, 500)).flatMap((p) => p.items.map((i) => i.appId))).toEqual([a]);
+  });
+
   it('is in the OpenAPI document', async () => {
     const doc = await call(api.url, 'GET', '/openapi.json');
     expect(Object.keys(doc.body.paths)).toContain('/v1/apps');
