@@ -54,7 +54,33 @@ describe('usage per app and relative audit times (shared stack)', () => {
     expect(usage.freshnessSeconds).toBeGreaterThan(0);
     // The per-key view agrees.
     const perKey = await call(api.url, 'GET', `/v1/keys/${fenced.keyId}/usage`, { token: op.token });
-    expect(perKey.body.verify).toEqual({ count: 2, failures: 2 });
+    expect(perKey.body.verify).toEqual({ count: 2, failures: 2, refusedByCode: { FORBIDDEN_IP: 2 } });
+
+    // Per hour (for charts): 24 entries by default, oldest first, ending with this hour; the counts are in the
+    // hour of the flush (this one, or the next if the hour turned meanwhile: then the last entry).
+    const thisHour = new Date(Math.floor(Date.now() / 3600_000) * 3600_000).toISOString();
+    const hourOf = (body: { hourly: Array<{ hour: string; valid: number; refused: number; refusedByCode: Record<string, number> }> }) =>
+      body.hourly.find((e) => e.valid + e.refused > 0);
+    expect(usage.hourly).toHaveLength(24);
+    expect(hourOf(usage)).toEqual({ hour: expect.any(String), valid: 3, refused: 3, refusedByCode: { INSUFFICIENT_PERMISSIONS: 1, FORBIDDEN_IP: 2 } });
+    expect(Date.parse(hourOf(usage)!.hour)).toBeGreaterThanOrEqual(Date.parse(thisHour));
+    const openUsage = await call(api.url, 'GET', `/v1/keys/${open.keyId}/usage?hours=2`, { token: op.token });
+    expect(openUsage.status).toBe(200);
+    expect(openUsage.body.verify).toEqual({ count: 4, failures: 1, refusedByCode: { INSUFFICIENT_PERMISSIONS: 1 } });
+    expect(openUsage.body.hourly).toHaveLength(2);
+    expect(openUsage.body.hourly[1].hour).toBe(new Date(Math.floor(Date.now() / 3600_000) * 3600_000).toISOString());
+    expect(hourOf(openUsage.body)).toMatchObject({ valid: 3, refused: 1, refusedByCode: { INSUFFICIENT_PERMISSIONS: 1 } });
+    expect(hourOf((await call(api.url, 'GET', `/v1/keys/${fenced.keyId}/usage`, { token: op.token })).body)).toMatchObject({ valid: 0, refused: 2, refusedByCode: { FORBIDDEN_IP: 2 } });
+    const week = await call(api.url, 'GET', `/v1/apps/${app}/usage?hours=168`, { token: op.token });
+    expect([week.status, week.body.hourly.length]).toEqual([200, 168]);
+    const one = await call(api.url, 'GET', `/v1/apps/${app}/usage?hours=1`, { token: op.token });
+    expect(one.body.hourly).toHaveLength(1);
+    for (const bad of ['0', '169', '-1', '1.5', 'x', '24&hours=2', '']) {
+      for (const path of [`/v1/apps/${app}/usage`, `/v1/keys/${open.keyId}/usage`]) {
+        const r = await call(api.url, 'GET', `${path}?hours=${bad}`, { token: op.token });
+        expect([path, bad, r.status, r.body.error?.code]).toEqual([path, bad, 400, 'VALIDATION_FAILED']);
+      }
+    }
 
     // Readers of the app only.
     expect((await call(api.url, 'GET', `/v1/apps/${app}/usage`)).status).toBe(401);

@@ -53,7 +53,8 @@ describe('Redis Cluster topology', () => {
 
   it('mints, verifies and forward-authenticates; a strict limit is exact across two instances', async () => {
     const profile = await createProfile(apis[0].url, op, { limits: [{ name: 'requests', limit: 20, window: '60s' }] });
-    const k = await mintKey(apis[0].url, op, { appId: uniqueId('app'), profile, name: 'k' });
+    const appId = uniqueId('app');
+    const k = await mintKey(apis[0].url, op, { appId, profile, name: 'k' });
     expect((await verify(1, k.key)).body).toMatchObject({ valid: true, code: 'VALID', keyId: k.keyId });
     const fa = await fetch(`${apis[1].url}/v1/auth`, { headers: { 'x-api-key': k.key } });
     expect([fa.status, fa.headers.get('x-latchkey-key-id')]).toEqual([204, k.keyId]);
@@ -71,7 +72,20 @@ describe('Redis Cluster topology', () => {
       const u = (await call(apis[0].url, 'GET', `/v1/keys/${k.keyId}/usage`, { token: op })).body;
       return u?.verify?.count >= 62 ? u : null;
     }, 10_000);
-    expect(usage.verify).toEqual({ count: 62, failures: 42 });
+    expect(usage.verify).toEqual({ count: 62, failures: 42, refusedByCode: { RATE_LIMITED: 42 } });
+    // Per hour, for the key and its app: hashes under the same tag, written in the same pipelines.
+    const sum = (h: Array<{ valid: number; refused: number }>) => h.reduce((s, e) => [s[0] + e.valid, s[1] + e.refused], [0, 0]);
+    expect(sum(usage.hourly)).toEqual([20, 42]);
+    const appUsage = await waitFor('app usage flushed by both instances', async () => {
+      const u = (await call(apis[1].url, 'GET', `/v1/apps/${appId}/usage?hours=2`, { token: op })).body;
+      return u?.verify?.count >= 62 ? u : null;
+    }, 10_000);
+    expect(sum(appUsage.hourly)).toEqual([20, 42]);
+    // The app registry (GET /v1/apps) on the Cluster: under the hash tag, filled by the index write.
+    const apps = await call(apis[1].url, 'GET', '/v1/apps?limit=500', { token: op });
+    expect(apps.status).toBe(200);
+    expect(apps.body.items.map((i: { appId: string }) => i.appId)).toContain(appId);
+    expect(await client.zscore(`{${PREFIX}}:apps`, appId)).toBe('0');
   });
 
   it('a key revoked through one instance is NOT_FOUND on the other (revocation bus on the Cluster)', async () => {

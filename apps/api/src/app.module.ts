@@ -15,13 +15,14 @@ import { AuditHttpModule } from './audit/audit-http.module';
 import { CertsHttpModule } from './certs/certs-http.module';
 import { AdminModule } from './admin/admin.module';
 import { AppDeliveryHttpModule } from './keys/apps-webhooks.controller';
+import { AppsHttpModule } from './apps/apps.controller';
 
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, TokensModule, KeysModule, VerifyModule, AdminModule, AppDeliveryHttpModule, CertsHttpModule, AuditHttpModule, ApiAuthModule],
+      imports: [ConfigModule.forRoot(config), VaultModule, RedisModule, HealthModule, RevocationModule, TokensModule, KeysModule, VerifyModule, AdminModule, AppDeliveryHttpModule, AppsHttpModule, CertsHttpModule, AuditHttpModule, ApiAuthModule],
       controllers: [MetricsController, ProfilesController, SelfKeysController, UnwrapController, KeysController],
     };
   }

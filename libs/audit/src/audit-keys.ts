@@ -13,6 +13,9 @@ export const auditKeys = (p: string) => ({
   /** Per app (verify counts, refusals by code); a separate namespace from the per-key hashes. */
   appUsage: (appId: string) => `${p}:appusage:${appId}`,
   appUsageDays: (appId: string) => `${p}:appusage:${appId}:days`,
+  /** Per UTC day, verifications by hour and outcome: fields `HH|VALID` and `HH|<refusal code>` (charts). */
+  usageHours: (keyId: string, day: string) => `${p}:usage:${keyId}:h:${day}`,
+  appUsageHours: (appId: string, day: string) => `${p}:appusage:${appId}:h:${day}`,
   seen: (bucket: string) => `${p}:audit:seen:${bucket}`,
 });
 
@@ -121,7 +124,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+/** Hourly hashes outlive the longest series the API serves (168 hours) by a day. */
+export const HOURLY_TTL_SECONDS = 8 * 86400;
+
 /** UTC day of an epoch-ms time, for per-day counters. */
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** UTC hour (`00`..`23`) of an epoch-ms time, the field prefix in the hourly hashes. */
+export function utcHour(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 13);
 }

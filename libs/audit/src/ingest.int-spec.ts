@@ -192,6 +192,29 @@ describe('AuditIngester (real Redis, temporary files)', () => {
     expect(u).toMatchObject({ count: 1005, errors: 102, lastIp: '192.0.2.7', lastSource: 'verify', verify: { count: 1000, failures: 100 } });
     expect((await reader.get('OTHERkey000000000000000x')).count).toBe(1);
     expect((await reader.get('UNUSEDkey00000000000000x')).count).toBe(0);
+    // Refusals by code (none given: REFUSED) and per hour: the counts land in the hour of the flush.
+    const sum = (h: Array<{ valid: number; refused: number }>) => h.reduce((s, e) => [s[0] + e.valid, s[1] + e.refused], [0, 0]);
+    expect(u.verify.refusedByCode).toEqual({ REFUSED: 100 });
+    expect(u.hourly).toHaveLength(24);
+    expect(sum(u.hourly)).toEqual([900, 100]);
+    expect(u.hourly.slice(-2).some((e) => e.refusedByCode.REFUSED === 100)).toBe(true);
+
+    const app = 'hourlyapp';
+    counter.record(key, undefined, true, app, 'VALID');
+    counter.record(key, undefined, true, app, 'VALID');
+    counter.record(key, undefined, false, app, 'FORBIDDEN_IP');
+    await counter.flush();
+    u = await reader.get(key, 30, 168);
+    expect(u.verify.refusedByCode).toEqual({ REFUSED: 100, FORBIDDEN_IP: 1 });
+    expect(u.hourly).toHaveLength(168);
+    expect(sum(u.hourly)).toEqual([902, 101]);
+    const a = await reader.app(app, 30, 2);
+    expect(a.hourly).toHaveLength(2);
+    expect(sum(a.hourly)).toEqual([2, 1]);
+    expect(a.hourly.map((e) => e.refusedByCode.FORBIDDEN_IP ?? 0).reduce((x, y) => x + y)).toBe(1);
+    const ttl = await redis.ttl(auditKeys(prefix).appUsageHours(app, new Date().toISOString().slice(0, 10)));
+    expect(ttl).toBeGreaterThan(7 * 86400);
+    expect(ttl).toBeLessThanOrEqual(8 * 86400);
   });
 
   it('attributes nothing to a token latchkey does not know, whatever its metadata says', async () => {

@@ -1,7 +1,7 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { REDIS, RedisClient } from '@latchkey/redis';
-import { auditKeys, USAGE_SCRIPT, utcDay } from './audit-keys';
+import { auditKeys, HOURLY_TTL_SECONDS, USAGE_SCRIPT, utcDay, utcHour } from './audit-keys';
 import { usageMetrics } from './metrics';
 
 interface Pending {
@@ -9,13 +9,15 @@ interface Pending {
   failures: number;
   lastAt: number;
   lastIp: string;
+  /** Refusal code → count; allocated on the key's first refusal only (a valid verify allocates nothing). */
+  refused?: Map<string, number>;
 }
 
 /** Per app: verifications of its keys, and refusals by code (what `GET /v1/apps/:appId/usage` shows). */
 interface AppPending {
   count: number;
-  /** Refusal code → count. */
-  refused: Map<string, number>;
+  /** Refusal code → count; allocated on the app's first refusal only. */
+  refused?: Map<string, number>;
 }
 
 /** Apps with unflushed counts held at most (like MAX_PENDING_KEYS: a bound on memory, never reached in practice). */
@@ -59,7 +61,8 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
    * keys' counts: no Redis call per verify.
    */
   record(keyId: string, ip: string | undefined, ok: boolean, appId?: string, code?: string): void {
-    if (appId !== undefined) this.recordApp(appId, ok ? undefined : code ?? 'REFUSED');
+    const refusal = ok ? undefined : (code ?? 'REFUSED');
+    if (appId !== undefined) this.recordApp(appId, refusal);
     let e = this.pending.get(keyId);
     if (e === undefined) {
       if (this.pending.size >= MAX_PENDING_KEYS) {
@@ -70,7 +73,11 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
       this.pending.set(keyId, e);
     }
     e.count++;
-    if (!ok) e.failures++;
+    if (refusal !== undefined) {
+      e.failures++;
+      const m = (e.refused ??= new Map());
+      m.set(refusal, (m.get(refusal) ?? 0) + 1);
+    }
     e.lastAt = Date.now();
     if (ip) e.lastIp = ip;
   }
@@ -82,11 +89,14 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
         usageMetrics.dropped().inc();
         return;
       }
-      a = { count: 0, refused: new Map() };
+      a = { count: 0 };
       this.pendingApps.set(appId, a);
     }
     a.count++;
-    if (refusal !== undefined) a.refused.set(refusal, (a.refused.get(refusal) ?? 0) + 1);
+    if (refusal !== undefined) {
+      const m = (a.refused ??= new Map());
+      m.set(refusal, (m.get(refusal) ?? 0) + 1);
+    }
   }
 
   /** Keys with counts not yet flushed (for tests and diagnostics). */
@@ -126,12 +136,26 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
     const keys = auditKeys(prefix);
     const ttl = Math.ceil(this.config.audit.usageRetentionMs / 1000);
     const entries = [...batch.entries()];
+    // Hourly counts go to the hour of the flush, like the app's per-day counts (no clock read per verify).
+    const now = Date.now();
+    const day = utcDay(now);
+    const hour = utcHour(now);
     let done = 0;
     try {
       for (let i = 0; i < entries.length; i += PIPELINE_CHUNK) {
         const pipe = this.redis.pipeline() as unknown as RedisWithUsage & { exec(): Promise<Array<[Error | null, unknown]> | null> };
         const slice = entries.slice(i, i + PIPELINE_CHUNK);
-        for (const [keyId, e] of slice) pipe.lkUsageMerge(keys.usage(keyId), prefix, keyId, e.count, e.failures, String(e.lastAt), e.lastIp, utcDay(e.lastAt), ttl);
+        for (const [keyId, e] of slice) {
+          pipe.lkUsageMerge(keys.usage(keyId), prefix, keyId, e.count, e.failures, String(e.lastAt), e.lastIp, utcDay(e.lastAt), ttl);
+          // Same slot as the usage hash (the prefix is the Cluster hash tag), so one pipeline still serves it.
+          const hk = keys.usageHours(keyId, day);
+          if (e.count > e.failures) pipe.hincrby(hk, `${hour}|VALID`, e.count - e.failures);
+          for (const [code, n] of e.refused ?? []) {
+            pipe.hincrby(hk, `${hour}|${code}`, n);
+            pipe.hincrby(keys.usage(keyId), `refused:${code}`, n);
+          }
+          pipe.expire(hk, HOURLY_TTL_SECONDS);
+        }
         const res = await pipe.exec();
         const failed = (res ?? []).find(([err]) => err);
         if (!res || failed) throw failed?.[0] ?? new Error('pipeline aborted');
@@ -157,19 +181,25 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
     const ttl = Math.ceil(this.config.audit.usageRetentionMs / 1000);
     const entries = [...batch.entries()];
     // The day of the flush (no clock read per verify; a flush interval straddling midnight counts on the later day).
-    const day = utcDay(Date.now());
+    const now = Date.now();
+    const day = utcDay(now);
+    const hour = utcHour(now);
     try {
       for (let i = 0; i < entries.length; i += PIPELINE_CHUNK) {
         const pipe = this.redis.pipeline();
         for (const [appId, a] of entries.slice(i, i + PIPELINE_CHUNK)) {
           const k = keys.appUsage(appId);
+          const hk = keys.appUsageHours(appId, day);
           let refused = 0;
           pipe.hincrby(k, 'verifyCount', a.count);
-          for (const [code, n] of a.refused) {
+          for (const [code, n] of a.refused ?? []) {
             pipe.hincrby(k, `refused:${code}`, n);
+            pipe.hincrby(hk, `${hour}|${code}`, n);
             refused += n;
           }
           if (refused) pipe.hincrby(k, 'verifyRefused', refused);
+          if (a.count > refused) pipe.hincrby(hk, `${hour}|VALID`, a.count - refused);
+          pipe.expire(hk, HOURLY_TTL_SECONDS);
           pipe.hincrby(keys.appUsageDays(appId), day, a.count);
           pipe.expire(k, ttl);
           pipe.expire(keys.appUsageDays(appId), ttl);
@@ -189,7 +219,7 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
           continue;
         }
         cur.count += old.count;
-        for (const [code, n] of old.refused) cur.refused.set(code, (cur.refused.get(code) ?? 0) + n);
+        cur.refused = mergeCodes(cur.refused, old.refused);
       }
       throw err;
     }
@@ -206,12 +236,82 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
       }
       cur.count += old.count;
       cur.failures += old.failures;
+      cur.refused = mergeCodes(cur.refused, old.refused);
       if (old.lastAt > cur.lastAt) {
         cur.lastAt = old.lastAt;
         if (old.lastIp) cur.lastIp = old.lastIp;
       }
     }
   }
+}
+
+/** Add `from`'s counts into `into` (either may be absent: maps are allocated on a first refusal only). */
+function mergeCodes(into: Map<string, number> | undefined, from: Map<string, number> | undefined): Map<string, number> | undefined {
+  if (!from) return into;
+  if (!into) return from;
+  for (const [code, n] of from) into.set(code, (into.get(code) ?? 0) + n);
+  return into;
+}
+
+/** Verifications in one UTC hour (valid, and refused by code). */
+export interface HourlyUsage {
+  /** Start of the hour, ISO 8601 UTC. */
+  hour: string;
+  valid: number;
+  refused: number;
+  refusedByCode: Record<string, number>;
+}
+
+/** Longest hourly series served (the hourly hashes live 8 days: HOURLY_TTL_SECONDS). */
+export const MAX_USAGE_HOURS = 168;
+const HOUR_MS = 3600_000;
+
+/** The UTC days (YYYY-MM-DD) that the last `hours` hours up to `nowMs` touch, oldest first. */
+export function hourlyDays(nowMs: number, hours: number): string[] {
+  const last = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
+  const days: string[] = [];
+  for (let t = last - (hours - 1) * HOUR_MS; t <= last; t += HOUR_MS) {
+    const d = utcDay(t);
+    if (days[days.length - 1] !== d) days.push(d);
+  }
+  return days;
+}
+
+/**
+ * Exactly `hours` entries, oldest first, ending with the hour of `nowMs`, zero-filled, from the per-day hourly
+ * hashes (`byDay[day]` = the hash's fields `HH|VALID` / `HH|<CODE>`).
+ */
+export function hourlySeries(nowMs: number, hours: number, byDay: Record<string, Record<string, string>>): HourlyUsage[] {
+  const last = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
+  const out: HourlyUsage[] = [];
+  const at = new Map<string, HourlyUsage>();
+  for (let t = last - (hours - 1) * HOUR_MS; t <= last; t += HOUR_MS) {
+    const e: HourlyUsage = { hour: new Date(t).toISOString(), valid: 0, refused: 0, refusedByCode: {} };
+    out.push(e);
+    at.set(`${utcDay(t)}|${utcHour(t)}`, e);
+  }
+  for (const [day, fields] of Object.entries(byDay)) {
+    for (const [f, v] of Object.entries(fields)) {
+      const bar = f.indexOf('|');
+      const e = bar === 2 ? at.get(`${day}|${f.slice(0, 2)}`) : undefined;
+      if (!e) continue;
+      const code = f.slice(3);
+      const n = Number(v) || 0;
+      if (code === 'VALID') e.valid += n;
+      else {
+        e.refused += n;
+        e.refusedByCode[code] = (e.refusedByCode[code] ?? 0) + n;
+      }
+    }
+  }
+  return out;
+}
+
+/** `refused:<CODE>` fields of a usage hash, as code → count. */
+function refusalsOf(h: Record<string, string>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [f, v] of Object.entries(h)) if (f.startsWith('refused:')) out[f.slice('refused:'.length)] = Number(v) || 0;
+  return out;
 }
 
 /** Per-key usage as stored (both sources merged). */
@@ -223,9 +323,12 @@ export interface KeyUsage {
   lastIp: string | null;
   lastSource: 'vault' | 'verify' | null;
   vault: { count: number; errors: number };
-  verify: { count: number; failures: number };
+  /** refusedByCode: refused verifications by code, since they were first counted by code. */
+  verify: { count: number; failures: number; refusedByCode: Record<string, number> };
   /** Uses per UTC day, most recent first, for the last `days` days that had any. */
   daily: Array<{ date: string; count: number }>;
+  /** Verifications per UTC hour (latchkey's verify only), oldest first, ending with the current hour. */
+  hourly: HourlyUsage[];
 }
 
 /** Per-app usage: verifications answered by latchkey for the app's keys. */
@@ -233,6 +336,7 @@ export interface AppUsage {
   appId: string;
   verify: { count: number; valid: number; refused: number; refusedByCode: Record<string, number> };
   daily: Array<{ date: string; count: number }>;
+  hourly: HourlyUsage[];
 }
 
 @Injectable()
@@ -246,11 +350,24 @@ export class UsageReader {
     this.keys = auditKeys(config.redis.prefix);
   }
 
-  /** An app's verifications (every key of the app), refusals by code, and per-day counts for the last `days` days. */
-  async app(appId: string, days = 30): Promise<AppUsage> {
-    const [h, d] = await Promise.all([this.redis.hgetall(this.keys.appUsage(appId)), this.redis.hgetall(this.keys.appUsageDays(appId))]);
-    const refusedByCode: Record<string, number> = {};
-    for (const [f, v] of Object.entries(h)) if (f.startsWith('refused:')) refusedByCode[f.slice('refused:'.length)] = Number(v) || 0;
+  /** The per-day hourly hashes covering the last `hours` hours (at most 8 reads, one per day). */
+  private async hourly(hashOf: (day: string) => string, hours: number): Promise<HourlyUsage[]> {
+    const now = Date.now();
+    const days = hourlyDays(now, hours);
+    const hashes = await Promise.all(days.map((d) => this.redis.hgetall(hashOf(d))));
+    const byDay: Record<string, Record<string, string>> = {};
+    days.forEach((d, i) => (byDay[d] = hashes[i]));
+    return hourlySeries(now, hours, byDay);
+  }
+
+  /** An app's verifications (every key of the app), refusals by code, per-day counts for the last `days` days and per-hour ones for the last `hours`. */
+  async app(appId: string, days = 30, hours = 24): Promise<AppUsage> {
+    const [h, d, hourly] = await Promise.all([
+      this.redis.hgetall(this.keys.appUsage(appId)),
+      this.redis.hgetall(this.keys.appUsageDays(appId)),
+      this.hourly((day) => this.keys.appUsageHours(appId, day), hours),
+    ]);
+    const refusedByCode = refusalsOf(h);
     const count = Number(h.verifyCount) || 0;
     const refused = Number(h.verifyRefused) || 0;
     const cutoff = utcDay(Date.now() - (days - 1) * 86400_000);
@@ -258,11 +375,15 @@ export class UsageReader {
       .filter(([date]) => date >= cutoff)
       .sort(([a], [b]) => (a < b ? 1 : -1))
       .map(([date, c]) => ({ date, count: Number(c) || 0 }));
-    return { appId, verify: { count, valid: count - refused, refused, refusedByCode }, daily };
+    return { appId, verify: { count, valid: count - refused, refused, refusedByCode }, daily, hourly };
   }
 
-  async get(keyId: string, days = 30): Promise<KeyUsage> {
-    const [h, d] = await Promise.all([this.redis.hgetall(this.keys.usage(keyId)), this.redis.hgetall(this.keys.usageDays(keyId))]);
+  async get(keyId: string, days = 30, hours = 24): Promise<KeyUsage> {
+    const [h, d, hourly] = await Promise.all([
+      this.redis.hgetall(this.keys.usage(keyId)),
+      this.redis.hgetall(this.keys.usageDays(keyId)),
+      this.hourly((day) => this.keys.usageHours(keyId, day), hours),
+    ]);
     const n = (v: string | undefined) => (v ? Number(v) || 0 : 0);
     const cutoff = utcDay(Date.now() - (days - 1) * 86400_000);
     const daily = Object.entries(d)
@@ -278,8 +399,9 @@ export class UsageReader {
       lastIp: h.lastIp || null,
       lastSource: h.lastSource === 'vault' || h.lastSource === 'verify' ? h.lastSource : null,
       vault: { count: n(h.vaultCount), errors: n(h.vaultErrors) },
-      verify: { count: n(h.verifyCount), failures: n(h.verifyErrors) },
+      verify: { count: n(h.verifyCount), failures: n(h.verifyErrors), refusedByCode: refusalsOf(h) },
       daily,
+      hourly,
     };
   }
 }

@@ -40,6 +40,13 @@ export const grantPath = (policy: string) => `latchkey/policies/${policy}`;
 /** Vault's own rule: sudo on token creation lets a caller give a token any policy. */
 const TOKEN_CREATE_PATH = 'auth/token/create';
 
+/**
+ * Paths asked in one sys/capabilities-accessor call at most. OpenBao refuses a JSON body of more than 1000
+ * strings (listener max_request_json_strings; every path is one, plus `accessor`, its value and `paths`):
+ * 998 paths answer 400 "refused JSON input due to high complexity".
+ */
+export const CAPABILITY_PATHS_PER_CALL = 900;
+
 /** The virtual paths of the authorization table in the spec. */
 export const AuthzPath = {
   appKeys: (appId: string) => `latchkey/apps/${appId}/keys`,
@@ -227,8 +234,20 @@ export class AuthzService {
     return (await this.capabilitiesMany(principal, [path]))[path] ?? [];
   }
 
-  /** Capabilities on several paths in one Vault call (answers cached per path). */
-  private async capabilitiesMany(principal: Principal, paths: string[]): Promise<Record<string, string[]>> {
+  /**
+   * The caller's capabilities on many paths (`root`: every capability; `deny` or no entry: none), in one Vault
+   * call per CAPABILITY_PATHS_PER_CALL paths. Cached answers are used, new ones are not kept: a listing's
+   * hundreds of paths would crowd out the per-request answers the cache exists for.
+   */
+  async capabilitiesOf(principal: Principal, paths: string[]): Promise<Record<string, string[]>> {
+    const unique = [...new Set(paths)];
+    const out: Record<string, string[]> = {};
+    for (let i = 0; i < unique.length; i += CAPABILITY_PATHS_PER_CALL) Object.assign(out, await this.capabilitiesMany(principal, unique.slice(i, i + CAPABILITY_PATHS_PER_CALL), false));
+    return out;
+  }
+
+  /** Capabilities on several paths in one Vault call (answers cached per path unless `remember` is false). */
+  private async capabilitiesMany(principal: Principal, paths: string[], remember = true): Promise<Record<string, string[]>> {
     const h = hashToken(principal.token);
     const out: Record<string, string[]> = {};
     const ask: string[] = [];
@@ -251,7 +270,7 @@ export class AuthzService {
     }
     for (const p of ask) {
       out[p] = answer[p] ?? [];
-      this.caps.set(`${h}|${p}`, out[p]);
+      if (remember) this.caps.set(`${h}|${p}`, out[p]);
     }
     return out;
   }

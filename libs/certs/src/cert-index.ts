@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { appRegistryKey } from '@latchkey/apps';
 import type { CertLineage } from '@latchkey/authz';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { lexPage, REDIS, RedisClient, scanKeys, waitReady } from '@latchkey/redis';
@@ -111,7 +112,8 @@ export class CertIndex {
 
   async put(r: CertRecord): Promise<void> {
     const m = this.member(r);
-    const tx = this.redis.multi().set(this.recordKey(r.serial), JSON.stringify(r));
+    // The app registry (GET /v1/apps) learns the app with every write of one of its certificates.
+    const tx = this.redis.multi().set(this.recordKey(r.serial), JSON.stringify(r)).zadd(appRegistryKey(this.p), 0, r.appId);
     tx.pexpireat(this.recordKey(r.serial), Date.parse(r.notAfter) + HISTORY_MS);
     if (!r.revoked) {
       tx.zadd(this.appSet(r.appId), 0, m).zadd(this.allSet(), 0, m);

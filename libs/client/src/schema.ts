@@ -328,6 +328,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/apps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Apps the caller may see
+         * @description Apps known to latchkey (any key, certificate or webhook ever written for them) on which the caller's Vault policies grant read or list on latchkey/apps/<appId>/keys, or read on latchkey/apps/<appId>/certs, with those capabilities. Other apps are never named, in items or in the (opaque) cursor. By app id, cursor pagination; a page may hold fewer than `limit` apps and still carry a cursor. Any authenticated caller.
+         */
+        get: operations["AppsController_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/certs/ca": {
         parameters: {
             query?: never;
@@ -465,7 +485,7 @@ export interface paths {
         };
         /**
          * Usage of a key
-         * @description Verifications answered by latchkey (counted in memory, flushed every USAGE_FLUSH_EVERY) merged with direct uses of the key against Vault found in the audit log (ingested every AUDIT_INGEST_EVERY). Needs read on latchkey/apps/<appId>/keys.
+         * @description Verifications answered by latchkey (counted in memory, flushed every USAGE_FLUSH_EVERY) merged with direct uses of the key against Vault found in the audit log (ingested every AUDIT_INGEST_EVERY). `hourly` covers the last `hours` hours of verifications. Needs read on latchkey/apps/<appId>/keys.
          */
         get: operations["AuditController_keyUsage"];
         put?: never;
@@ -505,7 +525,7 @@ export interface paths {
         };
         /**
          * Usage of an app
-         * @description Verifications of the app's keys answered by latchkey (counted in memory, flushed every USAGE_FLUSH_EVERY), refused ones broken down by code. Refusals that name no key of the app (MALFORMED, NOT_FOUND) cannot be attributed to it and are not counted here. Needs read on latchkey/apps/<appId>/keys.
+         * @description Verifications of the app's keys answered by latchkey (counted in memory, flushed every USAGE_FLUSH_EVERY), refused ones broken down by code. Refusals that name no key of the app (MALFORMED, NOT_FOUND) cannot be attributed to it and are not counted here. `hourly` covers the last `hours` hours. Needs read on latchkey/apps/<appId>/keys.
          */
         get: operations["AppUsageController_appUsage"];
         put?: never;
@@ -1305,6 +1325,29 @@ export interface components {
             appId: string;
             items: components["schemas"]["DeliveryRecordResponse"][];
         };
+        VisibleAppResponse: {
+            /** @example orders */
+            appId: string;
+            /**
+             * @description the caller's Vault capabilities on latchkey/apps/<appId>/keys (create, read, update, delete, list, sudo; `root` means all); [] for none
+             * @example [
+             *       "read",
+             *       "list"
+             *     ]
+             */
+            keys: string[];
+            /**
+             * @description the caller's Vault capabilities on latchkey/apps/<appId>/certs; [] for none
+             * @example []
+             */
+            certs: string[];
+        };
+        AppPageResponse: {
+            /** @description by app id (byte order) */
+            items: components["schemas"]["VisibleAppResponse"][];
+            /** @description pass as cursor for more; null at the end. A page may hold fewer than `limit` apps and still carry a cursor */
+            nextCursor: string | null;
+        };
         VerifyCertDto: {
             /** @description PEM client certificate (give this or xfcc) */
             certificate?: string;
@@ -1630,6 +1673,15 @@ export interface components {
              * @example 2
              */
             failures: number;
+            /**
+             * @description refused verifications by code (FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH, RATE_LIMITED, USAGE_EXCEEDED); codes never seen are absent. Counted by code since this field exists: failures may be larger for older keys
+             * @example {
+             *       "FORBIDDEN_IP": 2
+             *     }
+             */
+            refusedByCode: {
+                [key: string]: number;
+            };
         };
         DailyUsage: {
             /**
@@ -1639,6 +1691,26 @@ export interface components {
             date: string;
             /** @example 42 */
             count: number;
+        };
+        HourlyUsage: {
+            /**
+             * @description start of the UTC hour
+             * @example 2026-12-01T11:00:00.000Z
+             */
+            hour: string;
+            /** @example 40 */
+            valid: number;
+            /** @example 2 */
+            refused: number;
+            /**
+             * @description refused verifications of the hour by code; codes not seen are absent
+             * @example {
+             *       "FORBIDDEN_IP": 2
+             *     }
+             */
+            refusedByCode: {
+                [key: string]: number;
+            };
         };
         KeyUsageResponse: {
             /** @example UyPy8oZXtPSO8jCrSQPwiOAU */
@@ -1668,6 +1740,8 @@ export interface components {
             verify: components["schemas"]["VerifyUsage"];
             /** @description uses per UTC day over the last 30 days (days without use omitted), most recent first */
             daily: components["schemas"]["DailyUsage"][];
+            /** @description verifications answered by latchkey per UTC hour: exactly `hours` entries, oldest first, ending with the current hour, zero-filled. Counts land in the hour of the api instance's flush (every USAGE_FLUSH_EVERY), so a verification late in an hour may count in the next; kept 8 days (direct uses against Vault are not in it) */
+            hourly: components["schemas"]["HourlyUsage"][];
             /**
              * @description usage lags by up to the audit ingestion interval (Vault uses) and the usage flush interval (verifications)
              * @example 5
@@ -1751,6 +1825,8 @@ export interface components {
             verify: components["schemas"]["AppVerifyUsage"];
             /** @description verifications per UTC day over the last 30 days (days without any omitted), most recent first */
             daily: components["schemas"]["DailyUsage"][];
+            /** @description verifications answered by latchkey per UTC hour: exactly `hours` entries, oldest first, ending with the current hour, zero-filled. Counts land in the hour of the api instance's flush (every USAGE_FLUSH_EVERY), so a verification late in an hour may count in the next; kept 8 days */
+            hourly: components["schemas"]["HourlyUsage"][];
             /**
              * @description counts lag by up to the usage flush interval
              * @example 5
@@ -3592,6 +3668,65 @@ export interface operations {
             };
         };
     };
+    AppsController_list: {
+        parameters: {
+            query?: {
+                /** @description nextCursor of the previous page (opaque) */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppPageResponse"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, ROTATION_EXCEEDS_KEY_LIFETIME, MALFORMED_JSON, JSON_TOO_DEEP, VAULT_BAD_REQUEST) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or invalid credential (UNAUTHENTICATED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request (headers and body) did not arrive within LATCHKEY_REQUEST_TIMEOUT (REQUEST_TIMEOUT); the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Vault or Redis unavailable (Retry-After set) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     CertsPublicController_caChain: {
         parameters: {
             query?: never;
@@ -4172,7 +4307,10 @@ export interface operations {
     };
     AuditController_keyUsage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description length of the hourly series */
+                hours?: number;
+            };
             header?: never;
             path: {
                 /** @description the key id (Vault token accessor) */
@@ -4330,7 +4468,10 @@ export interface operations {
     };
     AppUsageController_appUsage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description length of the hourly series */
+                hours?: number;
+            };
             header?: never;
             path: {
                 appId: string;

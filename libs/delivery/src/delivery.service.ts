@@ -3,6 +3,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ErrorCode, LatchkeyError, redactText } from '@latchkey/common';
+import { appRegistryKey } from '@latchkey/apps';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { RotationTrigger } from '@latchkey/jobs';
 import { REDIS, RedisClient } from '@latchkey/redis';
@@ -167,7 +168,11 @@ export class DeliveryService {
     await this.checkUrl(url);
     if (secret !== undefined && (secret.length < 16 || secret.length > 256)) throw new LatchkeyError(ErrorCode.VALIDATION_FAILED, 'secret must be 16-256 characters');
     const cfg: WebhookConfig = { url, secret: secret ?? `whsec_${randomBytes(32).toString('base64url')}`, updatedAt: new Date().toISOString() };
-    await this.vault.kvWrite(this.config.vault.kvMount, this.webhookPath(appId), cfg as unknown as Record<string, unknown>);
+    // An app may have a webhook before it has any key: the registry (GET /v1/apps) learns it here too. Before
+    // the write, so that Redis being down fails the call before anything changed (a name alone shows nothing).
+    const path = this.webhookPath(appId);
+    await this.redis.zadd(appRegistryKey(this.config.redis.prefix), 0, appId);
+    await this.vault.kvWrite(this.config.vault.kvMount, path, cfg as unknown as Record<string, unknown>);
     return cfg;
   }
 

@@ -1,6 +1,7 @@
 import type { CreditsSpec, LimitSpec } from '@latchkey/limits';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '@latchkey/config';
+import { appRegistryKey } from '@latchkey/apps';
 import { lexPage, REDIS, RedisClient } from '@latchkey/redis';
 
 export type KeyState = 'active' | 'rotating' | 'revoked' | 'expired';
@@ -138,7 +139,8 @@ export class KeyIndex {
 
   async put(r: KeyRecord): Promise<void> {
     const m = this.member(r);
-    const tx = this.redis.multi().set(this.recordKey(r.keyId), JSON.stringify(r));
+    // The app registry (GET /v1/apps) learns the app with every write of one of its keys, whatever its state.
+    const tx = this.redis.multi().set(this.recordKey(r.keyId), JSON.stringify(r)).zadd(appRegistryKey(this.p), 0, r.appId);
     if (r.state === 'active' || r.state === 'rotating') {
       tx.zadd(this.appSet(r.appId), 0, m).zadd(this.appProfileSet(r.appId, r.profile), 0, m).zadd(this.profileSet(r.profile), 0, m).zadd(this.allSet(), 0, m);
       if (r.expiresAt) tx.zadd(this.expirySet(), Date.parse(r.expiresAt), r.keyId);

@@ -7,7 +7,7 @@ import { APP_CONFIG, AppConfig } from '@latchkey/config';
 import { KEY_ID_RE, KeyIndex } from '@latchkey/keys';
 import { Caller, CallerGuard } from '../auth/caller.guard';
 import { ApiErrors } from '../http/api-errors';
-import { AuditEventPageResponse, AuditEventsQueryDto, KeyUsageResponse } from './dto';
+import { AuditEventPageResponse, AuditEventsQueryDto, KeyUsageResponse, UsageQueryDto } from './dto';
 
 @ApiTags('audit')
 @ApiSecurity('vaultToken')
@@ -28,16 +28,16 @@ export class AuditController {
   @ApiOperation({
     summary: 'Usage of a key',
     description:
-      'Verifications answered by latchkey (counted in memory, flushed every USAGE_FLUSH_EVERY) merged with direct uses of the key against Vault found in the audit log (ingested every AUDIT_INGEST_EVERY). Needs read on latchkey/apps/<appId>/keys.',
+      'Verifications answered by latchkey (counted in memory, flushed every USAGE_FLUSH_EVERY) merged with direct uses of the key against Vault found in the audit log (ingested every AUDIT_INGEST_EVERY). `hourly` covers the last `hours` hours of verifications. Needs read on latchkey/apps/<appId>/keys.',
   })
   @ApiParam({ name: 'keyId', description: 'the key id (Vault token accessor)' })
   @ApiResponse({ status: 200, type: KeyUsageResponse })
-  @ApiErrors(404)
-  async keyUsage(@Caller() caller: Principal, @Param('keyId') keyId: string): Promise<KeyUsageResponse> {
+  @ApiErrors(400, 404)
+  async keyUsage(@Caller() caller: Principal, @Param('keyId') keyId: string, @Query() q: UsageQueryDto): Promise<KeyUsageResponse> {
     const record = KEY_ID_RE.test(keyId) ? await this.index.get(keyId) : null;
     if (!record) throw new LatchkeyError(ErrorCode.NOT_FOUND, 'key not found');
     await this.authz.require(caller, AuthzPath.appKeys(record.appId), 'read');
-    const u = await this.usage.get(keyId);
+    const u = await this.usage.get(keyId, 30, q.hours ?? 24);
     const freshnessSeconds = Math.ceil(Math.max(this.config.audit.ingestEveryMs, this.config.audit.usageFlushEveryMs) / 1000);
     return { ...u, appId: record.appId, freshnessSeconds };
   }

@@ -14,9 +14,41 @@ export class VaultUsage {
   @ApiProperty({ example: 1, description: 'of which Vault answered with an error' }) errors!: number;
 }
 
+const REFUSAL_CODES = 'FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH, RATE_LIMITED, USAGE_EXCEEDED';
+
 export class VerifyUsage {
   @ApiProperty({ example: 30, description: 'verifications of the key answered by latchkey' }) count!: number;
   @ApiProperty({ example: 2, description: 'of which failed (e.g. CIDR or permission check)' }) failures!: number;
+  @ApiProperty({
+    example: { FORBIDDEN_IP: 2 },
+    description: `refused verifications by code (${REFUSAL_CODES}); codes never seen are absent. Counted by code since this field exists: failures may be larger for older keys`,
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+  })
+  refusedByCode!: Record<string, number>;
+}
+
+export class HourlyUsage {
+  @ApiProperty({ example: '2026-12-01T11:00:00.000Z', description: 'start of the UTC hour' }) hour!: string;
+  @ApiProperty({ example: 40 }) valid!: number;
+  @ApiProperty({ example: 2 }) refused!: number;
+  @ApiProperty({ example: { FORBIDDEN_IP: 2 }, description: 'refused verifications of the hour by code; codes not seen are absent', type: 'object', additionalProperties: { type: 'integer' } })
+  refusedByCode!: Record<string, number>;
+}
+
+const HOURLY_DESCRIPTION =
+  "verifications answered by latchkey per UTC hour: exactly `hours` entries, oldest first, ending with the current hour, zero-filled. Counts land in the hour of the api instance's flush (every USAGE_FLUSH_EVERY), so a verification late in an hour may count in the next; kept 8 days";
+
+const toHours = ({ value }: { value: unknown }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
+
+export class UsageQueryDto {
+  @ApiPropertyOptional({ example: 24, minimum: 1, maximum: 168, default: 24, description: 'length of the hourly series' })
+  @IsOptional()
+  @Transform(toHours)
+  @IsInt()
+  @Min(1)
+  @Max(168)
+  hours?: number;
 }
 
 export class KeyUsageResponse {
@@ -32,6 +64,7 @@ export class KeyUsageResponse {
   @ApiProperty({ type: VerifyUsage }) verify!: VerifyUsage;
   @ApiProperty({ type: [DailyUsage], description: 'uses per UTC day over the last 30 days (days without use omitted), most recent first' })
   daily!: DailyUsage[];
+  @ApiProperty({ type: [HourlyUsage], description: `${HOURLY_DESCRIPTION} (direct uses against Vault are not in it)` }) hourly!: HourlyUsage[];
   @ApiProperty({
     example: 5,
     description: 'usage lags by up to the audit ingestion interval (Vault uses) and the usage flush interval (verifications)',
@@ -56,7 +89,7 @@ export class AppVerifyUsage {
   @ApiProperty({ example: 20 }) refused!: number;
   @ApiProperty({
     example: { FORBIDDEN_IP: 12, RATE_LIMITED: 8 },
-    description: 'refused verifications by code (FORBIDDEN_IP, INSUFFICIENT_PERMISSIONS, CERT_REQUIRED, CERT_MISMATCH, RATE_LIMITED, USAGE_EXCEEDED); codes never seen are absent',
+    description: `refused verifications by code (${REFUSAL_CODES}); codes never seen are absent`,
     type: 'object',
     additionalProperties: { type: 'integer' },
   })
@@ -68,6 +101,7 @@ export class AppUsageResponse {
   @ApiProperty({ type: AppVerifyUsage }) verify!: AppVerifyUsage;
   @ApiProperty({ type: [DailyUsage], description: 'verifications per UTC day over the last 30 days (days without any omitted), most recent first' })
   daily!: DailyUsage[];
+  @ApiProperty({ type: [HourlyUsage], description: HOURLY_DESCRIPTION }) hourly!: HourlyUsage[];
   @ApiProperty({ example: 5, description: 'counts lag by up to the usage flush interval' }) freshnessSeconds!: number;
 }
 

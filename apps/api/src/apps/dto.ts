@@ -1,0 +1,39 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
+
+export class AppsQueryDto {
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page (opaque)' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9_-]{1,512}$/, { message: 'cursor must be the nextCursor of a previous page' })
+  cursor?: string;
+
+  @ApiPropertyOptional({ example: 100, minimum: 1, maximum: 500, default: 100 })
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit?: number;
+}
+
+export class VisibleAppResponse {
+  @ApiProperty({ example: 'orders' }) appId!: string;
+  @ApiProperty({
+    type: [String],
+    example: ['read', 'list'],
+    description: "the caller's Vault capabilities on latchkey/apps/<appId>/keys (create, read, update, delete, list, sudo; `root` means all); [] for none",
+  })
+  keys!: string[];
+  @ApiProperty({ type: [String], example: [], description: "the caller's Vault capabilities on latchkey/apps/<appId>/certs; [] for none" })
+  certs!: string[];
+}
+
+export class AppPageResponse {
+  @ApiProperty({ type: [VisibleAppResponse], description: 'by app id (byte order)' }) items!: VisibleAppResponse[];
+  @ApiProperty({ nullable: true, type: String, description: 'pass as cursor for more; null at the end. A page may hold fewer than `limit` apps and still carry a cursor' })
+  nextCursor!: string | null;
+}

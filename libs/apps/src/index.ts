@@ -1,0 +1,3 @@
+export * from './app-registry';
+export * from './apps.service';
+export * from './apps.module';
