@@ -199,7 +199,7 @@ describe('web console in Chromium', () => {
     await signIn(page, op);
     for (const id of [k.keyId, other.keyId]) {
       await go(page, `#/keys/${id}`);
-      await page.getByRole('heading', { level: 2, name: 'Key' }).waitFor();
+      await page.getByRole('heading', { level: 2, name: 'Key', exact: true }).waitFor();
     }
     await go(page, `#/keys/${k.keyId}`);
     await page.getByText(payloads[1]).waitFor();

@@ -91,9 +91,9 @@ export function onSessionChange(l: () => void): () => void {
 }
 
 /** The header the REST API takes for this credential (the same as curl would send). */
-function authHeaders(): Record<string, string> {
-  if (credential === null) return {};
-  return credential.startsWith('lk_') ? { authorization: `Bearer ${credential}` } : { 'x-vault-token': credential };
+function authHeaders(secret = credential): Record<string, string> {
+  if (secret === null) return {};
+  return secret.startsWith('lk_') ? { authorization: `Bearer ${secret}` } : { 'x-vault-token': secret };
 }
 
 type Query = Record<string, string | number | boolean | undefined | null>;
@@ -116,8 +116,9 @@ export interface Answer<T> {
 }
 
 /** Call the REST API on this origin. Non-2xx answers throw ApiError; a 401 also ends the session. */
-export async function call<T>(method: string, path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer<T>> {
-  const headers: Record<string, string> = { accept: 'application/json', ...authHeaders(), ...opts.headers };
+export async function call<T>(method: string, path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string>; as?: string } = {}): Promise<Answer<T>> {
+  // `as`: a credential being tried at sign-in, before it becomes the session's.
+  const headers: Record<string, string> = { accept: 'application/json', ...authHeaders(opts.as ?? credential), ...opts.headers };
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {

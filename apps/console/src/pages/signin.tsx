@@ -1,5 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import { ApiError, call, clearSessionEndedReason, sessionEndedReason, signIn, signOut } from '../api';
+import { ApiError, call, clearSessionEndedReason, sessionEndedReason, signIn } from '../api';
 import { ErrorBox, Notice, useFocusHeading } from '../ui';
 
 /**
@@ -20,15 +20,15 @@ export function SignIn() {
     if (!s) return setError(new ApiError(400, 'MISSING', 'Paste a Vault token or a management key'));
     setBusy(true);
     setError(undefined);
-    signIn(s, keep);
     try {
       // Any authenticated call proves the credential; the app list is what the console shows first anyway.
-      await call('GET', '/v1/apps', { query: { limit: 1 } });
+      await call('GET', '/v1/apps', { query: { limit: 1 }, as: s });
       clearSessionEndedReason();
       setSecret('');
-      location.hash = '#/apps';
+      // A link opened while signed out (#/keys/…) is shown after sign-in; otherwise the apps.
+      if (!location.hash || location.hash === '#/' || location.hash === '#') location.hash = '#/apps';
+      signIn(s, keep);
     } catch (err) {
-      signOut();
       setError(err);
     } finally {
       setBusy(false);
