@@ -1,12 +1,16 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { projectRoot, waitFor } from '@latchkey/devstack';
 import { RunningApi, startApi } from './support/app';
 import { ConsolePage, go, launchChromium, openConsole, signIn, tabTo } from './support/browser';
 import { call } from './support/http';
-import { appManagerToken, createProfile, mintKey, operatorToken } from './support/keys';
-import { redisPrefix, uniqueId } from './support/stack';
+import { appManagerToken, createProfile, mintKey, operatorToken, vaultToken } from './support/keys';
+import { redisPrefix, rootVault, uniqueId } from './support/stack';
+import { webhookReceiver } from './support/webhook';
 
 /**
  * The web console in a real headless Chromium (Debian's package, driven by playwright-core) against the
@@ -25,6 +29,19 @@ async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true, mask: [page.locator('input.secret')] });
 }
 
+/** Everything a page holds as text: rendered text plus every input's and textarea's current value (a property, not in the HTML). */
+function pageText(page: Page): Promise<string> {
+  return page.evaluate<string>(`document.body.innerText + ' ' + [...document.querySelectorAll('input, textarea')].map((i) => i.value).join(' ')`);
+}
+
+/** A raw GET whose path is sent as written (fetch would resolve the dot segments before sending). */
+function rawGet(base: string, rawPath: string): Promise<number> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    http.get({ host: u.hostname, port: u.port, path: rawPath }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject);
+  });
+}
+
 describe('web console in Chromium', () => {
   let api: RunningApi;
   let browser: Browser;
@@ -41,7 +58,12 @@ describe('web console in Chromium', () => {
   beforeAll(async () => {
     // Its own Redis prefix: the apps list shows this suite's apps only, whatever else runs beside it.
     [api, { token: op }, browser] = await Promise.all([
-      startApi({ REDIS_PREFIX: `${redisPrefix()}-console-${uniqueId('c')}`, USAGE_FLUSH_EVERY: '1s', ROTATION_SCAN_EVERY: '0', RECONCILE_EVERY: '0', EXPIRY_SWEEP_EVERY: '0' }),
+      startApi({
+        REDIS_PREFIX: `${redisPrefix()}-console-${uniqueId('c')}`,
+        USAGE_FLUSH_EVERY: '1s',
+        // A webhook receiver on this machine (the Delivery tab's test).
+        WEBHOOK_ALLOW_HTTP: 'loopback',
+        WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8,::1/128', ROTATION_SCAN_EVERY: '0', RECONCILE_EVERY: '0', EXPIRY_SWEEP_EVERY: '0' }),
       operatorToken(),
       launchChromium(),
     ]);
@@ -71,8 +93,11 @@ describe('web console in Chromium', () => {
     const html = await res.text();
     // No inline script: the only script is the bundled file.
     expect(html.match(/<script\b[^>]*>/g)).toEqual(['<script type="module" src="./app.js">']);
-    expect((await fetch(`${api.url}/console/../package.json`)).status).toBe(404);
-    expect((await fetch(`${api.url}/console/%2e%2e%2fpackage.json`)).status).toBe(404);
+    expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    for (const raw of ['/console/../package.json', '/console/%2e%2e%2fpackage.json', '/console/..%2F..%2Fpackage.json', '/console/app.js%00.html']) {
+      expect([raw, await rawGet(api.url, raw)]).toEqual([raw, 404]);
+    }
 
     const c = await open();
     await screenshot(c.page, 'signin');
@@ -110,8 +135,8 @@ describe('web console in Chromium', () => {
     await dialog.getByText(/Copied to the clipboard|Copy was refused/).waitFor();
     await dialog.getByRole('link', { name: /^Open key/ }).click();
     await page.getByRole('heading', { level: 1, name: /checkout/ }).waitFor();
-    // Closing the dialog dropped the key: it is nowhere in the page any more.
-    expect(await page.content()).not.toContain(key);
+    // Closing the dialog dropped the key: no text or field of the page holds it any more.
+    expect(await pageText(page)).not.toContain(key);
 
     // Verify it over HTTP: three valid answers and one refusal, then the chart shows them.
     for (let i = 0; i < 3; i++) expect((await verify(key)).body.code).toBe('VALID');
@@ -120,7 +145,7 @@ describe('web console in Chromium', () => {
     await waitFor('the usage chart to count 3 valid verifications', async () => (await chart.getAttribute('data-valid')) === '3', 30_000);
     await expect(chart.getAttribute('data-refused')).resolves.toBe('1');
     await expect(page.locator('.chart-summary').textContent()).resolves.toContain('INSUFFICIENT_PERMISSIONS 1');
-    await page.getByText('Last address').waitFor();
+    await page.locator('main').getByText('Last address').waitFor();
     await screenshot(page, 'key');
 
     // Rotate with a grace period: the new key is shown once; the old one still verifies during grace.
@@ -131,7 +156,7 @@ describe('web console in Chromium', () => {
     expect(newKey).toMatch(/^lk_/);
     expect(newKey).not.toBe(key);
     await page.getByRole('button', { name: /^Done/ }).click();
-    await page.getByText(/Rotated: the successor is/).waitFor();
+    await page.locator('main').getByText(/Rotated: the successor is/).waitFor();
     await page.getByRole('heading', { level: 2, name: 'Rotation lineage' }).waitFor();
     expect((await verify(key)).body).toMatchObject({ valid: true, rotating: true });
     expect((await verify(newKey)).body.code).toBe('VALID');
@@ -140,10 +165,15 @@ describe('web console in Chromium', () => {
     const successorId = (await page.locator('.lineage a').last().textContent())!.trim();
     await page.locator('.lineage a').last().click();
     await page.getByRole('heading', { level: 1, name: new RegExp(successorId) }).waitFor();
+    // The successor's page shows the successor's events only (no state of the previous key's page survives).
+    await page.getByRole('heading', { level: 2, name: 'Events of this key' }).waitFor();
+    await page.locator('table.events caption').waitFor();
+    const eventKeys = await page.locator('table.events tbody td.mono').allTextContents();
+    expect(eventKeys.filter((t) => t.trim() !== successorId)).toEqual([]);
     await page.getByRole('button', { name: 'Revoke…' }).click();
     await page.getByLabel(/Reason/).fill('leaked in a build log');
     await page.getByRole('button', { name: 'Revoke the key' }).click();
-    await page.getByText(`Key ${successorId} revoked.`).waitFor();
+    await page.locator('main').getByText(`Key ${successorId} revoked.`).waitFor();
     await page.locator('.badge.state-revoked').first().waitFor();
     const refused = await verify(newKey);
     expect(refused.status).toBe(200);
@@ -169,11 +199,19 @@ describe('web console in Chromium', () => {
     await page.getByRole('link', { name: 'a-key' }).waitFor();
 
     // Typing B's URLs by hand gets the API's refusal and no data.
-    for (const hash of [`#/apps/${appB}/keys`, `#/keys/${b.keyId}`, `#/apps/${appB}/usage`, `#/apps/${appB}/certs`, `#/apps/${appB}/audit`]) {
+    for (const hash of [`#/apps/${appB}/keys`, `#/keys/${b.keyId}`, `#/apps/${appB}/usage`, `#/apps/${appB}/certs`, `#/apps/${appB}/audit`, `#/apps/${appB}/delivery`]) {
+      // From a page without alerts, so the alert waited for is this page's.
+      await go(page, '#/apps');
+      await page.getByRole('heading', { level: 1, name: 'Apps' }).waitFor();
+      expect(await page.getByRole('alert').count()).toBe(0);
       await go(page, hash);
-      await page.getByRole('alert').first().waitFor();
-      expect(await page.getByRole('alert').first().textContent()).toMatch(/FORBIDDEN|NOT_FOUND/);
-      expect(await page.locator('main').textContent()).not.toContain('secret-b-key');
+      const alert = page.getByRole('alert').first();
+      await alert.waitFor();
+      expect([hash, await alert.textContent()]).toEqual([hash, expect.stringMatching(/FORBIDDEN|NOT_FOUND/)]);
+      await page.waitForLoadState('networkidle');
+      const text = await pageText(page);
+      expect(text).not.toContain('secret-b-key');
+      if (!hash.startsWith('#/keys/')) expect(text).not.toContain(b.keyId);
     }
     // Every app's audit trail needs read on latchkey/audit, which A's manager lacks.
     await go(page, '#/audit');
@@ -203,7 +241,7 @@ describe('web console in Chromium', () => {
       await page.getByRole('heading', { level: 2, name: 'Key', exact: true }).waitFor();
     }
     await go(page, `#/keys/${k.keyId}`);
-    await page.getByText(payloads[1]).waitFor();
+    await page.locator('main').getByText(payloads[1]).waitFor();
     // Shown as text...
     for (const p of payloads) expect(await page.locator('main').textContent()).toContain(p);
     // ...and never parsed: no element came from it, no handler ran.
@@ -240,9 +278,14 @@ describe('web console in Chromium', () => {
     await keyField.waitFor();
     const key = await keyField.inputValue();
     expect((await verify(key)).body.code).toBe('VALID');
+    // Escape does not close a dialog holding a secret shown once: only its own button does.
+    await page.keyboard.press('Escape');
+    expect(await page.getByRole('dialog').isVisible()).toBe(true);
     await tabTo(page, /^BUTTON\|.*Done/);
     await page.keyboard.press('Enter');
     await page.getByRole('dialog').waitFor({ state: 'hidden' });
+    // Focus is back on the control that opened the dialog.
+    await waitFor('focus back on "Mint a key"', async () => (await page.evaluate('document.activeElement.textContent')) === 'Mint a key', 5000);
 
     // Open the key from the list, then revoke it: Tab to the link, Enter, Tab to Revoke…, Enter, confirm.
     await page.getByRole('link', { name: 'kbd-key' }).waitFor();
@@ -254,7 +297,7 @@ describe('web console in Chromium', () => {
     await page.getByRole('dialog').waitFor();
     await tabTo(page, /^BUTTON\|.*Revoke the key/);
     await page.keyboard.press('Enter');
-    await page.getByText(/revoked\.$/).waitFor();
+    await page.locator('main').getByText(/revoked\.$/).waitFor();
     expect((await verify(key)).body.valid).toBe(false);
   });
 
@@ -274,7 +317,7 @@ describe('web console in Chromium', () => {
     for (const k of keys) expect((await verify(k.key)).body.code).toBe('VALID');
     await page.getByLabel(/Type the app id/).fill(appId);
     await confirm.click();
-    await page.getByText(`2 key(s) of ${appId} revoked.`).waitFor();
+    await page.locator('main').getByText(`2 key(s) of ${appId} revoked.`).waitFor();
     for (const k of keys) expect((await verify(k.key)).body.valid).toBe(false);
   });
 
@@ -288,7 +331,7 @@ describe('web console in Chromium', () => {
     await page.getByLabel('Common name').fill(`${appId}-client`);
     await page.getByLabel(/^TTL/).fill('2h');
     await page.getByRole('dialog').getByRole('button', { name: 'Issue' }).click();
-    await page.getByText(/The private key is offered once/).waitFor();
+    await page.locator('main').getByText(/The private key is offered once/).waitFor();
     const [certDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download certificate and chain' }).click()]);
     const [keyDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download private key' }).click()]);
     const pem = fs.readFileSync((await certDl.path())!, 'utf8');
@@ -296,7 +339,8 @@ describe('web console in Chromium', () => {
     expect(pem).toMatch(/^-----BEGIN CERTIFICATE-----/);
     expect(keyPem).toMatch(/-----BEGIN (RSA |EC )?PRIVATE KEY-----/);
     await page.getByRole('button', { name: /^Done/ }).click();
-    expect(await page.content()).not.toContain('PRIVATE KEY');
+    await page.getByRole('dialog').waitFor({ state: 'hidden' });
+    expect(await pageText(page)).not.toContain('PRIVATE KEY');
 
     await page.getByRole('link', { name: `${appId}-client` }).click();
     await page.getByRole('heading', { level: 1, name: new RegExp(`${appId}-client`) }).waitFor();
@@ -305,16 +349,16 @@ describe('web console in Chromium', () => {
     await page.getByRole('button', { name: 'Renew' }).click();
     await page.getByLabel(/^Grace/).fill('0s');
     await page.getByRole('dialog').getByRole('button', { name: 'Renew' }).click();
-    await page.getByText(/New serial/).waitFor();
+    await page.locator('main').getByText(/New serial/).waitFor();
     await page.getByRole('button', { name: /^Done/ }).click();
-    await page.getByText(/Renewed: the new serial is/).waitFor();
+    await page.locator('main').getByText(/Renewed: the new serial is/).waitFor();
     const renewed = await call(api.url, 'GET', `/v1/certs/${serial}`, { token: op });
     expect(renewed.body.successorSerial).toBeTruthy();
 
     await go(page, `#/certs/${renewed.body.successorSerial}`);
     await page.getByRole('button', { name: 'Revoke…' }).click();
     await page.getByRole('button', { name: 'Revoke the certificate' }).click();
-    await page.getByText(/revoked\.$/).waitFor();
+    await page.locator('main').getByText(/revoked\.$/).waitFor();
     expect((await call(api.url, 'GET', `/v1/certs/${renewed.body.successorSerial}`, { token: op })).body.state).toBe('revoked');
 
     await go(page, `#/apps/${appId}/certs`);
@@ -333,7 +377,7 @@ describe('web console in Chromium', () => {
     const settings = JSON.parse(await editor.inputValue());
     await editor.fill(JSON.stringify({ ...settings, ttl: '2h' }, null, 2));
     await page.getByRole('button', { name: 'Save' }).click();
-    await page.getByText('Saved.').waitFor();
+    await page.locator('main').getByText('Saved.').waitFor();
     expect((await call(api.url, 'GET', `/v1/profiles/${name}`, { token: op })).body.ttl).toBe('2h');
     await screenshot(page, 'profile');
     // Invalid settings come back field by field, as a 4xx the page shows.
@@ -346,15 +390,148 @@ describe('web console in Chromium', () => {
     const t = await open();
     await signIn(t.page, team);
     await go(t.page, `#/profiles/${name}`);
+    // The team may read the profile (the app-manager policy has read on latchkey/profiles/*)...
     const teamEditor = t.page.getByLabel(/^Settings/);
-    await teamEditor.waitFor().catch(() => undefined);
-    if (await teamEditor.count()) {
-      await teamEditor.fill(JSON.stringify({ ...settings, ttl: '3h' }, null, 2));
-      await t.page.getByRole('button', { name: 'Save' }).click();
-    }
+    await teamEditor.waitFor();
+    expect(JSON.parse(await teamEditor.inputValue()).ttl).toBe('2h');
+    expect(await t.page.getByRole('alert').count()).toBe(0);
+    // ...but its save is refused by the API.
+    await teamEditor.fill(JSON.stringify({ ...settings, ttl: '3h' }, null, 2));
+    await t.page.getByRole('button', { name: 'Save' }).click();
     await t.page.getByRole('alert').waitFor();
     expect(await t.page.getByRole('alert').textContent()).toContain('FORBIDDEN');
     expect((await call(api.url, 'GET', `/v1/profiles/${name}`, { token: op })).body.ttl).toBe('2h');
+  });
+
+  it("sets an app's webhook (secret shown once), sends a test event, shows the history, and adjusts credits", async () => {
+    const appId = uniqueId('hook');
+    const receiver = await webhookReceiver();
+    try {
+      const k = await mintKey(api.url, op, { appId, profile, name: 'metered', credits: { remaining: 10 } });
+      const c = await open();
+      const { page } = c;
+      await signIn(page, op);
+      await go(page, `#/apps/${appId}/delivery`);
+      await page.locator('main').getByText('No webhook is set for this app.').waitFor();
+      await page.getByRole('button', { name: 'Set a webhook…' }).click();
+      await page.getByLabel('Receiver URL').fill(receiver.url);
+      await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+      const secret = await page.getByLabel('Signing secret').inputValue();
+      expect(secret.length).toBeGreaterThan(16);
+      await page.getByRole('button', { name: /^Done/ }).click();
+      await page.getByRole('dialog').waitFor({ state: 'hidden' });
+      expect(await pageText(page)).not.toContain(secret);
+      await page.getByRole('button', { name: 'Send a test event' }).click();
+      await page.locator('main').getByText(/Test event delivered \(HTTP 200/).waitFor();
+      expect(receiver.hooks.map((h) => h.headers['latchkey-event'])).toEqual(['webhook.test']);
+      await page.locator('td', { hasText: 'webhook.test' }).first().waitFor();
+
+      await go(page, `#/keys/${k.keyId}`);
+      await page.locator('main').getByText(/Credits:/).waitFor();
+      await page.getByLabel('Amount').fill('-3');
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await page.locator('main').getByText('Credits: the balance is now 7.').waitFor();
+      expect((await call(api.url, 'GET', `/v1/keys/${k.keyId}`, { token: op })).body.credits.balance).toBe(7);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+
+  it('keeps the session in the tab only when asked, and a revoked credential ends it with the reason', async () => {
+    const c = await open();
+    const { page } = c;
+    // Without "keep": a reload signs out (the credential was in memory only).
+    await signIn(page, op);
+    await page.reload();
+    await page.getByLabel('Vault token or management key').waitFor();
+    // With "keep": it survives a reload of this tab, in sessionStorage only.
+    await page.getByLabel('Vault token or management key').fill(op);
+    await page.getByLabel(/Keep me signed in/).check();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Apps' }).waitFor();
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Apps' }).waitFor();
+    expect(await page.evaluate('[document.cookie, localStorage.length, sessionStorage.length]')).toEqual(['', 0, 1]);
+    // Another tab of the same browser does not inherit it.
+    const other = await c.context.newPage();
+    await other.goto(`${api.url}/console/`);
+    await other.getByLabel('Vault token or management key').waitFor();
+    await other.close();
+    // Signing out clears it.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Vault token or management key').waitFor();
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
+
+    // A credential revoked in Vault: the next call answers 401 and the console says so.
+    const short = await vaultToken(['latchkey-operator']);
+    await signIn(page, short.token);
+    await rootVault().raw('POST', 'auth/token/revoke-accessor', { accessor: short.accessor });
+    // The api caches a caller's lookup for AUTHZ_CACHE_TTL (5 s): navigate until a call meets the revocation.
+    const signInField = page.getByLabel('Vault token or management key');
+    await waitFor(
+      'a call with the revoked token to end the session',
+      async () => {
+        if (await signInField.isVisible()) return true;
+        // Alternate two pages: each arrival loads its data again.
+        await go(page, (await page.evaluate('location.hash')) === '#/profiles' ? '#/audit' : '#/profiles');
+        await page.waitForTimeout(500);
+        return signInField.isVisible();
+      },
+      30_000,
+    );
+    await page.locator('main').getByText(/Your session ended \(UNAUTHENTICATED/).waitFor();
+    expect(await page.evaluate('location.href + JSON.stringify(sessionStorage)')).not.toContain(short.token);
+  });
+
+  it('mints a response-wrapped key: the wrapping token is shown once and unwraps to a working key', async () => {
+    const appId = uniqueId('wrap');
+    const c = await open();
+    const { page } = c;
+    await signIn(page, op);
+    await go(page, `#/apps/${appId}/keys`);
+    await page.getByRole('button', { name: 'Mint a key' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Profile').selectOption(profile);
+    await dialog.getByLabel('Name').fill('handed-over');
+    await dialog.getByLabel(/Response-wrap the key/).check();
+    await dialog.getByLabel('Wrapping token TTL').fill('10m');
+    await dialog.getByRole('button', { name: 'Mint' }).click();
+    const wrapToken = await dialog.getByLabel('Wrapping token', { exact: true }).inputValue();
+    expect(await dialog.locator('#minted-key').count()).toBe(0);
+    await dialog.getByRole('button', { name: /^Done/ }).click();
+    const unwrapped = await call(api.url, 'POST', '/v1/keys/unwrap', { body: { wrapToken } });
+    expect(unwrapped.status).toBe(200);
+    expect((await verify(unwrapped.body.key)).body.code).toBe('VALID');
+  });
+
+  it('signs a CSR pasted into the page; the key never leaves the client', async () => {
+    const appId = uniqueId('csr');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'latchkey-console-csr-'));
+    try {
+      const keyFile = path.join(dir, 'client.key');
+      execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-subj', `/CN=${appId}-svc`, '-out', path.join(dir, 'client.csr')], { stdio: 'ignore' });
+      const csr = fs.readFileSync(path.join(dir, 'client.csr'), 'utf8');
+      const c = await open();
+      const { page } = c;
+      await signIn(page, op);
+      await go(page, `#/apps/${appId}/certs`);
+      await page.getByRole('button', { name: 'Sign a CSR' }).click();
+      await page.getByLabel('CSR (PEM)').fill(csr);
+      await page.getByRole('dialog').getByRole('button', { name: 'Sign' }).click();
+      await page.locator('main').getByText(/^Serial/).waitFor();
+      expect(await page.getByRole('button', { name: 'Download private key' }).count()).toBe(0);
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download certificate and chain' }).click()]);
+      const pem = fs.readFileSync((await dl.path())!, 'utf8');
+      // The certificate is for the CSR's own key.
+      const certKey = execFileSync('openssl', ['x509', '-noout', '-pubkey'], { input: pem }).toString();
+      const csrKey = execFileSync('openssl', ['pkey', '-pubout', '-in', keyFile]).toString();
+      expect(certKey).toBe(csrKey);
+      await page.getByRole('button', { name: /^Done/ }).click();
+      await page.getByRole('link', { name: `${appId}-svc` }).waitFor();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is usable at a phone width: nothing overflows the screen sideways', async () => {

@@ -73,6 +73,21 @@ class ManagementKey:
         case.headers["Authorization"] = "Bearer " + data
 `;
 
+/**
+ * Errors raised inside the fuzzer's Python, not by the api or our hooks. "AST constructor recursion depth
+ * mismatch" is a CPython 3.11 SystemError in `ast.parse` (hypothesis parses a lambda's source to describe
+ * it); seen once on GET /v1/admin/queues in the coverage phase, with every check of the run passing.
+ */
+const INTERPRETER_BUGS = [/AST constructor recursion depth mismatch/];
+
+/** The run's output without the error sections (schemathesis prints one per operation) caused by INTERPRETER_BUGS. */
+function withoutInterpreterBugs(output: string): string {
+  return output
+    .split(/(?=^_{5,} [A-Z]+ \/.* _{5,}$|^={5,})/m)
+    .filter((section) => !(/^_{5,} /.test(section) && INTERPRETER_BUGS.some((re) => re.test(section))))
+    .join('');
+}
+
 interface NdEvent {
   [kind: string]: unknown;
 }
@@ -240,9 +255,13 @@ describe('API fuzzing (schemathesis against /openapi.json)', () => {
 
       const report = [...serverErrors, ...violations, ...other].map((f) => `${f.check} ${f.operation}: ${f.title ?? ''}`).join('\n');
       if (failures.length) process.stdout.write(`${res.output.slice(-20_000)}\n`);
-      expect(res.output).not.toMatch(/Traceback|HookError/);
+      // Errors of the fuzzer's own interpreter, not of the api or our hooks, are reported and tolerated:
+      // a schemathesis run cannot be judged by them, and every check above still ran.
+      const interpreterBugs = errors.filter((e) => INTERPRETER_BUGS.some((re) => re.test(e)));
+      if (interpreterBugs.length) process.stdout.write(`[schemathesis] tolerated interpreter errors: ${interpreterBugs.join('; ')}\n`);
+      expect(withoutInterpreterBugs(res.output)).not.toMatch(/Traceback|HookError/);
       expect(report).toBe('');
-      expect(errors).toEqual([]);
+      expect(errors.filter((e) => !interpreterBugs.includes(e))).toEqual([]);
     },
     (MAX_TIME_S + 400) * 1000,
   );

@@ -106,8 +106,24 @@ export function withQuery(path: string, q?: Query): string {
   return s ? `${path}?${s}` : path;
 }
 
-/** A path segment from untrusted text (an app id, a key id typed into a URL): always encoded. */
-export const seg = (s: string) => encodeURIComponent(s);
+/**
+ * A path segment from untrusted text (an app id, a key id typed into a URL): always encoded, and never a
+ * dot segment — `encodeURIComponent('..')` is still `..`, which URL resolution would turn into "the parent
+ * route", pointing an authenticated call (a revoke) at another path.
+ */
+export function seg(s: string): string {
+  if (s === '' || s === '.' || s === '..') throw new ApiError(400, 'INVALID_ID', `"${s}" is not an id`);
+  return encodeURIComponent(s);
+}
+
+/**
+ * An Idempotency-Key: random, from getRandomValues (crypto.randomUUID exists only in secure contexts, and a
+ * console behind plain HTTP on a private network must still mint).
+ */
+export function newIdempotencyKey(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
 
 export interface Answer<T> {
   status: number;
@@ -145,17 +161,19 @@ export async function call<T>(method: string, path: string, opts: { query?: Quer
   if (!res.ok) {
     const e = (body as { error?: { code?: string; message?: string; requestId?: string; details?: unknown } } | undefined)?.error;
     const err = new ApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? res.statusText, e?.requestId, e?.details);
-    if (res.status === 401 && credential !== null && path !== '/v1/verify') {
-      signOut();
-      sessionEndedReason = `${err.code}: ${err.message}`;
-    }
+    if (res.status === 401 && credential !== null && opts.as === undefined) endSession(`${err.code}: ${err.message}`);
     throw err;
   }
   return { status: res.status, body: body as T, headers: res.headers };
 }
 
-/** Why the last session ended (shown on the sign-in page), if a 401 ended it. */
+/** Why the last session ended (shown on the sign-in page), if a 401 or the idle timer ended it. */
 export let sessionEndedReason: string | null = null;
+
+export function endSession(reason: string): void {
+  sessionEndedReason = reason;
+  signOut();
+}
 export function clearSessionEndedReason(): void {
   sessionEndedReason = null;
 }

@@ -1,8 +1,12 @@
 import type { HourUsage } from './api';
 
-/** Colours with at least 3:1 contrast against the white chart background (WCAG 1.4.11), one per outcome. */
+/**
+ * Colours with at least 3:1 contrast against the white chart background (WCAG 1.4.11), one per outcome.
+ * Stacked segments are separated by a white line, so each is told from its neighbour by that contrast and
+ * not by hue alone; the legend and the table carry the same information as text.
+ */
 const VALID_COLOUR = '#1b7f3b';
-const CODE_COLOURS = ['#b3261e', '#8a4b00', '#6b3fa0', '#0b5cad', '#7a5c00', '#a0306e', '#4d4d4d'];
+const CODE_COLOURS = ['#b3261e', '#8a4b00', '#6b3fa0', '#0b5cad', '#00626b', '#a0306e', '#4d4d4d'];
 
 export function codeColour(codes: string[], code: string): string {
   const i = codes.indexOf(code);
@@ -65,7 +69,7 @@ export function UsageChart({ hourly, title }: { hourly: HourUsage[]; title: stri
                   if (!n) return null;
                   const hgt = (n / max) * plotH;
                   y -= hgt;
-                  return <rect key={name} x={x} y={y} width={Math.max(1, bw - 2)} height={hgt} fill={colour} />;
+                  return <rect key={name} x={x} y={y} width={Math.max(1, bw - 2)} height={hgt} fill={colour} stroke="#fff" stroke-width={1} />;
                 })}
                 {i % Math.max(1, Math.ceil(hourly.length / 8)) === 0 && (
                   <text x={x + bw / 2} y={H - 6} class="axis" text-anchor="middle">

@@ -1,8 +1,9 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { credentialKind, onSessionChange, restoreSession, signedIn, signOut } from './api';
+import { credentialKind, endSession, onSessionChange, restoreSession, signedIn, signOut } from './api';
 import { href, Route, useRoute } from './router';
 import { useFocusHeading } from './ui';
+import { AppDelivery } from './pages/app-delivery';
 import { AppKeys } from './pages/app-keys';
 import { AppUsagePanel } from './pages/app-usage';
 import { AppsPage } from './pages/apps';
@@ -19,10 +20,11 @@ function useSession(): boolean {
   const [, force] = useState(0);
   useEffect(() => onSessionChange(() => force((x) => x + 1)), []);
   useEffect(() => {
-    let timer = setTimeout(signOut, IDLE_MS);
+    const idle = () => signedIn() && endSession(`no activity for ${IDLE_MS / 60_000} minutes`);
+    let timer = setTimeout(idle, IDLE_MS);
     const bump = () => {
       clearTimeout(timer);
-      timer = setTimeout(signOut, IDLE_MS);
+      timer = setTimeout(idle, IDLE_MS);
     };
     const events = ['keydown', 'pointerdown', 'hashchange'];
     events.forEach((e) => window.addEventListener(e, bump, { passive: true }));
@@ -39,6 +41,7 @@ const APP_TABS: Array<[string, string]> = [
   ['usage', 'Usage'],
   ['certs', 'Certificates'],
   ['audit', 'Audit'],
+  ['delivery', 'Delivery'],
 ];
 
 function AppPage({ appId, tab }: { appId: string; tab: string }) {
@@ -59,9 +62,10 @@ function AppPage({ appId, tab }: { appId: string; tab: string }) {
           </a>
         ))}
       </nav>
-      {tab === 'keys' && <AppKeys appId={appId} />}
-      {tab === 'usage' && <AppUsagePanel appId={appId} />}
-      {tab === 'certs' && <AppCerts appId={appId} />}
+      {tab === 'keys' && <AppKeys key={tab} appId={appId} />}
+      {tab === 'usage' && <AppUsagePanel key={tab} appId={appId} />}
+      {tab === 'certs' && <AppCerts key={tab} appId={appId} />}
+      {tab === 'delivery' && <AppDelivery key={tab} appId={appId} />}
       {tab === 'audit' && (
         <section aria-labelledby="audit-h">
           <h2 id="audit-h">Audit events</h2>
@@ -87,12 +91,13 @@ function Page({ route }: { route: Route }) {
   const [a, b, c] = route.parts;
   if (!a || a === 'apps') {
     if (!b) return <AppsPage />;
-    return <AppPage appId={b} tab={APP_TABS.some(([id]) => id === c) ? c : 'keys'} />;
+    // `key`: a page for another id is a new component, so nothing of the previous id's state survives.
+    return <AppPage key={b} appId={b} tab={APP_TABS.some(([id]) => id === c) ? c : 'keys'} />;
   }
-  if (a === 'keys' && b) return <KeyPage keyId={b} />;
-  if (a === 'certs' && b) return <CertPage serial={b} />;
+  if (a === 'keys' && b) return <KeyPage key={b} keyId={b} />;
+  if (a === 'certs' && b) return <CertPage key={b} serial={b} />;
   if (a === 'audit') return <AuditPage />;
-  if (a === 'profiles') return b ? <ProfilePage name={b} /> : <ProfilesPage />;
+  if (a === 'profiles') return b ? <ProfilePage key={b} name={b} /> : <ProfilesPage />;
   return <NotFound />;
 }
 

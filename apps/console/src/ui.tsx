@@ -24,9 +24,21 @@ export function ErrorBox({ error }: { error: unknown }) {
   );
 }
 
+/**
+ * A notice. Screen readers announce a live region reliably only when it was already in the page before its
+ * text changed, so the text is also put into one permanent polite region (#announcer, in index.html).
+ */
 export function Notice({ children, kind = 'info' }: { children: ComponentChildren; kind?: 'info' | 'warn' | 'ok' }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const said = useRef('');
+  useEffect(() => {
+    // Every render (a poll re-renders the page) but announced only when the text changed.
+    const text = ref.current?.textContent ?? '';
+    const live = document.getElementById('announcer');
+    if (live && text !== said.current) live.textContent = said.current = text;
+  });
   return (
-    <div class={`alert ${kind}`} role="status">
+    <div ref={ref} class={`alert ${kind}`}>
       {children}
     </div>
   );
@@ -46,22 +58,30 @@ export function Warnings({ warnings }: { warnings?: string[] }) {
   );
 }
 
-/** Load data for a page; `reload` re-runs it. Errors are kept for ErrorBox. */
+/**
+ * Load data for a page; `reload` re-runs it. When the inputs (`deps`) change, the previous data is dropped at
+ * once, so nothing of another key or app is ever shown under the new one; a reload (a poll, or after an action)
+ * keeps the data on screen while it runs, and keeps it if the reload fails (the error is shown beside it).
+ */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data: T | undefined; error: unknown; loading: boolean; reload: () => void } {
   const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({ data: undefined, error: undefined, loading: true });
   const [tick, setTick] = useState(0);
+  const depsKey = JSON.stringify(deps);
+  const lastDeps = useRef(depsKey);
   useEffect(() => {
     let live = true;
-    setState((s) => ({ ...s, loading: true, error: undefined }));
+    const same = lastDeps.current === depsKey;
+    lastDeps.current = depsKey;
+    setState((s) => ({ data: same ? s.data : undefined, error: same ? s.error : undefined, loading: true }));
     load().then(
       (data) => live && setState({ data, error: undefined, loading: false }),
-      (error: unknown) => live && setState({ data: undefined, error, loading: false }),
+      (error: unknown) => live && setState((s) => ({ data: same ? s.data : undefined, error, loading: false })),
     );
     return () => {
       live = false;
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [...deps, tick]);
+  }, [depsKey, tick]);
   return { ...state, reload: () => setTick((t) => t + 1) };
 }
 
@@ -109,12 +129,16 @@ export function StateBadge({ state }: { state: string }) {
 }
 
 /**
- * A modal built on <dialog>: the browser traps focus inside it, Escape closes it, and focus returns to
- * the control that opened it.
+ * A modal built on <dialog>: the browser traps focus inside it, Escape closes it (unless it holds a secret
+ * shown once: `dismissable={false}` makes the person press its own button), and focus returns to the
+ * control that opened it — or, when that control is gone or disabled (a revoked key's Revoke button), to
+ * the page heading.
  */
-export function Dialog({ open, title, onClose, children, labelledBy }: { open: boolean; title: string; onClose: () => void; children: ComponentChildren; labelledBy?: string }) {
+export function Dialog({ open, title, onClose, children, dismissable = true }: { open: boolean; title: string; onClose: () => void; children: ComponentChildren; dismissable?: boolean }) {
   const ref = useRef<HTMLDialogElement>(null);
   const opener = useRef<Element | null>(null);
+  const isOpen = useRef(open);
+  isOpen.current = open;
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
@@ -124,14 +148,30 @@ export function Dialog({ open, title, onClose, children, labelledBy }: { open: b
     } else if (!open && d.open) {
       d.close();
     }
-    if (!open && opener.current instanceof HTMLElement) {
-      opener.current.focus();
+    if (!open && opener.current) {
+      const back = opener.current;
       opener.current = null;
+      const usable = back instanceof HTMLElement && back.isConnected && !(back as HTMLButtonElement).disabled;
+      // After the re-render that follows the action (a button may become disabled then).
+      setTimeout(() => {
+        const still = usable && !(back as HTMLButtonElement).disabled;
+        (still ? (back as HTMLElement) : document.querySelector<HTMLElement>('main h1[tabindex]'))?.focus();
+      }, 0);
     }
   }, [open]);
-  const id = labelledBy ?? `dlg-${title.replace(/\W+/g, '-').toLowerCase()}`;
+  const id = `dlg-${title.replace(/\W+/g, '-').toLowerCase()}`;
   return (
-    <dialog ref={ref} aria-labelledby={id} onClose={onClose} onCancel={(e) => (e.preventDefault(), onClose())}>
+    <dialog
+      ref={ref}
+      aria-labelledby={id}
+      // Only a close the browser made (a form method=dialog, or Escape when allowed) reports back; closing
+      // because `open` turned false must not call onClose a second time.
+      onClose={() => isOpen.current && onClose()}
+      onCancel={(e) => {
+        e.preventDefault();
+        if (dismissable) onClose();
+      }}
+    >
       {open && (
         <div class="dialog-body">
           <h2 id={id}>{title}</h2>
@@ -253,4 +293,61 @@ export function splitList(s: string): string[] {
     .split(/[\s,]+/)
     .map((x) => x.trim())
     .filter(Boolean);
+}
+
+/**
+ * A form's buttons: submit (primary, or danger for destructive ones) and Cancel. `cancelFirst` puts the
+ * initial focus on Cancel, so an Enter too many never confirms a destructive action.
+ */
+export function FormActions({ children, kind = 'primary', disabled, onCancel, cancelFirst = false }: { children: ComponentChildren; kind?: 'primary' | 'danger'; disabled?: boolean; onCancel: () => void; cancelFirst?: boolean }) {
+  return (
+    <div class="actions">
+      <button type="submit" class={kind} disabled={disabled}>
+        {children}
+      </button>
+      <button type="button" onClick={onCancel} autoFocus={cancelFirst}>
+        Cancel
+      </button>
+    </div>
+  );
+}
+
+/** A table head of column headers. */
+export function THead({ cols }: { cols: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c) => (
+          <th scope="col" key={c}>
+            {c}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** The period of a usage chart. */
+export function PeriodSelect({ id, hours, onChange }: { id: string; hours: number; onChange: (h: number) => void }) {
+  return (
+    <div class="field inline">
+      <label for={id}>Period</label>
+      <select id={id} value={String(hours)} onChange={(e) => onChange(Number((e.currentTarget as HTMLSelectElement).value))}>
+        <option value="6">6 hours</option>
+        <option value="24">24 hours</option>
+        <option value="72">3 days</option>
+        <option value="168">7 days</option>
+      </select>
+    </div>
+  );
+}
+
+/** Re-run a load every `ms` while the component is shown (a reload keeps the data on screen meanwhile). */
+export function usePoll(reload: () => void, ms: number): void {
+  const latest = useRef(reload);
+  latest.current = reload;
+  useEffect(() => {
+    const t = setInterval(() => latest.current(), ms);
+    return () => clearInterval(t);
+  }, [ms]);
 }

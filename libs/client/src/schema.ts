@@ -1393,7 +1393,7 @@ export interface components {
              */
             ttl?: string | number;
             /** @description PEM PKCS#10 request: Vault signs it and no private key ever passes through latchkey. Keys: RSA >= 2048 bits, EC P-256/P-384/P-521 or Ed25519. Its CN is the subject; SANs come from uriSans/ipSans, not from the CSR. */
-            csr?: Record<string, unknown> | null;
+            csr?: string | null;
             /**
              * @description let the rotation job renew it at two thirds of its lifetime
              * @example false

@@ -41,6 +41,8 @@ export class IssueCertDto {
   ttl?: string | number;
 
   @ApiPropertyOptional({
+    // `string | null` reflects as Object: without the explicit type the document said "object".
+    type: String,
     nullable: true,
     description: 'PEM PKCS#10 request: Vault signs it and no private key ever passes through latchkey. Keys: RSA >= 2048 bits, EC P-256/P-384/P-521 or Ed25519. Its CN is the subject; SANs come from uriSans/ipSans, not from the CSR.',
   })

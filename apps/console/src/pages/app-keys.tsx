@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
-import { call, get, Key, Profile, seg } from '../api';
+import { ApiError, call, get, Key, newIdempotencyKey, Profile, seg } from '../api';
 import { href } from '../router';
-import { Dialog, ErrorBox, Notice, Pager, SecretField, StateBadge, Time, useLoad, usePager, Warnings, splitList } from '../ui';
+import { Dialog, ErrorBox, FormActions, Notice, Pager, SecretField, splitList, StateBadge, THead, Time, useLoad, usePager, Warnings } from '../ui';
 
 type MintResult = Key & { key?: string; wrapToken?: string; wrapTtl?: string };
 
@@ -15,7 +15,7 @@ export function AppKeys({ appId }: { appId: string }) {
     () => get<{ items: Key[]; nextCursor: string | null }>('/v1/keys', { appId, profile, state, limit: 25, cursor: pager.cursor }),
     [appId, profile, state, pager.cursor],
   );
-  const profiles = useLoad(() => get<{ items: Profile[] }>('/v1/profiles').catch(() => ({ items: [] as Profile[] })), []);
+  const profiles = useLoad(() => get<{ items: Profile[] }>('/v1/profiles'), []);
   const [minting, setMinting] = useState(false);
   const [killing, setKilling] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
@@ -66,16 +66,7 @@ export function AppKeys({ appId }: { appId: string }) {
           <div class="table-wrap">
             <table>
               <caption class="sr-only">Keys of {appId}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Key id</th>
-                  <th scope="col">Profile</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                </tr>
-              </thead>
+              <THead cols={['Name', 'Key id', 'Profile', 'State', 'Created', 'Expires']} />
               <tbody>
                 {shown.length === 0 && (
                   <tr>
@@ -106,7 +97,7 @@ export function AppKeys({ appId }: { appId: string }) {
           <Pager label="keys" page={pager.page} nextCursor={keys.data.nextCursor} onNext={pager.next} onPrev={pager.prev} />
         </>
       )}
-      <MintDialog appId={appId} open={minting} profiles={profiles.data?.items ?? []} onClose={() => (setMinting(false), keys.reload())} />
+      <MintDialog appId={appId} open={minting} profiles={profiles.data?.items ?? []} profilesError={profiles.error} onClose={() => (setMinting(false), keys.reload())} />
       <RevokeAllDialog
         appId={appId}
         open={killing}
@@ -123,8 +114,12 @@ export function AppKeys({ appId }: { appId: string }) {
 }
 
 /** Mint: the key (or its wrapping token) is shown once in this dialog, with a copy button; closing drops it. */
-function MintDialog({ appId, open, profiles, onClose }: { appId: string; open: boolean; profiles: Profile[]; onClose: () => void }) {
-  const [form, setForm] = useState({ profile: '', name: '', ttl: '', cidrs: '', meta: '', wrap: false, wrapTtl: '1h' });
+function MintDialog({ appId, open, profiles, profilesError, onClose }: { appId: string; open: boolean; profiles: Profile[]; profilesError: unknown; onClose: () => void }) {
+  const blank = { profile: '', name: '', ttl: '', cidrs: '', meta: '', certSerial: '', wrap: false, wrapTtl: '1h' };
+  const [form, setForm] = useState(blank);
+  // One Idempotency-Key per mint form: a retry after a lost answer (or a double submit) replays the same
+  // mint instead of creating a second key. A new one is drawn only after a success.
+  const [idem, setIdem] = useState(newIdempotencyKey);
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<MintResult | null>(null);
@@ -135,7 +130,7 @@ function MintDialog({ appId, open, profiles, onClose }: { appId: string; open: b
   const close = () => {
     setResult(null);
     setError(undefined);
-    setForm({ profile: '', name: '', ttl: '', cidrs: '', meta: '', wrap: false, wrapTtl: '1h' });
+    setForm(blank);
     onClose();
   };
   const submit = async (e: Event) => {
@@ -149,24 +144,31 @@ function MintDialog({ appId, open, profiles, onClose }: { appId: string; open: b
       if (i <= 0) return setError(new Error(`Metadata line "${t}" is not key=value`));
       meta[t.slice(0, i).trim()] = t.slice(i + 1).trim();
     }
-    const body: Record<string, unknown> = { appId, profile: form.profile || profiles[0]?.name, name: form.name };
+    const profile = form.profile || profiles[0]?.name;
+    if (!profile) return setError(new Error('Choose a profile'));
+    const body: Record<string, unknown> = { appId, profile, name: form.name };
+    if (form.certSerial.trim()) body.certSerial = form.certSerial.trim();
     if (form.ttl.trim()) body.ttl = form.ttl.trim();
     if (form.cidrs.trim()) body.cidrs = splitList(form.cidrs);
     if (Object.keys(meta).length) body.meta = meta;
     if (form.wrap) body.wrapTtl = form.wrapTtl.trim() || '1h';
+    if (busy) return;
     setBusy(true);
     try {
-      // One Idempotency-Key per submission: a double click or a retried request never mints twice.
-      const res = await call<MintResult>('POST', '/v1/keys', { body, headers: { 'idempotency-key': crypto.randomUUID() } });
+      const res = await call<MintResult>('POST', '/v1/keys', { body, headers: { 'idempotency-key': idem } });
       setResult(res.body);
+      setIdem(newIdempotencyKey());
     } catch (err) {
+      // A 4xx means nothing was minted: the corrected form is a new request. Otherwise (no answer, 503) the
+      // outcome is unknown, and the retry must carry the same key.
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.code !== 'IDEMPOTENCY_CONFLICT') setIdem(newIdempotencyKey());
       setError(err);
     } finally {
       setBusy(false);
     }
   };
   return (
-    <Dialog open={open} title={result ? 'Key minted' : `Mint a key for ${appId}`} onClose={close}>
+    <Dialog open={open} title={result ? 'Key minted' : `Mint a key for ${appId}`} onClose={close} dismissable={!result}>
       {result ? (
         <div>
           <Warnings warnings={result.warnings} />
@@ -195,16 +197,27 @@ function MintDialog({ appId, open, profiles, onClose }: { appId: string; open: b
         </div>
       ) : (
         <form onSubmit={(e) => void submit(e)}>
-          <div class="field">
-            <label for="mint-profile">Profile</label>
-            <select id="mint-profile" required value={form.profile || profiles[0]?.name || ''} onChange={set('profile')}>
-              {profiles.map((p) => (
-                <option key={p.name} value={p.name}>
-                  {p.name} (ttl {p.ttl}, max {p.maxTtl})
-                </option>
-              ))}
-            </select>
-          </div>
+          {profiles.length ? (
+            <div class="field">
+              <label for="mint-profile">Profile</label>
+              <select id="mint-profile" required value={form.profile || profiles[0]?.name || ''} onChange={set('profile')}>
+                {profiles.map((p) => (
+                  <option key={p.name} value={p.name}>
+                    {p.name} (ttl {p.ttl}, max {p.maxTtl})
+                  </option>
+                ))}
+              </select>
+            </div>
+          ) : (
+            <>
+              {/* Without read on the profiles the list is unknown: the person names the profile they may mint from. */}
+              <ErrorBox error={profilesError} />
+              <div class="field">
+                <label for="mint-profile">Profile</label>
+                <input id="mint-profile" required value={form.profile} onInput={set('profile')} autocomplete="off" />
+              </div>
+            </>
+          )}
           <div class="field">
             <label for="mint-name">Name</label>
             <input id="mint-name" required maxLength={128} value={form.name} onInput={set('name')} autocomplete="off" />
@@ -221,6 +234,10 @@ function MintDialog({ appId, open, profiles, onClose }: { appId: string; open: b
             <label for="mint-meta">Metadata (optional, one key=value per line)</label>
             <textarea id="mint-meta" rows={3} value={form.meta} onInput={set('meta')} />
           </div>
+          <div class="field">
+            <label for="mint-cert">Bind to a client certificate (optional: its serial; the key then works only with it and its renewals)</label>
+            <input id="mint-cert" value={form.certSerial} onInput={set('certSerial')} autocomplete="off" />
+          </div>
           <div class="field check">
             <input id="mint-wrap" type="checkbox" checked={form.wrap} onChange={set('wrap')} />
             <label for="mint-wrap">Response-wrap the key (hand over a single-use wrapping token instead of the key)</label>
@@ -232,14 +249,7 @@ function MintDialog({ appId, open, profiles, onClose }: { appId: string; open: b
             </div>
           )}
           <ErrorBox error={error} />
-          <div class="actions">
-            <button type="submit" class="primary" disabled={busy}>
-              {busy ? 'Minting…' : 'Mint'}
-            </button>
-            <button type="button" onClick={close}>
-              Cancel
-            </button>
-          </div>
+          <FormActions disabled={busy} onCancel={close}>{busy ? 'Minting…' : 'Mint'}</FormActions>
         </form>
       )}
     </Dialog>
@@ -286,14 +296,7 @@ function RevokeAllDialog({ appId, open, onClose }: { appId: string; open: boolea
           <input id="kill-reason" value={reason} maxLength={200} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
         </div>
         <ErrorBox error={error} />
-        <div class="actions">
-          <button type="submit" class="danger" disabled={typed !== appId || busy}>
-            Revoke all keys of {appId}
-          </button>
-          <button type="button" onClick={() => close()}>
-            Cancel
-          </button>
-        </div>
+        <FormActions kind="danger" disabled={typed !== appId || busy} onCancel={() => close()}>Revoke all keys of {appId}</FormActions>
       </form>
     </Dialog>
   );

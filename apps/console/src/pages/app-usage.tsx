@@ -1,30 +1,18 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { AppUsage, get, seg } from '../api';
 import { UsageChart } from '../chart';
-import { ErrorBox, KV, useLoad } from '../ui';
+import { ErrorBox, KV, PeriodSelect, useLoad, usePoll } from '../ui';
 
 /** An app's verifications over time, valid and refused by code (GET /v1/apps/{appId}/usage). */
 export function AppUsagePanel({ appId }: { appId: string }) {
   const [hours, setHours] = useState(24);
-  const [tick, setTick] = useState(0);
-  const usage = useLoad(() => get<AppUsage>(`/v1/apps/${seg(appId)}/usage`, { hours }), [appId, hours, tick]);
-  useEffect(() => {
-    const t = setInterval(() => setTick((x) => x + 1), 10_000);
-    return () => clearInterval(t);
-  }, []);
+  const usage = useLoad(() => get<AppUsage>(`/v1/apps/${seg(appId)}/usage`, { hours }), [appId, hours]);
+  usePoll(usage.reload, 10_000);
   const u = usage.data;
   return (
     <section aria-labelledby="app-usage-h">
       <h2 id="app-usage-h">Usage</h2>
-      <div class="field inline">
-        <label for="app-usage-hours">Period</label>
-        <select id="app-usage-hours" value={String(hours)} onChange={(e) => setHours(Number((e.currentTarget as HTMLSelectElement).value))}>
-          <option value="6">6 hours</option>
-          <option value="24">24 hours</option>
-          <option value="72">3 days</option>
-          <option value="168">7 days</option>
-        </select>
-      </div>
+      <PeriodSelect id="app-usage-hours" hours={hours} onChange={setHours} />
       {usage.error !== undefined && !u && <ErrorBox error={usage.error} />}
       {u && (
         <>

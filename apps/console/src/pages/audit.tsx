@@ -1,7 +1,10 @@
 import { useRef, useState } from 'preact/hooks';
 import { AuditEvent, get } from '../api';
 import { href } from '../router';
-import { ErrorBox, Pager, Time, useFocusHeading, useLoad, usePager } from '../ui';
+import { ErrorBox, Pager, THead, Time, useFocusHeading, useLoad, usePager } from '../ui';
+
+/** Events shown on a key's page: its latest ones. */
+const COMPACT_EVENTS = 20;
 
 interface Filters {
   appId: string;
@@ -31,22 +34,25 @@ export function AuditTable({ appId, keyId, compact = false }: { appId?: string; 
   const [draft, setDraft] = useState<Filters>({ appId: appId ?? '', keyId: keyId ?? '', type: '', source: '', since: compact ? '7d' : '24h' });
   const [filters, setFilters] = useState<Filters>(draft);
   const pager = usePager(JSON.stringify(filters));
-  const events = useLoad(
-    () =>
-      get<{ items: AuditEvent[]; nextCursor: string | null }>('/v1/audit/events', {
-        appId: filters.appId,
-        keyId: filters.keyId,
-        type: filters.type,
-        source: filters.source,
-        since: filters.since,
-        cursor: pager.cursor,
-        limit: compact ? 20 : 50,
-      }),
-    [JSON.stringify(filters), pager.cursor],
-  );
+  const events = useLoad(async () => {
+    const query = { appId: filters.appId, keyId: filters.keyId, type: filters.type, source: filters.source, since: filters.since };
+    if (!compact) return get<{ items: AuditEvent[]; nextCursor: string | null }>('/v1/audit/events', { ...query, cursor: pager.cursor, limit: 50 });
+    // The API answers oldest first; a key's page wants its latest events: read through to the end (bounded)
+    // and keep the last ones, newest first.
+    let items: AuditEvent[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const page = await get<{ items: AuditEvent[]; nextCursor: string | null }>('/v1/audit/events', { ...query, cursor, limit: 200 });
+      items = [...items, ...page.items].slice(-COMPACT_EVENTS);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    return { items: items.reverse(), nextCursor: null };
+  }, [JSON.stringify(filters), pager.cursor]);
   const set = (k: keyof Filters) => (e: Event) => setDraft({ ...draft, [k]: (e.currentTarget as HTMLInputElement).value });
   return (
     <div>
+      {!compact && <p class="small muted">Oldest first within the period; pages follow with Next.</p>}
       {!compact && (
         <form
           class="filters"
@@ -91,20 +97,12 @@ export function AuditTable({ appId, keyId, compact = false }: { appId?: string; 
         <>
           <div class="table-wrap">
             <table class="events">
-              <caption class="sr-only">Audit events</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">App</th>
-                  <th scope="col">Key</th>
-                  <th scope="col">Details</th>
-                </tr>
-              </thead>
+              <caption class={compact ? 'small muted' : 'sr-only'}>{compact ? `Latest ${COMPACT_EVENTS} events of the last 7 days, newest first` : 'Audit events, oldest first'}</caption>
+              <THead cols={['Time', 'Type', 'App', 'Key', 'Details']} />
               <tbody>
                 {events.data.items.length === 0 && (
                   <tr>
-                    <td colSpan={5}>No events {pager.page > 1 ? 'on this page' : 'in this period'}.</td>
+                    <td colSpan={5}>{events.data.nextCursor ? 'No matching events on this page; later ones may follow (Next).' : pager.page > 1 ? 'No more events.' : 'No events in this period.'}</td>
                   </tr>
                 )}
                 {events.data.items.map((ev) => {
@@ -133,7 +131,7 @@ export function AuditTable({ appId, keyId, compact = false }: { appId?: string; 
               </tbody>
             </table>
           </div>
-          <Pager label="events" page={pager.page} nextCursor={events.data.nextCursor} onNext={pager.next} onPrev={pager.prev} />
+          {!compact && <Pager label="events" page={pager.page} nextCursor={events.data.nextCursor} onNext={pager.next} onPrev={pager.prev} />}
         </>
       )}
     </div>

@@ -1,7 +1,10 @@
 import { useRef, useState } from 'preact/hooks';
 import { call, Cert, CertDetail, get, IssuedCert, seg } from '../api';
 import { href } from '../router';
-import { Dialog, downloadText, ErrorBox, KV, List, Notice, Pager, StateBadge, Time, useFocusHeading, useLoad, usePager, splitList } from '../ui';
+import { Dialog, downloadText, ErrorBox, FormActions, KV, List, Notice, Pager, splitList, StateBadge, THead, Time, useFocusHeading, useLoad, usePager } from '../ui';
+
+/** The API's cap on a CSR (PEM characters). */
+const CSR_MAX_BYTES = 8192;
 
 /** Download the CA chain (public: GET /v1/certs/ca needs no credential). */
 export async function downloadCa(): Promise<void> {
@@ -37,16 +40,7 @@ export function AppCerts({ appId }: { appId: string }) {
           <div class="table-wrap">
             <table>
               <caption class="sr-only">Certificates of {appId}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Common name</th>
-                  <th scope="col">Serial</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Renews</th>
-                  <th scope="col">Source</th>
-                </tr>
-              </thead>
+              <THead cols={['Common name', 'Serial', 'State', 'Expires', 'Renews', 'Source']} />
               <tbody>
                 {certs.data.items.length === 0 && (
                   <tr>
@@ -101,7 +95,10 @@ function IssueDialog({ appId, mode, onClose }: { appId: string; mode: 'issue' | 
   };
   const readFile = async (e: Event) => {
     const file = (e.currentTarget as HTMLInputElement).files?.[0];
-    if (file) setF({ ...f, csr: (await file.text()).slice(0, 16384) });
+    if (!file) return;
+    // The API takes at most 8 KiB of PEM; a cut PEM would only be refused as malformed, so say why instead.
+    if (file.size > CSR_MAX_BYTES) return setError(new Error(`The file is ${file.size} bytes; a CSR is at most ${CSR_MAX_BYTES} bytes of PEM`));
+    setF({ ...f, csr: await file.text() });
   };
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -123,7 +120,7 @@ function IssueDialog({ appId, mode, onClose }: { appId: string; mode: 'issue' | 
   };
   const pemChain = issued ? [issued.certificate, ...issued.caChain].join('\n') : '';
   return (
-    <Dialog open={mode !== null} title={issued ? 'Certificate issued' : mode === 'csr' ? `Sign a CSR for ${appId}` : `Issue a certificate for ${appId}`} onClose={close}>
+    <Dialog open={mode !== null} title={issued ? 'Certificate issued' : mode === 'csr' ? `Sign a CSR for ${appId}` : `Issue a certificate for ${appId}`} onClose={close} dismissable={!issued?.privateKey}>
       {issued ? (
         <div>
           <p>
@@ -186,14 +183,7 @@ function IssueDialog({ appId, mode, onClose }: { appId: string; mode: 'issue' | 
             <label for="cert-autorenew">Renew automatically at two thirds of its lifetime</label>
           </div>
           <ErrorBox error={error} />
-          <div class="actions">
-            <button type="submit" class="primary" disabled={busy}>
-              {mode === 'csr' ? 'Sign' : 'Issue'}
-            </button>
-            <button type="button" onClick={close}>
-              Cancel
-            </button>
-          </div>
+          <FormActions disabled={busy} onCancel={close}>{mode === 'csr' ? 'Sign' : 'Issue'}</FormActions>
         </form>
       )}
     </Dialog>
@@ -208,21 +198,35 @@ export function CertPage({ serial }: { serial: string }) {
   const [action, setAction] = useState<'renew' | 'revoke' | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [error, setError] = useState<unknown>();
-  const [grace, setGrace] = useState('1h');
+  // Empty: the API's default (the old certificate stays valid until it expires); 0s revokes it at once.
+  const [grace, setGrace] = useState('');
+  const [ttl, setTtl] = useState('');
+  const [csr, setCsr] = useState('');
   const [renewed, setRenewed] = useState<IssuedCert | null>(null);
+  const [busy, setBusy] = useState(false);
   const c = cert.data;
   const renew = async (e: Event) => {
     e.preventDefault();
+    if (busy) return;
     setError(undefined);
+    setBusy(true);
+    const body: Record<string, string> = {};
+    if (grace.trim()) body.grace = grace.trim();
+    if (ttl.trim()) body.ttl = ttl.trim();
+    if (csr.trim()) body.csr = csr.trim();
     try {
-      setRenewed((await call<IssuedCert>('POST', `/v1/certs/${seg(serial)}/renew`, { body: { grace: grace.trim() || '0s' } })).body);
+      setRenewed((await call<IssuedCert>('POST', `/v1/certs/${seg(serial)}/renew`, { body })).body);
     } catch (err) {
       setError(err);
+    } finally {
+      setBusy(false);
     }
   };
   const revoke = async (e: Event) => {
     e.preventDefault();
+    if (busy) return;
     setError(undefined);
+    setBusy(true);
     try {
       await call('DELETE', `/v1/certs/${seg(serial)}`);
       setAction(null);
@@ -230,6 +234,8 @@ export function CertPage({ serial }: { serial: string }) {
       cert.reload();
     } catch (err) {
       setError(err);
+    } finally {
+      setBusy(false);
     }
   };
   const closeRenew = () => {
@@ -256,7 +262,7 @@ export function CertPage({ serial }: { serial: string }) {
             <button type="button" onClick={() => c.certificate && downloadText(`${c.commonName}.pem`, c.certificate)} disabled={!c.certificate}>
               Download certificate
             </button>
-            <button type="button" onClick={() => setAction('renew')} disabled={c.state !== 'active'}>
+            <button type="button" onClick={() => setAction('renew')} disabled={c.state !== 'active' || !!c.successorSerial}>
               Renew
             </button>
             <button type="button" class="danger" onClick={() => setAction('revoke')} disabled={c.state !== 'active'}>
@@ -280,7 +286,7 @@ export function CertPage({ serial }: { serial: string }) {
               ['Revoked in Vault', c.live ? (c.live.revoked ? <Time iso={c.live.revokedAt} /> : 'no') : '—'],
             ]}
           />
-          <Dialog open={action === 'renew'} title={renewed ? 'Certificate renewed' : `Renew ${c.commonName}`} onClose={closeRenew}>
+          <Dialog open={action === 'renew'} title={renewed ? 'Certificate renewed' : `Renew ${c.commonName}`} onClose={closeRenew} dismissable={!renewed?.privateKey}>
             {renewed ? (
               <div>
                 <p>
@@ -304,18 +310,21 @@ export function CertPage({ serial }: { serial: string }) {
             ) : (
               <form onSubmit={(e) => void renew(e)}>
                 <div class="field">
-                  <label for="cert-grace">Grace: the old certificate is revoked after (e.g. 1h, 0s)</label>
+                  <label for="cert-grace">Grace: revoke the old certificate after (e.g. 1h; empty: it stays valid until it expires; 0s: now)</label>
                   <input id="cert-grace" value={grace} onInput={(e) => setGrace((e.currentTarget as HTMLInputElement).value)} />
                 </div>
-                <ErrorBox error={error} />
-                <div class="actions">
-                  <button type="submit" class="primary">
-                    Renew
-                  </button>
-                  <button type="button" onClick={closeRenew}>
-                    Cancel
-                  </button>
+                <div class="field">
+                  <label for="cert-renew-ttl">TTL (optional, e.g. 72h)</label>
+                  <input id="cert-renew-ttl" value={ttl} onInput={(e) => setTtl((e.currentTarget as HTMLInputElement).value)} />
                 </div>
+                {c.source === 'csr' && (
+                  <div class="field">
+                    <label for="cert-renew-csr">New CSR (PEM; optional: the CSR's key is the client's)</label>
+                    <textarea id="cert-renew-csr" class="mono" rows={5} value={csr} onInput={(e) => setCsr((e.currentTarget as HTMLTextAreaElement).value)} />
+                  </div>
+                )}
+                <ErrorBox error={error} />
+                <FormActions disabled={busy} onCancel={closeRenew}>Renew</FormActions>
               </form>
             )}
           </Dialog>
@@ -325,14 +334,7 @@ export function CertPage({ serial }: { serial: string }) {
                 Certificate <code>{c.serial}</code> is revoked in Vault and refused by latchkey at once. Keys bound to it stop working.
               </p>
               <ErrorBox error={error} />
-              <div class="actions">
-                <button type="submit" class="danger">
-                  Revoke the certificate
-                </button>
-                <button type="button" onClick={() => setAction(null)}>
-                  Cancel
-                </button>
-              </div>
+              <FormActions kind="danger" disabled={busy} onCancel={() => setAction(null)} cancelFirst>Revoke the certificate</FormActions>
             </form>
           </Dialog>
         </>

@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { call, get, KeyDetail, KeyUsage, seg } from '../api';
 import { UsageChart } from '../chart';
 import { href } from '../router';
-import { Dialog, duration, ErrorBox, KV, List, Notice, SecretField, StateBadge, Time, useFocusHeading, useLoad, Warnings } from '../ui';
+import { Dialog, duration, ErrorBox, FormActions, KV, List, Notice, PeriodSelect, SecretField, StateBadge, THead, Time, useFocusHeading, useLoad, usePoll, Warnings } from '../ui';
 import { AuditTable } from './audit';
 
 /** How often the key page re-reads usage while it is open (the API's own freshness is a few seconds). */
@@ -55,7 +55,7 @@ export function KeyPage({ keyId }: { keyId: string }) {
               {k.live ? (
                 <KV
                   items={[
-                    ['TTL left', `${duration(k.live.ttlSeconds)}${k.live.renewable ? '' : ' (not renewable)'}`],
+                    ['TTL left', <Countdown expiresAt={k.live.expiresAt} ttlSeconds={k.live.ttlSeconds} renewable={k.live.renewable} />],
                     ['Expires', <Time iso={k.live.expiresAt} />],
                     ['Policies', <List values={k.live.policies} />],
                     ['Bound CIDRs', <List values={k.live.boundCidrs} empty="any address" />],
@@ -95,16 +95,7 @@ export function KeyPage({ keyId }: { keyId: string }) {
               {k.limits?.length ? (
                 <div class="table-wrap">
                   <table>
-                    <thead>
-                      <tr>
-                        <th scope="col">Limit</th>
-                        <th scope="col">Allowed</th>
-                        <th scope="col">Window</th>
-                        <th scope="col">Mode</th>
-                        <th scope="col">Remaining</th>
-                        <th scope="col">Resets</th>
-                      </tr>
-                    </thead>
+                    <THead cols={['Limit', 'Allowed', 'Window', 'Mode', 'Remaining', 'Resets']} />
                     <tbody>
                       {k.limits.map((l) => (
                         <tr key={l.name}>
@@ -123,10 +114,13 @@ export function KeyPage({ keyId }: { keyId: string }) {
                 </div>
               ) : null}
               {k.credits && (
-                <p>
-                  Credits: <strong>{k.credits.balance}</strong> left
-                  {k.credits.refill ? `, refilled to ${k.credits.refill.amount} every ${String(k.credits.refill.every)}` : ''}.
-                </p>
+                <>
+                  <p>
+                    Credits: <strong>{k.credits.balance}</strong> left
+                    {k.credits.refill ? `, refilled to ${k.credits.refill.amount} every ${String(k.credits.refill.every)}` : ''}.
+                  </p>
+                  {(k.state === 'active' || k.state === 'rotating') && <CreditsForm keyId={k.keyId} onDone={done} />}
+                </>
               )}
             </section>
           )}
@@ -134,7 +128,7 @@ export function KeyPage({ keyId }: { keyId: string }) {
           <KeyUsagePanel keyId={keyId} />
           <section aria-labelledby="events-h">
             <h2 id="events-h">Events of this key</h2>
-            <AuditTable appId={k.appId} keyId={keyId} compact />
+            <AuditTable key={keyId} appId={k.appId} keyId={keyId} compact />
           </section>
           <RenewDialog k={k} open={action === 'renew'} onClose={() => setAction(null)} onDone={done} />
           <RotateDialog k={k} open={action === 'rotate'} onClose={() => setAction(null)} onDone={done} />
@@ -199,26 +193,14 @@ function Lineage({ k }: { k: KeyDetail }) {
 }
 
 function KeyUsagePanel({ keyId }: { keyId: string }) {
-  const [tick, setTick] = useState(0);
   const [hours, setHours] = useState(24);
-  const usage = useLoad(() => get<KeyUsage>(`/v1/keys/${seg(keyId)}/usage`, { hours }), [keyId, hours, tick]);
-  useEffect(() => {
-    const t = setInterval(() => setTick((x) => x + 1), USAGE_POLL_MS);
-    return () => clearInterval(t);
-  }, []);
+  const usage = useLoad(() => get<KeyUsage>(`/v1/keys/${seg(keyId)}/usage`, { hours }), [keyId, hours]);
+  usePoll(usage.reload, USAGE_POLL_MS);
   const u = usage.data;
   return (
     <section aria-labelledby="usage-h">
       <h2 id="usage-h">Usage</h2>
-      <div class="field inline">
-        <label for="usage-hours">Period</label>
-        <select id="usage-hours" value={String(hours)} onChange={(e) => setHours(Number((e.currentTarget as HTMLSelectElement).value))}>
-          <option value="6">6 hours</option>
-          <option value="24">24 hours</option>
-          <option value="72">3 days</option>
-          <option value="168">7 days</option>
-        </select>
-      </div>
+      <PeriodSelect id="usage-hours" hours={hours} onChange={setHours} />
       {usage.error !== undefined && !u && <ErrorBox error={usage.error} />}
       {u && (
         <>
@@ -241,13 +223,18 @@ function KeyUsagePanel({ keyId }: { keyId: string }) {
 function RenewDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolean; onClose: () => void; onDone: (m: string) => void }) {
   const [increment, setIncrement] = useState('');
   const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
     e.preventDefault();
+    if (busy) return;
+    setBusy(true);
     try {
       const res = await call<KeyDetail>('POST', `/v1/keys/${seg(k.keyId)}/renew`, { body: increment.trim() ? { increment: increment.trim() } : {} });
       onDone(`Renewed: expires ${res.body.expiresAt ? new Date(res.body.expiresAt).toLocaleString() : 'never'}.`);
     } catch (err) {
       setError(err);
+    } finally {
+      setBusy(false);
     }
   };
   return (
@@ -258,22 +245,17 @@ function RenewDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolean
           <input id="renew-increment" value={increment} onInput={(e) => setIncrement((e.currentTarget as HTMLInputElement).value)} />
         </div>
         <ErrorBox error={error} />
-        <div class="actions">
-          <button type="submit" class="primary">
-            Renew
-          </button>
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <FormActions disabled={busy} onCancel={onClose}>Renew</FormActions>
       </form>
     </Dialog>
   );
 }
 
 function RotateDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolean; onClose: () => void; onDone: (m: string) => void }) {
-  const [grace, setGrace] = useState('1h');
+  // Empty: the profile's rotation grace (the API's default); "0s" would revoke the old key at once.
+  const [grace, setGrace] = useState('');
   const [deliver, setDeliver] = useState(true);
+  const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
   const [result, setResult] = useState<KeyDetail | null>(null);
   const close = () => {
@@ -285,16 +267,22 @@ function RotateDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolea
   };
   const submit = async (e: Event) => {
     e.preventDefault();
+    if (busy) return;
     setError(undefined);
+    setBusy(true);
     try {
-      const res = await call<KeyDetail>('POST', `/v1/keys/${seg(k.keyId)}/rotate`, { body: { grace: grace.trim() || '0s', deliver } });
+      const body: Record<string, unknown> = { deliver };
+      if (grace.trim()) body.grace = grace.trim();
+      const res = await call<KeyDetail>('POST', `/v1/keys/${seg(k.keyId)}/rotate`, { body });
       setResult(res.body);
     } catch (err) {
       setError(err);
+    } finally {
+      setBusy(false);
     }
   };
   return (
-    <Dialog open={open} title={result ? 'Key rotated' : `Rotate ${k.name}`} onClose={close}>
+    <Dialog open={open} title={result ? 'Key rotated' : `Rotate ${k.name}`} onClose={close} dismissable={!result}>
       {result ? (
         <div>
           <Warnings warnings={result.warnings} />
@@ -314,22 +302,15 @@ function RotateDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolea
       ) : (
         <form onSubmit={(e) => void submit(e)}>
           <div class="field">
-            <label for="rotate-grace">Grace period: the old key keeps working this long (e.g. 1h, 0s)</label>
-            <input id="rotate-grace" value={grace} onInput={(e) => setGrace((e.currentTarget as HTMLInputElement).value)} />
+            <label for="rotate-grace">Grace period: the old key keeps working this long (e.g. 1h; empty: the profile's; 0s: revoke it now)</label>
+            <input id="rotate-grace" value={grace} placeholder="the profile's grace" onInput={(e) => setGrace((e.currentTarget as HTMLInputElement).value)} />
           </div>
           <div class="field check">
             <input id="rotate-deliver" type="checkbox" checked={deliver} onChange={(e) => setDeliver((e.currentTarget as HTMLInputElement).checked)} />
             <label for="rotate-deliver">Deliver the new key to the app (KV and webhook, when configured)</label>
           </div>
           <ErrorBox error={error} />
-          <div class="actions">
-            <button type="submit" class="primary">
-              Rotate
-            </button>
-            <button type="button" onClick={close}>
-              Cancel
-            </button>
-          </div>
+          <FormActions disabled={busy} onCancel={close}>Rotate</FormActions>
         </form>
       )}
     </Dialog>
@@ -339,14 +320,19 @@ function RotateDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolea
 function RevokeDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolean; onClose: () => void; onDone: (m: string) => void }) {
   const [reason, setReason] = useState('');
   const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
     e.preventDefault();
+    if (busy) return;
+    setBusy(true);
     try {
       await call('DELETE', `/v1/keys/${seg(k.keyId)}`, { query: { reason: reason.trim() || undefined } });
       setReason('');
       onDone(`Key ${k.keyId} revoked.`);
     } catch (err) {
       setError(err);
+    } finally {
+      setBusy(false);
     }
   };
   return (
@@ -360,15 +346,61 @@ function RevokeDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolea
           <input id="revoke-reason" value={reason} maxLength={200} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
         </div>
         <ErrorBox error={error} />
-        <div class="actions">
-          <button type="submit" class="danger">
-            Revoke the key
-          </button>
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <FormActions kind="danger" disabled={busy} onCancel={onClose}>Revoke the key</FormActions>
       </form>
     </Dialog>
+  );
+}
+
+/** Set or add to a key's credits (PATCH /v1/keys/{keyId}/credits; needs update on the key's app). */
+function CreditsForm({ keyId, onDone }: { keyId: string; onDone: (m: string) => void }) {
+  const [mode, setMode] = useState<'add' | 'set'>('add');
+  const [amount, setAmount] = useState('');
+  const [error, setError] = useState<unknown>();
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    const n = Number(amount);
+    if (!Number.isInteger(n)) return setError(new Error('The amount must be a whole number'));
+    try {
+      const res = await call<{ balance: number }>('PATCH', `/v1/keys/${seg(keyId)}/credits`, { body: { [mode]: n } });
+      setAmount('');
+      onDone(`Credits: the balance is now ${res.body.balance}.`);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form class="filters" aria-label="adjust credits" onSubmit={(e) => void submit(e)}>
+      <div class="field">
+        <label for="credits-mode">Change</label>
+        <select id="credits-mode" value={mode} onChange={(e) => setMode((e.currentTarget as HTMLSelectElement).value as 'add' | 'set')}>
+          <option value="add">add (negative takes away)</option>
+          <option value="set">set the balance to</option>
+        </select>
+      </div>
+      <div class="field">
+        <label for="credits-amount">Amount</label>
+        <input id="credits-amount" inputMode="numeric" value={amount} onInput={(e) => setAmount((e.currentTarget as HTMLInputElement).value)} required />
+      </div>
+      <button type="submit">Apply</button>
+      <ErrorBox error={error} />
+    </form>
+  );
+}
+
+/** Vault's TTL, counted down live from the expiry Vault reported (the page itself is read once). */
+function Countdown({ expiresAt, ttlSeconds, renewable }: { expiresAt: string | null; ttlSeconds: number; renewable: boolean }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, []);
+  const left = expiresAt ? Math.max(0, Math.floor((Date.parse(expiresAt) - now) / 1000)) : ttlSeconds;
+  return (
+    <span>
+      {expiresAt ? duration(left) : 'no expiry'}
+      {renewable ? '' : ' (not renewable)'}
+    </span>
   );
 }

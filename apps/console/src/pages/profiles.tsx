@@ -1,7 +1,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { ApiError, call, get, Profile, seg } from '../api';
 import { href, navigate } from '../router';
-import { ErrorBox, KV, List, Notice, useFocusHeading, useLoad, Warnings } from '../ui';
+import { ErrorBox, KV, List, Notice, THead, useFocusHeading, useLoad, Warnings } from '../ui';
 
 const PROFILE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -26,15 +26,7 @@ export function ProfilesPage() {
         <div class="table-wrap">
           <table>
             <caption class="sr-only">Profiles</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Policies</th>
-                <th scope="col">TTL / max</th>
-                <th scope="col">Rotation</th>
-                <th scope="col">Limits</th>
-              </tr>
-            </thead>
+            <THead cols={['Name', 'Policies', 'TTL / max', 'Rotation', 'Limits']} />
             <tbody>
               {profiles.data.items.map((p) => (
                 <tr key={p.name}>
@@ -104,6 +96,17 @@ export function ProfilePage({ name }: { name: string }) {
       return setError(new ApiError(400, 'INVALID_JSON', `The settings are not valid JSON: ${(err as Error).message}`));
     }
     try {
+      if (isNew) {
+        // PUT creates or replaces: a "new" profile must not silently overwrite one of the same name.
+        const exists = await call('GET', `/v1/profiles/${seg(target)}`).then(
+          () => true,
+          (err: unknown) => {
+            if (err instanceof ApiError && err.status === 404) return false;
+            throw err;
+          },
+        );
+        if (exists) return setError(new ApiError(409, 'PROFILE_EXISTS', `A profile named ${target} exists: open it to edit it`));
+      }
       const res = await call<Profile>('PUT', `/v1/profiles/${seg(target)}`, { body });
       setSaved(res.body);
       setText(null);

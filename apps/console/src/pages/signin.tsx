@@ -40,15 +40,20 @@ export function SignIn() {
         Sign in to latchkey
       </h1>
       {ended && <Notice kind="warn">Your session ended ({ended}). Sign in again.</Notice>}
-      <form onSubmit={(e) => void submit(e)} aria-describedby="signin-help">
+      <form onSubmit={(e) => void submit(e)}>
         <div class="field">
           <label for="credential">Vault token or management key</label>
           <input
             id="credential"
             ref={input}
             name="credential"
-            type="password"
+            // A credential, not a password: a password field makes browsers offer to save (and sync) it.
+            // The characters are masked by CSS instead (.masked).
+            type="text"
+            class="masked mono"
             autocomplete="off"
+            autocapitalize="off"
+            aria-describedby="signin-help"
             spellcheck={false}
             required
             value={secret}
