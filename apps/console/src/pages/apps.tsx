@@ -44,7 +44,8 @@ export function AppsPage() {
                   </p>
                   <p class="links">
                     <a href={href(['apps', a.appId, 'keys'])}>Keys</a> <a href={href(['apps', a.appId, 'usage'])}>Usage</a>{' '}
-                    <a href={href(['apps', a.appId, 'certs'])}>Certificates</a> <a href={href(['apps', a.appId, 'audit'])}>Audit</a>
+                    <a href={href(['apps', a.appId, 'certs'])}>Certificates</a> <a href={href(['apps', a.appId, 'audit'])}>Audit</a>{' '}
+                    <a href={href(['apps', a.appId, 'delivery'])}>Delivery</a>
                   </p>
                 </li>
               ))}
