@@ -29,6 +29,9 @@ async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true, mask: [page.locator('input.secret')] });
 }
 
+/** axe-core's browser bundle (its own file: it is injected as a string over CDP). */
+const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
 /** Everything a page holds as text: rendered text plus every input's and textarea's current value (a property, not in the HTML). */
 function pageText(page: Page): Promise<string> {
   return page.evaluate<string>(`document.body.innerText + ' ' + [...document.querySelectorAll('input, textarea')].map((i) => i.value).join(' ')`);
@@ -531,6 +534,50 @@ describe('web console in Chromium', () => {
       await page.getByRole('link', { name: `${appId}-svc` }).waitFor();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+
+  it('has no WCAG 2.1 A/AA violations that axe-core finds, on every page, at 1280 px and 390 px', async () => {
+    const appId = uniqueId('a11y');
+    const k = await mintKey(api.url, op, { appId, profile, name: 'a11y-key', meta: { owner: 'team' }, limits: [{ name: 'rps', limit: 100, window: '1s' }], credits: { remaining: 50 } });
+    for (let i = 0; i < 3; i++) await verify(k.key);
+    await verify(k.key, { permissions: ['orders-write'] });
+    const pages: Array<[string, string]> = [
+      ['apps', '#/apps'],
+      ['keys', `#/apps/${appId}/keys`],
+      ['key', `#/keys/${k.keyId}`],
+      ['usage', `#/apps/${appId}/usage`],
+      ['certs', `#/apps/${appId}/certs`],
+      ['delivery', `#/apps/${appId}/delivery`],
+      ['audit', '#/audit'],
+      ['profiles', '#/profiles'],
+      ['profile', `#/profiles/${profile}`],
+    ];
+    for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 }]) {
+      // axe is injected by the test over CDP; the console's CSP (rightly) refuses any script it did not ship.
+      const c = await openConsole(browser, api.url, viewport, { bypassCSP: true });
+      opened.push(c);
+      const { page } = c;
+      const audit = async (name: string) => {
+        await page.waitForLoadState('networkidle');
+        await page.evaluate(AXE_SOURCE);
+        const found = await page.evaluate<Array<{ id: string; impact: string; nodes: Array<{ target: string[] }> }>>(
+          `axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => ({ target: n.target })) })))`,
+        );
+        expect([`${name} at ${viewport.width}px`, found]).toEqual([`${name} at ${viewport.width}px`, []]);
+      };
+      await audit('sign-in');
+      await signIn(page, op);
+      for (const [name, hash] of pages) {
+        await go(page, hash);
+        await page.getByRole('heading', { level: 1 }).waitFor();
+        await audit(name);
+      }
+      await go(page, `#/apps/${appId}/keys`);
+      await page.getByRole('button', { name: 'Mint a key' }).click();
+      await page.getByRole('dialog').waitFor();
+      await audit('mint dialog');
     }
   });
 

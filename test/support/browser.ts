@@ -28,8 +28,8 @@ export interface ConsolePage {
 }
 
 /** A fresh browser context (no shared storage) with the console open at its sign-in page. */
-export async function openConsole(browser: Browser, apiUrl: string, viewport = { width: 1280, height: 900 }): Promise<ConsolePage> {
-  const context = await browser.newContext({ viewport, acceptDownloads: true, reducedMotion: 'reduce' });
+export async function openConsole(browser: Browser, apiUrl: string, viewport = { width: 1280, height: 900 }, opts: { bypassCSP?: boolean } = {}): Promise<ConsolePage> {
+  const context = await browser.newContext({ viewport, acceptDownloads: true, reducedMotion: 'reduce', bypassCSP: opts.bypassCSP ?? false });
   const page = await context.newPage();
   const problems: string[] = [];
   const requests: string[] = [];

@@ -45,7 +45,7 @@ export function UsageChart({ hourly, title }: { hourly: HourUsage[]; title: stri
       <figcaption id={titleId}>
         <strong>{title}</strong> <span class="chart-summary">{summary}</span>
       </figcaption>
-      <div class="chart-scroll">
+      <div class="chart-scroll" tabIndex={0} role="region" aria-label={`${title} (chart)`}>
         <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={titleId} preserveAspectRatio="none">
           {ticks.map((t) => {
             const y = 8 + plotH - (t / max) * plotH;
@@ -93,7 +93,7 @@ export function UsageChart({ hourly, title }: { hourly: HourUsage[]; title: stri
       </ul>
       <details>
         <summary>Show the numbers as a table</summary>
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label={`${title} (table)`}>
           <table>
             <caption class="sr-only">{title} per hour</caption>
             <thead>

@@ -89,7 +89,7 @@ export function AppDelivery({ appId }: { appId: string }) {
       <h3>History</h3>
       <ErrorBox error={history.error} />
       {history.data && (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Delivery history">
           <table>
             <caption class="sr-only">Deliveries of {appId}</caption>
             <THead cols={['Time', 'Event', 'Channel', 'Status', 'Key', 'Details']} />

@@ -63,7 +63,7 @@ export function AppKeys({ appId }: { appId: string }) {
       {keys.loading && <p aria-live="polite">Loading…</p>}
       {keys.data && (
         <>
-          <div class="table-wrap">
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Keys">
             <table>
               <caption class="sr-only">Keys of {appId}</caption>
               <THead cols={['Name', 'Key id', 'Profile', 'State', 'Created', 'Expires']} />

@@ -95,7 +95,7 @@ export function AuditTable({ appId, keyId, compact = false }: { appId?: string; 
       {events.loading && <p aria-live="polite">Loading…</p>}
       {events.data && (
         <>
-          <div class="table-wrap">
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit events">
             <table class="events">
               <caption class={compact ? 'small muted' : 'sr-only'}>{compact ? `Latest ${COMPACT_EVENTS} events of the last 7 days, newest first` : 'Audit events, oldest first'}</caption>
               <THead cols={['Time', 'Type', 'App', 'Key', 'Details']} />

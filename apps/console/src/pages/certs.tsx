@@ -37,7 +37,7 @@ export function AppCerts({ appId }: { appId: string }) {
       {certs.loading && <p aria-live="polite">Loading…</p>}
       {certs.data && (
         <>
-          <div class="table-wrap">
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Certificates">
             <table>
               <caption class="sr-only">Certificates of {appId}</caption>
               <THead cols={['Common name', 'Serial', 'State', 'Expires', 'Renews', 'Source']} />

@@ -93,7 +93,7 @@ export function KeyPage({ keyId }: { keyId: string }) {
             <section aria-labelledby="limits-h">
               <h2 id="limits-h">Limits and credits</h2>
               {k.limits?.length ? (
-                <div class="table-wrap">
+                <div class="table-wrap" tabIndex={0} role="region" aria-label="Limits">
                   <table>
                     <THead cols={['Limit', 'Allowed', 'Window', 'Mode', 'Remaining', 'Resets']} />
                     <tbody>

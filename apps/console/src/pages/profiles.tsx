@@ -23,7 +23,7 @@ export function ProfilesPage() {
       </p>
       <ErrorBox error={profiles.error} />
       {profiles.data && (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Profiles">
           <table>
             <caption class="sr-only">Profiles</caption>
             <THead cols={['Name', 'Policies', 'TTL / max', 'Rotation', 'Limits']} />
