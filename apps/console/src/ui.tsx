@@ -351,3 +351,37 @@ export function usePoll(reload: () => void, ms: number): void {
     return () => clearInterval(t);
   }, [ms]);
 }
+
+/**
+ * An action behind a form (renew, rotate, revoke…): one run at a time (a double submit is ignored),
+ * `busy` while it runs, and its error kept for ErrorBox.
+ */
+export function useAction(): { busy: boolean; error: unknown; setError: (e: unknown) => void; run: (fn: () => Promise<void>) => Promise<void> } {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const running = useRef(false);
+  const run = async (fn: () => Promise<void>) => {
+    if (running.current) return;
+    running.current = true;
+    setBusy(true);
+    setError(undefined);
+    try {
+      await fn();
+    } catch (err) {
+      setError(err);
+    } finally {
+      running.current = false;
+      setBusy(false);
+    }
+  };
+  return { busy, error, setError, run };
+}
+
+/** Closes a dialog that showed a secret once; the secret goes with it. */
+export function ForgetButton({ onClick }: { onClick: () => void }) {
+  return (
+    <button type="button" class="primary" onClick={onClick}>
+      Done (forget the secret)
+    </button>
+  );
+}

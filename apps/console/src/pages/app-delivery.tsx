@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError, call, get, Schemas, seg } from '../api';
 import { href } from '../router';
-import { Dialog, ErrorBox, FormActions, KV, Notice, SecretField, THead, Time, useLoad } from '../ui';
+import { Dialog, ErrorBox, ForgetButton, FormActions, KV, Notice, SecretField, THead, Time, useLoad } from '../ui';
 
 type Webhook = Schemas['WebhookResponse'];
 type Delivery = Schemas['DeliveryRecordResponse'];
@@ -157,9 +157,7 @@ function SetWebhookDialog({ appId, open, onClose }: { appId: string; open: boole
             The signing secret is shown once. The receiver checks each event's <code>{result.signatureHeader}</code> header with it.
           </Notice>
           <SecretField id="webhook-secret" label="Signing secret" value={result.secret} />
-          <button type="button" class="primary" onClick={close}>
-            Done (forget the secret)
-          </button>
+          <ForgetButton onClick={close} />
         </div>
       ) : (
         <form onSubmit={(e) => void submit(e)}>

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError, call, get, Key, newIdempotencyKey, Profile, seg } from '../api';
 import { href } from '../router';
-import { Dialog, ErrorBox, FormActions, Notice, Pager, SecretField, splitList, StateBadge, THead, Time, useLoad, usePager, Warnings } from '../ui';
+import { Dialog, ErrorBox, ForgetButton, FormActions, Notice, Pager, SecretField, splitList, StateBadge, THead, Time, useLoad, usePager, Warnings } from '../ui';
 
 type MintResult = Key & { key?: string; wrapToken?: string; wrapTtl?: string };
 
@@ -191,9 +191,7 @@ function MintDialog({ appId, open, profiles, profilesError, onClose }: { appId: 
               Open key {result.keyId}
             </a>
           </p>
-          <button type="button" class="primary" onClick={close}>
-            Done (forget the secret)
-          </button>
+          <ForgetButton onClick={close} />
         </div>
       ) : (
         <form onSubmit={(e) => void submit(e)}>

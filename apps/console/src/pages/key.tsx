@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { call, get, KeyDetail, KeyUsage, seg } from '../api';
 import { UsageChart } from '../chart';
 import { href } from '../router';
-import { Dialog, duration, ErrorBox, FormActions, KV, List, Notice, PeriodSelect, SecretField, StateBadge, THead, Time, useFocusHeading, useLoad, usePoll, Warnings } from '../ui';
+import { Dialog, duration, ErrorBox, ForgetButton, FormActions, KV, List, Notice, PeriodSelect, SecretField, StateBadge, THead, Time, useAction, useFocusHeading, useLoad, usePoll, Warnings } from '../ui';
 import { AuditTable } from './audit';
 
 /** How often the key page re-reads usage while it is open (the API's own freshness is a few seconds). */
@@ -222,24 +222,17 @@ function KeyUsagePanel({ keyId }: { keyId: string }) {
 
 function RenewDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolean; onClose: () => void; onDone: (m: string) => void }) {
   const [increment, setIncrement] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
+  const { busy, error, setError, run } = useAction();
+  const submit = (e: Event) => {
     e.preventDefault();
-    if (busy) return;
-    setBusy(true);
-    try {
+    void run(async () => {
       const res = await call<KeyDetail>('POST', `/v1/keys/${seg(k.keyId)}/renew`, { body: increment.trim() ? { increment: increment.trim() } : {} });
       onDone(`Renewed: expires ${res.body.expiresAt ? new Date(res.body.expiresAt).toLocaleString() : 'never'}.`);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <Dialog open={open} title={`Renew ${k.name}`} onClose={() => (setError(undefined), onClose())}>
-      <form onSubmit={(e) => void submit(e)}>
+      <form onSubmit={submit}>
         <div class="field">
           <label for="renew-increment">Increment (optional, e.g. 24h; capped by the profile's maximum)</label>
           <input id="renew-increment" value={increment} onInput={(e) => setIncrement((e.currentTarget as HTMLInputElement).value)} />
@@ -255,8 +248,7 @@ function RotateDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolea
   // Empty: the profile's rotation grace (the API's default); "0s" would revoke the old key at once.
   const [grace, setGrace] = useState('');
   const [deliver, setDeliver] = useState(true);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
+  const { busy, error, setError, run } = useAction();
   const [result, setResult] = useState<KeyDetail | null>(null);
   const close = () => {
     const r = result;
@@ -265,21 +257,13 @@ function RotateDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolea
     if (r) onDone(`Rotated: the successor is ${r.keyId}; this key is revoked ${r.previousKeyRevokeAt ? new Date(r.previousKeyRevokeAt).toLocaleString() : 'at the end of grace'}.`);
     else onClose();
   };
-  const submit = async (e: Event) => {
+  const submit = (e: Event) => {
     e.preventDefault();
-    if (busy) return;
-    setError(undefined);
-    setBusy(true);
-    try {
+    void run(async () => {
       const body: Record<string, unknown> = { deliver };
       if (grace.trim()) body.grace = grace.trim();
-      const res = await call<KeyDetail>('POST', `/v1/keys/${seg(k.keyId)}/rotate`, { body });
-      setResult(res.body);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+      setResult((await call<KeyDetail>('POST', `/v1/keys/${seg(k.keyId)}/rotate`, { body })).body);
+    });
   };
   return (
     <Dialog open={open} title={result ? 'Key rotated' : `Rotate ${k.name}`} onClose={close} dismissable={!result}>
@@ -295,12 +279,10 @@ function RotateDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolea
           <p>
             The old key keeps working until <Time iso={result.previousKeyRevokeAt} />.
           </p>
-          <button type="button" class="primary" onClick={close}>
-            Done (forget the secret)
-          </button>
+          <ForgetButton onClick={close} />
         </div>
       ) : (
-        <form onSubmit={(e) => void submit(e)}>
+        <form onSubmit={submit}>
           <div class="field">
             <label for="rotate-grace">Grace period: the old key keeps working this long (e.g. 1h; empty: the profile's; 0s: revoke it now)</label>
             <input id="rotate-grace" value={grace} placeholder="the profile's grace" onInput={(e) => setGrace((e.currentTarget as HTMLInputElement).value)} />
@@ -319,25 +301,18 @@ function RotateDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolea
 
 function RevokeDialog({ k, open, onClose, onDone }: { k: KeyDetail; open: boolean; onClose: () => void; onDone: (m: string) => void }) {
   const [reason, setReason] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
+  const { busy, error, setError, run } = useAction();
+  const submit = (e: Event) => {
     e.preventDefault();
-    if (busy) return;
-    setBusy(true);
-    try {
+    void run(async () => {
       await call('DELETE', `/v1/keys/${seg(k.keyId)}`, { query: { reason: reason.trim() || undefined } });
       setReason('');
       onDone(`Key ${k.keyId} revoked.`);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <Dialog open={open} title={`Revoke ${k.name}?`} onClose={() => (setError(undefined), onClose())}>
-      <form onSubmit={(e) => void submit(e)}>
+      <form onSubmit={submit}>
         <p>
           Key <code>{k.keyId}</code> of <strong>{k.appId}</strong> stops working at once, everywhere. This cannot be undone.
         </p>
@@ -371,7 +346,7 @@ function CreditsForm({ keyId, onDone }: { keyId: string; onDone: (m: string) => 
     }
   };
   return (
-    <form class="filters" aria-label="adjust credits" onSubmit={(e) => void submit(e)}>
+    <form class="filters" aria-label="adjust credits" onSubmit={submit}>
       <div class="field">
         <label for="credits-mode">Change</label>
         <select id="credits-mode" value={mode} onChange={(e) => setMode((e.currentTarget as HTMLSelectElement).value as 'add' | 'set')}>
