@@ -195,6 +195,14 @@ describe('latchkey CLI against the real stack', () => {
     expect(a).toMatchObject({ appId });
     expect((await cli(['usage'], { env })).code).toBe(1);
     expect((await cli(['usage', k.keyId, '--app', appId], { env })).code).toBe(1);
+    // Per hour: once the api has flushed the verification, the current hour shows it.
+    const hourly = await waitFor('the verification in the hourly usage', async () => {
+      const r = json(await cli(['usage', k.keyId, '--hours', '6', '--json'], { env }));
+      return r.hourly?.at(-1)?.valid === 1 ? r : null;
+    }, 30_000);
+    expect(hourly.hourly).toHaveLength(6);
+    expect((await cli(['usage', k.keyId, '--hours', '6'], { env })).stdout).toMatch(/^HOUR \(UTC\) +VALID +REFUSED +BY CODE\n\S+T\d\d:00 +1 +0 /m);
+    expect((await cli(['usage', k.keyId, '--hours', '0'], { env })).code).toBe(1);
 
     const events = await waitFor('the mint in the audit events', async () => {
       const e = json(await cli(['events', '--app', appId, '--since', '1h', '--type', 'admin.key.mint', '--json'], { env }));

@@ -488,19 +488,22 @@ export function buildProgram(run: Runner): Command {
     .command('usage [keyId]')
     .description('usage counters of a key, or of an app with --app')
     .option('--app <appId>', 'an app\'s verification usage instead of one key\'s')
-    .action((keyId: string | undefined, o: { app?: string }, cmd: Command) =>
+    .option('--hours <n>', 'verifications per hour over the last n hours (1-168), valid and refused by code')
+    .action((keyId: string | undefined, o: { app?: string; hours?: string }, cmd: Command) =>
       authed(cmd, async (c) => {
         if (Boolean(keyId) === Boolean(o.app)) throw new UsageError('give either a keyId or --app <appId>');
+        const hours = o.hours === undefined ? undefined : Number(o.hours);
+        if (hours !== undefined && !(Number.isInteger(hours) && hours >= 1 && hours <= 168)) throw new UsageError('--hours takes a whole number from 1 to 168');
         if (o.app) {
-          const u = await data(c.api.GET('/v1/apps/{appId}/usage', { params: { path: { appId: o.app } } }));
+          const u = await data(c.api.GET('/v1/apps/{appId}/usage', { params: { path: { appId: o.app }, query: { hours } } }));
           const head = fields(
             Object.entries(u.verify as Record<string, unknown>)
               .filter(([, v]) => typeof v !== 'object' || v === null)
               .map(([k, v]) => [`verify.${k}`, v as string | number | null]),
           );
-          return { json: u, human: fields([['appId', u.appId], ['freshnessSeconds', u.freshnessSeconds]]) + head + dailyTable(u.daily) };
+          return { json: u, human: fields([['appId', u.appId], ['freshnessSeconds', u.freshnessSeconds]]) + head + (hours ? hourlyTable(u.hourly) : dailyTable(u.daily)) };
         }
-        const u = await data(c.api.GET('/v1/keys/{keyId}/usage', { params: { path: { keyId: keyId! } } }));
+        const u = await data(c.api.GET('/v1/keys/{keyId}/usage', { params: { path: { keyId: keyId! }, query: { hours } } }));
         return {
           json: u,
           human:
@@ -515,7 +518,7 @@ export function buildProgram(run: Runner): Command {
               ['vault', `${u.vault.count} calls, ${u.vault.errors} errors`],
               ['verify', `${u.verify.count} verifications, ${u.verify.failures} failures`],
               ['freshnessSeconds', u.freshnessSeconds],
-            ]) + dailyTable(u.daily),
+            ]) + (hours ? hourlyTable(u.hourly) : dailyTable(u.daily)),
         };
       }),
     );
@@ -558,6 +561,17 @@ export function buildProgram(run: Runner): Command {
     );
 
   return program;
+}
+
+/** Hours that had verifications (empty ones are left out), with refusals by code. */
+function hourlyTable(hourly: { hour: string; valid: number; refused: number; refusedByCode: Record<string, number> }[] | undefined): string {
+  const used = (hourly ?? []).filter((h) => h.valid + h.refused > 0);
+  if (!used.length) return '\nno verifications in that period\n';
+  const byCode = (h: { refusedByCode: Record<string, number> }) =>
+    Object.entries(h.refusedByCode)
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ');
+  return '\n' + table(['hour (UTC)', 'valid', 'refused', 'by code'], used.map((h) => [h.hour.slice(0, 13) + ':00', h.valid, h.refused, byCode(h)]));
 }
 
 function dailyTable(daily: { date: string; count: number }[]): string {
