@@ -522,7 +522,7 @@ describe('web console in Chromium', () => {
       await page.getByRole('button', { name: 'Sign a CSR' }).click();
       await page.getByLabel('CSR (PEM)').fill(csr);
       await page.getByRole('dialog').getByRole('button', { name: 'Sign' }).click();
-      await page.locator('main').getByText(/^Serial/).waitFor();
+      await page.getByRole('dialog').getByText(/^Serial/).waitFor();
       expect(await page.getByRole('button', { name: 'Download private key' }).count()).toBe(0);
       const [dl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download certificate and chain' }).click()]);
       const pem = fs.readFileSync((await dl.path())!, 'utf8');
