@@ -97,7 +97,14 @@ export function AppKeys({ appId }: { appId: string }) {
           <Pager label="keys" page={pager.page} nextCursor={keys.data.nextCursor} onNext={pager.next} onPrev={pager.prev} />
         </>
       )}
-      <MintDialog appId={appId} open={minting} profiles={profiles.data?.items ?? []} profilesError={profiles.error} onClose={() => (setMinting(false), keys.reload())} />
+      <MintDialog
+        appId={appId}
+        open={minting}
+        profiles={profiles.data?.items ?? []}
+        profilesLoading={profiles.loading}
+        profilesError={profiles.error}
+        onClose={() => (setMinting(false), keys.reload())}
+      />
       <RevokeAllDialog
         appId={appId}
         open={killing}
@@ -114,7 +121,21 @@ export function AppKeys({ appId }: { appId: string }) {
 }
 
 /** Mint: the key (or its wrapping token) is shown once in this dialog, with a copy button; closing drops it. */
-function MintDialog({ appId, open, profiles, profilesError, onClose }: { appId: string; open: boolean; profiles: Profile[]; profilesError: unknown; onClose: () => void }) {
+function MintDialog({
+  appId,
+  open,
+  profiles,
+  profilesLoading,
+  profilesError,
+  onClose,
+}: {
+  appId: string;
+  open: boolean;
+  profiles: Profile[];
+  profilesLoading: boolean;
+  profilesError: unknown;
+  onClose: () => void;
+}) {
   const blank = { profile: '', name: '', ttl: '', cidrs: '', meta: '', certSerial: '', wrap: false, wrapTtl: '1h' };
   const [form, setForm] = useState(blank);
   // One Idempotency-Key per mint form: a retry after a lost answer (or a double submit) replays the same
@@ -195,7 +216,9 @@ function MintDialog({ appId, open, profiles, profilesError, onClose }: { appId: 
         </div>
       ) : (
         <form onSubmit={(e) => void submit(e)}>
-          {profiles.length ? (
+          {profilesLoading && !profiles.length ? (
+            <p aria-live="polite">Loading profiles…</p>
+          ) : profiles.length ? (
             <div class="field">
               <label for="mint-profile">Profile</label>
               <select id="mint-profile" required value={form.profile || profiles[0]?.name || ''} onChange={set('profile')}>
@@ -247,7 +270,7 @@ function MintDialog({ appId, open, profiles, profilesError, onClose }: { appId: 
             </div>
           )}
           <ErrorBox error={error} />
-          <FormActions disabled={busy} onCancel={close}>{busy ? 'Minting…' : 'Mint'}</FormActions>
+          <FormActions disabled={busy || (profilesLoading && !profiles.length)} onCancel={close}>{busy ? 'Minting…' : 'Mint'}</FormActions>
         </form>
       )}
     </Dialog>
