@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { LatchkeyApiError, LatchkeyClient, type Schemas } from '@latchkey/client';
+import { apiErrorFrom, LatchkeyClient, type Schemas } from '@latchkey/client';
 import { checkWritable, readStdin, writePrivate } from './files';
 import { EXIT_CODES_HELP, Exit, fields, table, UsageError } from './output';
 
@@ -95,22 +95,12 @@ function certFields(c: Omit<Schemas['CertResponse'], never>): string {
 }
 
 /**
- * The api's data, or its error as a LatchkeyApiError, for the calls outside the client's facade (the
- * same mapping as the client's own unwrap, which it does not export): only the api's error body and
- * status, never anything of the request.
+ * The api's data, or its error as a LatchkeyApiError (the client's own mapping: only the api's error body
+ * and status, never anything of the request), for the calls outside the client's facade.
  */
 async function data<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
   const { data: d, error, response } = await call;
-  if (!response.ok) {
-    const e = (typeof error === 'object' && error !== null ? (error as { error?: Record<string, unknown> }).error : undefined) ?? {};
-    throw new LatchkeyApiError({
-      status: response.status,
-      code: typeof e.code === 'string' ? e.code : 'BAD_RESPONSE',
-      message: typeof e.message === 'string' ? e.message : `HTTP ${response.status}`,
-      requestId: typeof e.requestId === 'string' ? e.requestId : response.headers.get('x-request-id'),
-      details: e.details,
-    });
-  }
+  if (!response.ok) throw apiErrorFrom(response, error);
   return d as T;
 }
 

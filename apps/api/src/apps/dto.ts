@@ -1,8 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-
-const toInt = ({ value }: { value: unknown }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
+import { IsOptional, IsString, Matches } from 'class-validator';
+import { PageLimit } from '../http/validation';
 
 export class AppsQueryDto {
   @ApiPropertyOptional({ description: 'nextCursor of the previous page (opaque)' })
@@ -11,12 +9,7 @@ export class AppsQueryDto {
   @Matches(/^[A-Za-z0-9_-]{1,512}$/, { message: 'cursor must be the nextCursor of a previous page' })
   cursor?: string;
 
-  @ApiPropertyOptional({ example: 100, minimum: 1, maximum: 500, default: 100 })
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  @Max(500)
+  @PageLimit(500, { example: 100, default: 100 })
   limit?: number;
 }
 

@@ -3,6 +3,7 @@ import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateBy } from 'class-validator';
 import { parseTimeBound, STREAM_ID_RE } from '@latchkey/audit';
 import { APP_ID_RE } from '@latchkey/keys';
+import { PageLimit } from '../http/validation';
 
 export class DailyUsage {
   @ApiProperty({ example: '2026-11-27', description: 'UTC day' }) date!: string;
@@ -105,7 +106,6 @@ export class AppUsageResponse {
   @ApiProperty({ example: 5, description: 'counts lag by up to the usage flush interval' }) freshnessSeconds!: number;
 }
 
-const toInt = ({ value }: { value: unknown }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
 
 export class AuditEventsQueryDto {
   @ApiPropertyOptional({ example: 'orders', description: 'events of this app (admin actions on its keys, and Vault requests made with its keys)' })
@@ -156,12 +156,7 @@ export class AuditEventsQueryDto {
   @Matches(STREAM_ID_RE, { message: 'cursor must be the nextCursor of a previous page' })
   cursor?: string;
 
-  @ApiPropertyOptional({ example: 100, minimum: 1, maximum: 500 })
-  @IsOptional()
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  @Max(500)
+  @PageLimit(500, { example: 100 })
   limit?: number;
 }
 

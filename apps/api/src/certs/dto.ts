@@ -1,9 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsOptional, IsString, Matches, MaxLength, ValidateIf } from 'class-validator';
 import { IsDuration } from '@latchkey/config';
 import { CERT_APP_ID_RE, CERT_VERIFY_CODES } from '@latchkey/certs';
-import { Optional } from '../http/validation';
+import { Optional, PageLimit } from '../http/validation';
 
 const DURATION_DOC = 'Vault-style duration ("90s", "15m", "24h") or integer seconds';
 
@@ -91,12 +90,7 @@ export class ListCertsQuery {
   @MaxLength(200)
   cursor?: string;
 
-  @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500 })
-  @Optional()
-  @Transform(({ value }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value))
-  @IsInt()
-  @Min(1)
-  @Max(500)
+  @PageLimit(500, { example: 50 })
   limit?: number;
 }
 

@@ -1,5 +1,7 @@
-import { ValidationError, ValidationPipe } from '@nestjs/common';
-import { ValidateIf } from 'class-validator';
+import { applyDecorators, ValidationError, ValidationPipe } from '@nestjs/common';
+import { ApiPropertyOptional, ApiPropertyOptions } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsInt, Max, Min, ValidateIf } from 'class-validator';
 import { ErrorCode, LatchkeyError } from '@latchkey/common';
 
 function collect(errors: ValidationError[], parent = ''): Array<{ field: string; problems: string[] }> {
@@ -38,4 +40,12 @@ export function createValidationPipe(): ValidationPipe {
  */
 export function Optional(): PropertyDecorator {
   return ValidateIf((_: object, v: unknown) => v !== undefined);
+}
+
+/** A whole number in a query string ("50" becomes 50); anything else is left for IsInt to refuse (no other coercion). */
+export const queryInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
+
+/** A page size in a query string: optional, an integer from 1 to `max`; `doc` adds to its OpenAPI entry. */
+export function PageLimit(max: number, doc: ApiPropertyOptions = {}): PropertyDecorator {
+  return applyDecorators(ApiPropertyOptional({ minimum: 1, maximum: max, ...doc } as ApiPropertyOptions), Optional(), Transform(queryInt), IsInt(), Min(1), Max(max));
 }

@@ -1,16 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { IsInt, Max, Min } from 'class-validator';
 import { DELIVERY_HISTORY_MAX } from '@latchkey/delivery';
-import { Optional } from '../http/validation';
+import { PageLimit } from '../http/validation';
 
 export class DeliveriesQuery {
-  @ApiPropertyOptional({ description: `entries, newest first (1-${DELIVERY_HISTORY_MAX}, default 50)` })
-  @Optional()
-  @Transform(({ value }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value))
-  @IsInt()
-  @Min(1)
-  @Max(DELIVERY_HISTORY_MAX)
+  @PageLimit(DELIVERY_HISTORY_MAX, { description: `entries, newest first (1-${DELIVERY_HISTORY_MAX}, default 50)` })
   limit?: number;
 }
 

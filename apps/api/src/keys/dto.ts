@@ -1,6 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
+import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   IsArray,
@@ -21,7 +21,7 @@ import {
 import { IsDuration } from '@latchkey/config';
 import { APP_ID_RE, KEY_NAME_RE, KEY_STATES, KeyState, POLICY_NAME_RE, PROFILE_NAME_RE } from '@latchkey/keys';
 import { LIMIT_NAME_RE } from '@latchkey/limits';
-import { Optional } from '../http/validation';
+import { Optional, PageLimit } from '../http/validation';
 
 const DURATION_DOC = 'Vault-style duration ("90s", "15m", "24h") or integer seconds';
 
@@ -356,12 +356,7 @@ export class ListKeysQuery {
   @MaxLength(200)
   cursor?: string;
 
-  @ApiPropertyOptional({ example: 50, minimum: 1, maximum: 500 })
-  @Optional()
-  @Transform(({ value }) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value))
-  @IsInt()
-  @Min(1)
-  @Max(500)
+  @PageLimit(500, { example: 50 })
   limit?: number;
 
   @ApiPropertyOptional({
