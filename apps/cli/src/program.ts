@@ -104,6 +104,25 @@ async function data<T>(call: Promise<{ data?: T; error?: unknown; response: Resp
   return d as T;
 }
 
+/** A CSR file's PEM; an unreadable file is the caller's mistake (exit 1), not the api's. */
+function readCsr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read ${file}`);
+  }
+}
+
+/** The optional fields `certs issue` and `certs sign` share, sent only when given. */
+function certRequestOptions(o: { uriSan?: string[]; ipSan?: string[]; ttl?: string; autoRenew?: boolean }): Partial<Schemas['IssueCertDto']> {
+  return {
+    ...(o.uriSan ? { uriSans: o.uriSan } : {}),
+    ...(o.ipSan ? { ipSans: o.ipSan } : {}),
+    ...(o.ttl ? { ttl: o.ttl } : {}),
+    ...(o.autoRenew ? { autoRenew: true } : {}),
+  };
+}
+
 /** Output file names of a certificate: <dir>/<name>.crt, <name>.key, <name>.ca.crt. */
 function certPaths(o: { outDir: string; name: string }, withKey: boolean): { cert: string; key?: string; ca: string } {
   // The stem defaults to the common name, which is the api's to accept, not a path: no separators, no dotfiles.
@@ -327,14 +346,7 @@ export function buildProgram(run: Runner): Command {
     authed(cmd, async (c) => {
       const files = certPaths({ outDir: o.outDir, name: o.name ?? o.cn }, true);
       checkWritable([files.cert, files.key!, files.ca], Boolean(o.force));
-      const res = await c.certs.issue({
-        appId: o.app,
-        commonName: o.cn,
-        ...(o.uriSan ? { uriSans: o.uriSan } : {}),
-        ...(o.ipSan ? { ipSans: o.ipSan } : {}),
-        ...(o.ttl ? { ttl: o.ttl } : {}),
-        ...(o.autoRenew ? { autoRenew: true } : {}),
-      });
+      const res = await c.certs.issue({ appId: o.app, commonName: o.cn, ...certRequestOptions(o) });
       const written = storeCert(res, files, Boolean(o.force));
       return { json: { ...certWithoutKey(res), ...written }, human: certFields(res) + fields(Object.entries(written)) };
     }),
@@ -353,25 +365,10 @@ export function buildProgram(run: Runner): Command {
       .option('--name <file>', 'file name stem (default: the CSR file\'s name without extension)'),
   ).action((o: { csr: string; app: string; cn?: string; uriSan?: string[]; ipSan?: string[]; ttl?: string; autoRenew?: boolean; name?: string; outDir: string; force?: boolean }, cmd: Command) =>
     authed(cmd, async (c) => {
-      let csr: string;
-      try {
-        csr = fs.readFileSync(o.csr, 'utf8');
-      } catch {
-        throw new UsageError(`cannot read ${o.csr}`);
-      }
+      const csr = readCsr(o.csr);
       const files = certPaths({ outDir: o.outDir, name: o.name ?? path.basename(o.csr).replace(/\.(csr|pem|req)$/i, '') }, false);
       checkWritable([files.cert, files.ca], Boolean(o.force));
-      const body = {
-        appId: o.app,
-        csr,
-        ...(o.cn ? { commonName: o.cn } : {}),
-        ...(o.uriSan ? { uriSans: o.uriSan } : {}),
-        ...(o.ipSan ? { ipSans: o.ipSan } : {}),
-        ...(o.ttl ? { ttl: o.ttl } : {}),
-        ...(o.autoRenew ? { autoRenew: true } : {}),
-      };
-      // The generated schema types csr as an object (a swagger decorator quirk); the api takes the PEM string.
-      const res = await c.certs.issue(body as unknown as Schemas['IssueCertDto']);
+      const res = await c.certs.issue({ appId: o.app, csr, ...(o.cn ? { commonName: o.cn } : {}), ...certRequestOptions(o) });
       const written = storeCert(res, files, Boolean(o.force));
       return { json: { ...certWithoutKey(res), ...written }, human: certFields(res) + fields(Object.entries(written)) };
     }),
@@ -386,14 +383,7 @@ export function buildProgram(run: Runner): Command {
       .option('--name <file>', 'file name stem (default: the common name)'),
   ).action((serial: string, o: { csr?: string; grace?: string; ttl?: string; name?: string; outDir: string; force?: boolean }, cmd: Command) =>
     authed(cmd, async (c) => {
-      let csr: string | undefined;
-      if (o.csr) {
-        try {
-          csr = fs.readFileSync(o.csr, 'utf8');
-        } catch {
-          throw new UsageError(`cannot read ${o.csr}`);
-        }
-      }
+      const csr = o.csr ? readCsr(o.csr) : undefined;
       // The file names need the common name: read the record first (cheap, and a NOT_FOUND stops here).
       const current = await data(c.api.GET('/v1/certs/{serial}', { params: { path: { serial } } }));
       // A new private key comes back only for a certificate whose key Vault generated (and no new CSR).
