@@ -75,8 +75,7 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
     e.count++;
     if (refusal !== undefined) {
       e.failures++;
-      const m = (e.refused ??= new Map());
-      m.set(refusal, (m.get(refusal) ?? 0) + 1);
+      e.refused = countCode(e.refused, refusal);
     }
     e.lastAt = Date.now();
     if (ip) e.lastIp = ip;
@@ -93,10 +92,7 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
       this.pendingApps.set(appId, a);
     }
     a.count++;
-    if (refusal !== undefined) {
-      const m = (a.refused ??= new Map());
-      m.set(refusal, (m.get(refusal) ?? 0) + 1);
-    }
+    if (refusal !== undefined) a.refused = countCode(a.refused, refusal);
   }
 
   /** Keys with counts not yet flushed (for tests and diagnostics). */
@@ -245,6 +241,13 @@ export class UsageCounter implements OnModuleInit, BeforeApplicationShutdown, On
   }
 }
 
+/** Count one refusal of `code`; the map is allocated on the first refusal only. */
+function countCode(m: Map<string, number> | undefined, code: string): Map<string, number> {
+  const out = m ?? new Map<string, number>();
+  out.set(code, (out.get(code) ?? 0) + 1);
+  return out;
+}
+
 /** Add `from`'s counts into `into` (either may be absent: maps are allocated on a first refusal only). */
 function mergeCodes(into: Map<string, number> | undefined, from: Map<string, number> | undefined): Map<string, number> | undefined {
   if (!from) return into;
@@ -305,6 +308,15 @@ export function hourlySeries(nowMs: number, hours: number, byDay: Record<string,
     }
   }
   return out;
+}
+
+/** A per-day hash's counts of the last `days` UTC days that had any, most recent first. */
+function dailyOf(d: Record<string, string>, days: number): Array<{ date: string; count: number }> {
+  const cutoff = utcDay(Date.now() - (days - 1) * 86400_000);
+  return Object.entries(d)
+    .filter(([date]) => date >= cutoff)
+    .sort(([a], [b]) => (a < b ? 1 : -1))
+    .map(([date, c]) => ({ date, count: Number(c) || 0 }));
 }
 
 /** `refused:<CODE>` fields of a usage hash, as code → count. */
@@ -370,11 +382,7 @@ export class UsageReader {
     const refusedByCode = refusalsOf(h);
     const count = Number(h.verifyCount) || 0;
     const refused = Number(h.verifyRefused) || 0;
-    const cutoff = utcDay(Date.now() - (days - 1) * 86400_000);
-    const daily = Object.entries(d)
-      .filter(([date]) => date >= cutoff)
-      .sort(([a], [b]) => (a < b ? 1 : -1))
-      .map(([date, c]) => ({ date, count: Number(c) || 0 }));
+    const daily = dailyOf(d, days);
     return { appId, verify: { count, valid: count - refused, refused, refusedByCode }, daily, hourly };
   }
 
@@ -385,11 +393,7 @@ export class UsageReader {
       this.hourly((day) => this.keys.usageHours(keyId, day), hours),
     ]);
     const n = (v: string | undefined) => (v ? Number(v) || 0 : 0);
-    const cutoff = utcDay(Date.now() - (days - 1) * 86400_000);
-    const daily = Object.entries(d)
-      .filter(([date]) => date >= cutoff)
-      .sort(([a], [b]) => (a < b ? 1 : -1))
-      .map(([date, c]) => ({ date, count: Number(c) || 0 }));
+    const daily = dailyOf(d, days);
     const last = n(h.lastUsedAt);
     return {
       keyId,
