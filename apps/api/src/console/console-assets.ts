@@ -37,6 +37,18 @@ interface Asset {
   etag: string;
 }
 
+/** The browser hardening headers every answer under /console carries, a 404 included. */
+function hardened(reply: FastifyReply): FastifyReply {
+  return reply
+    .header('content-security-policy', CONSOLE_CSP)
+    .header('x-content-type-options', 'nosniff')
+    .header('x-frame-options', 'DENY')
+    .header('referrer-policy', 'no-referrer')
+    .header('cross-origin-opener-policy', 'same-origin')
+    .header('cross-origin-resource-policy', 'same-origin')
+    .header('permissions-policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
+}
+
 /** Where `npm run build` writes the console (dist/console), seen from dist/apps/api/src/console. */
 export function defaultConsoleDir(): string {
   return path.resolve(__dirname, '..', '..', '..', '..', 'console');
@@ -46,7 +58,8 @@ export function defaultConsoleDir(): string {
  * Serve the built console at /console: the handful of files in `dir`, read once at start and held in
  * memory. Only names found there are served (no path from a request ever reaches the filesystem), every
  * answer carries the CSP and the other browser hardening headers, and nothing is cached without
- * revalidation, so a rebuilt console is picked up at once. Returns false when the console was not built.
+ * revalidation, so browsers load a new build as soon as a restarted api serves it. Returns false when the
+ * console was not built.
  */
 export function registerConsole(fastify: FastifyInstance, dir = defaultConsoleDir()): boolean {
   if (!fs.existsSync(path.join(dir, 'index.html'))) return false;
@@ -58,16 +71,7 @@ export function registerConsole(fastify: FastifyInstance, dir = defaultConsoleDi
     assets.set(name, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` });
   }
   const send = (req: FastifyRequest, reply: FastifyReply, asset: Asset) => {
-    void reply
-      .header('content-security-policy', CONSOLE_CSP)
-      .header('x-content-type-options', 'nosniff')
-      .header('x-frame-options', 'DENY')
-      .header('referrer-policy', 'no-referrer')
-      .header('cross-origin-opener-policy', 'same-origin')
-      .header('cross-origin-resource-policy', 'same-origin')
-      .header('permissions-policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()')
-      .header('cache-control', 'no-cache')
-      .header('etag', asset.etag);
+    void hardened(reply).header('cache-control', 'no-cache').header('etag', asset.etag);
     if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send();
     return reply.type(asset.type).send(asset.body);
   };
@@ -77,11 +81,7 @@ export function registerConsole(fastify: FastifyInstance, dir = defaultConsoleDi
   fastify.get<{ Params: { file: string } }>(`${CONSOLE_PATH}/:file`, (req, reply) => {
     const asset = assets.get(req.params.file);
     if (!asset) {
-      return reply
-        .code(404)
-        .header('content-security-policy', CONSOLE_CSP)
-        .header('x-content-type-options', 'nosniff')
-        .send({ error: { code: 'NOT_FOUND', message: 'not found', requestId: String(req.id) } });
+      return hardened(reply).code(404).send({ error: { code: 'NOT_FOUND', message: 'not found', requestId: String(req.id) } });
     }
     return send(req, reply, asset);
   });
