@@ -151,11 +151,10 @@ export function Dialog({ open, title, onClose, children, dismissable = true }: {
     if (!open && opener.current) {
       const back = opener.current;
       opener.current = null;
-      const usable = back instanceof HTMLElement && back.isConnected && !(back as HTMLButtonElement).disabled;
-      // After the re-render that follows the action (a button may become disabled then).
+      // After the re-render that follows the action: the opener may be gone or disabled by then.
       setTimeout(() => {
-        const still = usable && !(back as HTMLButtonElement).disabled;
-        (still ? (back as HTMLElement) : document.querySelector<HTMLElement>('main h1[tabindex]'))?.focus();
+        const usable = back instanceof HTMLElement && back.isConnected && !(back as HTMLButtonElement).disabled;
+        (usable ? back : document.querySelector<HTMLElement>('main h1[tabindex]'))?.focus();
       }, 0);
     }
   }, [open]);
@@ -384,4 +383,18 @@ export function ForgetButton({ onClick }: { onClick: () => void }) {
       Done (forget the secret)
     </button>
   );
+}
+
+/**
+ * A form's fields, with an input handler per field: `bind('name')` for `onInput`/`onChange` (a checkbox
+ * gives its checked state, anything else its value), and `reset` back to the initial values.
+ */
+export function useFields<T extends Record<string, string | boolean>>(initial: T): { f: T; bind: (k: keyof T) => (e: Event) => void; setF: (f: T) => void; reset: () => void } {
+  const [f, setF] = useState(initial);
+  const bind = (k: keyof T) => (e: Event) => {
+    const t = e.currentTarget as HTMLInputElement;
+    const v = t.type === 'checkbox' ? t.checked : t.value;
+    setF((prev) => ({ ...prev, [k]: v }));
+  };
+  return { f, bind, setF, reset: () => setF(initial) };
 }

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError, call, get, Key, newIdempotencyKey, Profile, seg } from '../api';
 import { href } from '../router';
-import { Dialog, ErrorBox, ForgetButton, FormActions, Notice, Pager, SecretField, splitList, StateBadge, THead, Time, useLoad, usePager, Warnings } from '../ui';
+import { Dialog, ErrorBox, ForgetButton, FormActions, Notice, Pager, SecretField, splitList, StateBadge, THead, Time, useFields, useLoad, usePager, Warnings } from '../ui';
 
 type MintResult = Key & { key?: string; wrapToken?: string; wrapTtl?: string };
 
@@ -137,21 +137,17 @@ function MintDialog({
   onClose: () => void;
 }) {
   const blank = { profile: '', name: '', ttl: '', cidrs: '', meta: '', certSerial: '', wrap: false, wrapTtl: '1h' };
-  const [form, setForm] = useState(blank);
+  const { f: form, bind: set, reset } = useFields(blank);
   // One Idempotency-Key per mint form: a retry after a lost answer (or a double submit) replays the same
   // mint instead of creating a second key. A new one is drawn only after a success.
   const [idem, setIdem] = useState(newIdempotencyKey);
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<MintResult | null>(null);
-  const set = (k: keyof typeof form) => (e: Event) => {
-    const t = e.currentTarget as HTMLInputElement;
-    setForm({ ...form, [k]: t.type === 'checkbox' ? t.checked : t.value });
-  };
   const close = () => {
     setResult(null);
     setError(undefined);
-    setForm(blank);
+    reset();
     onClose();
   };
   const submit = async (e: Event) => {

@@ -1,18 +1,18 @@
 import { useRef, useState } from 'preact/hooks';
 import { AuditEvent, get } from '../api';
 import { href } from '../router';
-import { ErrorBox, Pager, THead, Time, useFocusHeading, useLoad, usePager } from '../ui';
+import { ErrorBox, Pager, THead, Time, useFields, useFocusHeading, useLoad, usePager } from '../ui';
 
 /** Events shown on a key's page: its latest ones. */
 const COMPACT_EVENTS = 20;
 
-interface Filters {
+type Filters = {
   appId: string;
   keyId: string;
   type: string;
   source: string;
   since: string;
-}
+};
 
 /** Audit events with filters. Without an app, it needs read on latchkey/audit; an app team reads its own app's events. */
 export function AuditPage({ appId }: { appId?: string }) {
@@ -31,7 +31,7 @@ export function AuditPage({ appId }: { appId?: string }) {
 }
 
 export function AuditTable({ appId, keyId, compact = false }: { appId?: string; keyId?: string; compact?: boolean }) {
-  const [draft, setDraft] = useState<Filters>({ appId: appId ?? '', keyId: keyId ?? '', type: '', source: '', since: compact ? '7d' : '24h' });
+  const { f: draft, bind: set } = useFields<Filters>({ appId: appId ?? '', keyId: keyId ?? '', type: '', source: '', since: compact ? '7d' : '24h' });
   const [filters, setFilters] = useState<Filters>(draft);
   const pager = usePager(JSON.stringify(filters));
   const events = useLoad(async () => {
@@ -49,7 +49,6 @@ export function AuditTable({ appId, keyId, compact = false }: { appId?: string; 
     }
     return { items: items.reverse(), nextCursor: null };
   }, [JSON.stringify(filters), pager.cursor]);
-  const set = (k: keyof Filters) => (e: Event) => setDraft({ ...draft, [k]: (e.currentTarget as HTMLInputElement).value });
   return (
     <div>
       {!compact && <p class="small muted">Oldest first within the period; pages follow with Next.</p>}

@@ -1,7 +1,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { call, Cert, CertDetail, get, IssuedCert, seg } from '../api';
 import { href } from '../router';
-import { Dialog, downloadText, ErrorBox, FormActions, KV, List, Notice, Pager, splitList, StateBadge, THead, Time, useFocusHeading, useLoad, usePager } from '../ui';
+import { Dialog, downloadText, ErrorBox, FormActions, KV, List, Notice, Pager, splitList, StateBadge, THead, Time, useFields, useFocusHeading, useLoad, usePager } from '../ui';
 
 /** The API's cap on a CSR (PEM characters). */
 const CSR_MAX_BYTES = 8192;
@@ -77,20 +77,14 @@ export function AppCerts({ appId }: { appId: string }) {
 /** Issue or sign: the result's PEMs are offered as downloads from memory, then dropped when the dialog closes. */
 function IssueDialog({ appId, mode, onClose }: { appId: string; mode: 'issue' | 'csr' | null; onClose: () => void }) {
   const blank = { cn: '', uris: '', ips: '', ttl: '', autoRenew: false, csr: '' };
-  const [f, setF] = useState(blank);
+  const { f, bind: set, setF, reset } = useFields(blank);
   const [error, setError] = useState<unknown>();
   const [issued, setIssued] = useState<IssuedCert | null>(null);
   const [busy, setBusy] = useState(false);
-  const [downloaded, setDownloaded] = useState(false);
-  const set = (k: keyof typeof blank) => (e: Event) => {
-    const t = e.currentTarget as HTMLInputElement;
-    setF({ ...f, [k]: t.type === 'checkbox' ? t.checked : t.value });
-  };
   const close = () => {
     setIssued(null);
-    setF(blank);
+    reset();
     setError(undefined);
-    setDownloaded(false);
     onClose();
   };
   const readFile = async (e: Event) => {
@@ -118,36 +112,10 @@ function IssueDialog({ appId, mode, onClose }: { appId: string; mode: 'issue' | 
       setBusy(false);
     }
   };
-  const pemChain = issued ? [issued.certificate, ...issued.caChain].join('\n') : '';
   return (
     <Dialog open={mode !== null} title={issued ? 'Certificate issued' : mode === 'csr' ? `Sign a CSR for ${appId}` : `Issue a certificate for ${appId}`} onClose={close} dismissable={!issued?.privateKey}>
       {issued ? (
-        <div>
-          <p>
-            Serial <code>{issued.serial}</code>, expires <Time iso={issued.expiresAt} />.
-          </p>
-          {issued.privateKey && <Notice kind="warn">The private key is offered once: download it now. latchkey does not keep it.</Notice>}
-          <div class="actions">
-            <button type="button" onClick={() => downloadText(`${issued.commonName}.pem`, pemChain)}>
-              Download certificate and chain
-            </button>
-            {issued.privateKey && (
-              <button
-                type="button"
-                onClick={() => {
-                  downloadText(`${issued.commonName}.key`, issued.privateKey!);
-                  setDownloaded(true);
-                }}
-              >
-                Download private key
-              </button>
-            )}
-          </div>
-          {downloaded && <p class="small">Private key downloaded.</p>}
-          <button type="button" class="primary" onClick={close}>
-            Done (forget the key)
-          </button>
-        </div>
+        <IssuedFiles cert={issued} lead="Serial" onDone={close} />
       ) : (
         <form onSubmit={(e) => void submit(e)}>
           {mode === 'csr' && (
@@ -187,6 +155,42 @@ function IssueDialog({ appId, mode, onClose }: { appId: string; mode: 'issue' | 
         </form>
       )}
     </Dialog>
+  );
+}
+
+/**
+ * A certificate just issued, signed or renewed: its PEM with the chain, and the private key when Vault
+ * generated one, offered once as downloads built in memory. Done drops them with the dialog.
+ */
+function IssuedFiles({ cert, lead, onDone }: { cert: IssuedCert; lead: string; onDone: () => void }) {
+  const [downloaded, setDownloaded] = useState(false);
+  return (
+    <div>
+      <p>
+        {lead} <code>{cert.serial}</code>, expires <Time iso={cert.expiresAt} />.
+      </p>
+      {cert.privateKey && <Notice kind="warn">The private key is offered once: download it now. latchkey does not keep it.</Notice>}
+      <div class="actions">
+        <button type="button" onClick={() => downloadText(`${cert.commonName}.pem`, [cert.certificate, ...cert.caChain].join('\n'))}>
+          Download certificate and chain
+        </button>
+        {cert.privateKey && (
+          <button
+            type="button"
+            onClick={() => {
+              downloadText(`${cert.commonName}.key`, cert.privateKey!);
+              setDownloaded(true);
+            }}
+          >
+            Download private key
+          </button>
+        )}
+      </div>
+      {downloaded && <p class="small">Private key downloaded.</p>}
+      <button type="button" class="primary" onClick={onDone}>
+        Done (forget the key)
+      </button>
+    </div>
   );
 }
 
@@ -288,25 +292,7 @@ export function CertPage({ serial }: { serial: string }) {
           />
           <Dialog open={action === 'renew'} title={renewed ? 'Certificate renewed' : `Renew ${c.commonName}`} onClose={closeRenew} dismissable={!renewed?.privateKey}>
             {renewed ? (
-              <div>
-                <p>
-                  New serial <code>{renewed.serial}</code>, expires <Time iso={renewed.expiresAt} />.
-                </p>
-                {renewed.privateKey && <Notice kind="warn">The new private key is offered once.</Notice>}
-                <div class="actions">
-                  <button type="button" onClick={() => downloadText(`${renewed.commonName}.pem`, [renewed.certificate, ...renewed.caChain].join('\n'))}>
-                    Download certificate and chain
-                  </button>
-                  {renewed.privateKey && (
-                    <button type="button" onClick={() => downloadText(`${renewed.commonName}.key`, renewed.privateKey!)}>
-                      Download private key
-                    </button>
-                  )}
-                </div>
-                <button type="button" class="primary" onClick={closeRenew}>
-                  Done (forget the key)
-                </button>
-              </div>
+              <IssuedFiles cert={renewed} lead="New serial" onDone={closeRenew} />
             ) : (
               <form onSubmit={(e) => void renew(e)}>
                 <div class="field">
